@@ -1,0 +1,29 @@
+# pixbox developer commands. Every target sets up .venv itself when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test bench demo clean
+
+venv: $(STAMP)
+
+# torch is installed first, pinned to the local CPU build, so that no later
+# dependency resolution can pull a CUDA build of torch from the registry.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/ops.py
+
+demo: $(STAMP)
+	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info
