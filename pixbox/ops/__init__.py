@@ -1,0 +1,48 @@
+"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS and decoding.
+
+Boxes are ``xyxy`` floats (absolute pixels unless a name says ``normalized``). Every function
+takes its device and dtype from its inputs and handles empty inputs.
+"""
+
+from pixbox.ops.anchors import AnchorGenerator, generate_anchors, generate_multiscale_anchors, num_anchors_per_cell
+from pixbox.ops.boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    clip_boxes,
+    denormalize_boxes,
+    generalized_box_iou,
+    normalize_boxes,
+    remove_small_boxes,
+    sanitize_boxes,
+)
+from pixbox.ops.coder import BoxCoder, decode_boxes, encode_boxes
+from pixbox.ops.detection import decode_detections, multibox_detection
+from pixbox.ops.matching import hard_negative_mining, match_anchors, multibox_target
+from pixbox.ops.nms import batched_nms, nms
+
+__all__ = [
+    "AnchorGenerator",
+    "BoxCoder",
+    "batched_nms",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "clip_boxes",
+    "decode_boxes",
+    "decode_detections",
+    "denormalize_boxes",
+    "encode_boxes",
+    "generalized_box_iou",
+    "generate_anchors",
+    "generate_multiscale_anchors",
+    "hard_negative_mining",
+    "match_anchors",
+    "multibox_detection",
+    "multibox_target",
+    "nms",
+    "normalize_boxes",
+    "num_anchors_per_cell",
+    "remove_small_boxes",
+    "sanitize_boxes",
+]
