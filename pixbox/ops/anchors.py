@@ -7,8 +7,10 @@ For a feature map of height ``H`` and width ``W``, every cell gets ``n + m - 1``
 
 The anchors of cell ``(i, j)`` are centred at ``((j + 0.5) / W, (i + 0.5) / H)``. An anchor
 of size ``s`` and ratio ``r`` has normalized width ``s * sqrt(r) * H / W`` and height
-``s / sqrt(r)``: in pixels its aspect ratio (width / height) is exactly ``r`` and its height
-is ``s`` times the image height (for ``r = 1``).
+``s / sqrt(r)``: its height is ``s`` times the image height (for ``r = 1``) and, when the
+feature map has the image's aspect ratio (as it does for a CNN's feature maps), its aspect
+ratio in pixels is exactly ``r``. On a feature map of another shape (e.g. D2L's square 4x4
+map over a 4:3 image) the pixel aspect ratio is ``r * (H / W) * (W_img / H_img)``.
 
 Anchors are normalized ``xyxy``; multiply by ``(W_img, H_img, W_img, H_img)``
 (:func:`pixbox.ops.denormalize_boxes`) for pixels.

@@ -96,6 +96,13 @@ def _inter_union(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
     """Unchecked pairwise intersection and union, ``[N, M]`` each."""
     area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])  # [N]
     area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])  # [M]
+    if torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad):
+        # Out-of-place twin of the fast path below, for autograd.
+        lt = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
+        rb = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
+        wh = (rb - lt).clamp(min=0)  # [N, M, 2]
+        inter = wh[..., 0] * wh[..., 1]  # [N, M]
+        return inter, area1[:, None] + area2[None, :] - inter
     # Width and height of the intersection, computed in place to keep memory traffic low.
     w = torch.minimum(boxes1[:, None, 2], boxes2[None, :, 2])  # [N, M]
     w.sub_(torch.maximum(boxes1[:, None, 0], boxes2[None, :, 0])).clamp_(min=0)
@@ -110,7 +117,7 @@ def _box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Unchecked :func:`box_iou` for internal hot paths (inputs already validated and upcast)."""
     inter, union = _inter_union(boxes1, boxes2)
     # union == 0 only when both boxes are degenerate and inter == 0: IoU 0, never NaN.
-    return inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
+    return inter / union.clamp(min=torch.finfo(union.dtype).tiny)
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:

@@ -26,62 +26,73 @@ __all__ = ["match_anchors", "multibox_target", "hard_negative_mining"]
 
 
 def _batched_iou(anchors: Tensor, gt: Tensor) -> Tensor:
-    """IoU of anchors ``[A, 4]`` with each image's boxes ``[B, G, 4]`` -> ``[B, A, G]``."""
-    a = anchors[None, :, None, :]  # [1, A, 1, 4]
-    g = gt[:, None, :, :]  # [B, 1, G, 4]
-    w = torch.minimum(a[..., 2], g[..., 2]).sub_(torch.maximum(a[..., 0], g[..., 0])).clamp_(min=0)  # [B, A, G]
-    h = torch.minimum(a[..., 3], g[..., 3]).sub_(torch.maximum(a[..., 1], g[..., 1])).clamp_(min=0)  # [B, A, G]
+    """IoU of each image's boxes ``[B, G, 4]`` with anchors ``[A, 4]`` -> ``[B, G, A]``.
+
+    Anchors are the long, innermost axis so every broadcast runs over contiguous memory.
+    """
+    ax1, ay1, ax2, ay2 = (anchors[:, i].contiguous()[None, None, :] for i in range(4))  # [1, 1, A]
+    gx1, gy1, gx2, gy2 = (gt[..., i, None] for i in range(4))  # [B, G, 1]
+    w = torch.minimum(ax2, gx2).sub_(torch.maximum(ax1, gx1)).clamp_(min=0)  # [B, G, A]
+    h = torch.minimum(ay2, gy2).sub_(torch.maximum(ay1, gy1)).clamp_(min=0)  # [B, G, A]
     inter = w.mul_(h)
-    area_a = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])  # [A]
-    area_g = (gt[..., 2] - gt[..., 0]) * (gt[..., 3] - gt[..., 1])  # [B, G]
-    union = (area_a[None, :, None] + area_g[:, None, :]).sub_(inter)  # [B, A, G]
+    area_a = (ax2 - ax1) * (ay2 - ay1)  # [1, 1, A]
+    area_g = (gx2 - gx1) * (gy2 - gy1)  # [B, G, 1]
+    union = torch.add(area_a, area_g, out=h).sub_(inter)  # [B, G, A]
     return inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
 
 
 def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor:
-    """Two-stage matching on ``iou [B, A, G]`` (invalid ground truth columns hold -1).
+    """Two-stage matching on ``iou [B, G, A]`` (invalid ground-truth rows hold -1).
 
     Returns ``[B, A]`` int64: the assigned ground-truth index or -1. ``strict`` makes the
     threshold stage use ``>`` (MXNet) instead of ``>=`` (D2L).
     """
-    b, a, g = iou.shape
+    b, g, a = iou.shape
     assigned = torch.full((b, a), -1, dtype=torch.long, device=iou.device)
     if a == 0 or g == 0:
         return assigned
     # Stage 2 first (stage 1 overrides it): best ground truth of each anchor.
-    best_iou, best_gt = iou.max(dim=2)  # [B, A]
+    best_iou, best_gt = iou.max(dim=1)  # [B, A]
     hit = (best_iou > iou_threshold) if strict else (best_iou >= iou_threshold)
     hit &= best_iou > 0
     assigned = torch.where(hit, best_gt, assigned)
 
-    # Stage 1: greedy bipartite, all images at once. Keep each column's max and argmax; taking
-    # a row only invalidates the columns whose argmax was that row.
+    # Stage 1: greedy bipartite, all images at once. Keep each ground truth's best IoU and
+    # anchor; taking an anchor only invalidates the ground truths whose best was that anchor.
     work = iou.clone()
-    col_max, col_arg = work.max(dim=1)  # [B, G]
+    gt_max, gt_arg = work.max(dim=2)  # [B, G]
     g_idx = torch.arange(g, device=iou.device)
     big = a * g
     b_all = torch.arange(b, device=iou.device)
     for _ in range(min(a, g)):
-        m = col_max.amax(dim=1)  # [B]
+        m = gt_max.amax(dim=1)  # [B]
         active = m > 0
         if not bool(active.any()):
             break
-        # Global max with row-major tie-break: smallest anchor, then smallest ground truth.
-        key = torch.where(col_max == m[:, None], col_arg * g + g_idx, big)  # [B, G]
+        # Global max with row-major (anchor, gt) tie-break: smallest anchor, then smallest gt.
+        key = torch.where(gt_max == m[:, None], gt_arg * g + g_idx, big)  # [B, G]
         k = key.amin(dim=1)  # [B]
         bi = b_all[active]
         a_star, g_star = k[active] // g, k[active] % g
         assigned[bi, a_star] = g_star
-        work[bi, a_star, :] = -1.0
-        col_max[bi, g_star] = -2.0
-        stale = (col_arg[bi] == a_star[:, None]) & (col_max[bi] > -2.0)  # [b', G]
+        work[bi, :, a_star] = -1.0
+        gt_max[bi, g_star] = -2.0
+        stale = (gt_arg[bi] == a_star[:, None]) & (gt_max[bi] > -2.0)  # [b', G]
         if bool(stale.any()):
             sb, sg = stale.nonzero().unbind(1)
             sb = bi[sb]
-            vals, args = work[sb, :, sg].max(dim=1)  # [S]
-            col_max[sb, sg] = vals
-            col_arg[sb, sg] = args
+            vals, args = work[sb, sg, :].max(dim=1)  # [S]
+            gt_max[sb, sg] = vals
+            gt_arg[sb, sg] = args
     return assigned
+
+
+def _class_targets(classes: Tensor, assigned: Tensor) -> Tensor:
+    """``classes [B, G]`` and ``assigned [B, A]`` -> ``[B, A]`` int64: class + 1, or 0 for background."""
+    if classes.shape[1] == 0:
+        return torch.zeros_like(assigned)
+    cls = classes.long().gather(1, assigned.clamp(min=0))  # [B, A]
+    return torch.where(assigned >= 0, cls + 1, torch.zeros_like(cls))
 
 
 def match_anchors(anchors: Tensor, gt_boxes: Tensor, iou_threshold: float = 0.5) -> Tensor:
@@ -101,7 +112,7 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, iou_threshold: float = 0.5)
     check_same_device("anchors", anchors, "gt_boxes", gt_boxes)
     t = check_number(iou_threshold, "iou_threshold", low=0, high=1)
     dtype = torch.promote_types(anchors.dtype, gt_boxes.dtype)
-    iou = _batched_iou(anchors.to(dtype), gt_boxes.to(dtype)[None])
+    iou = _batched_iou(anchors.to(dtype), gt_boxes.to(dtype)[None])  # [1, G, A]
     return _match(iou, t)[0]
 
 
@@ -209,14 +220,12 @@ def multibox_target(
         bi, gi = bad.nonzero()[0].tolist()
         raise ValueError(f"labels[{bi}, {gi}] is not a well-formed box (x1 <= x2, y1 <= y2): {labels[bi, gi].tolist()}")
 
-    iou = _batched_iou(anchors, gt)  # [B, A, G]
-    iou.masked_fill_(~valid[:, None, :], -1.0)
+    iou = _batched_iou(anchors, gt)  # [B, G, A]
+    iou.masked_fill_(~valid[:, :, None], -1.0)
     assigned = _match(iou, t)  # [B, A]
     pos = assigned >= 0  # [B, A]
 
-    safe = assigned.clamp(min=0)
-    cls = labels[..., 0].long().gather(1, safe)  # [B, A]
-    class_labels = torch.where(pos, cls + 1, torch.zeros_like(cls))
+    class_labels = _class_targets(labels[..., 0], assigned)
 
     offsets = anchors.new_zeros(b, a, 4)
     if bool(pos.any()):
@@ -229,7 +238,7 @@ def multibox_target(
         if cls_preds is None:
             raise ValueError("cls_preds is required when negative_mining_ratio is given")
         check_number(negative_mining_threshold, "negative_mining_threshold", low=0)
-        best = iou.amax(dim=2) if g else iou.new_zeros(b, a)  # [B, A]
+        best = iou.amax(dim=1) if g else iou.new_zeros(b, a)  # [B, A]
         class_labels = hard_negative_mining(
             cls_preds, class_labels, negative_mining_ratio,
             eligible=best < negative_mining_threshold, min_negative_samples=min_negative_samples,

@@ -30,9 +30,10 @@ from pixbox._checks import check_boxes, check_number, check_same_device, check_s
 
 __all__ = ["nms", "batched_nms"]
 
-_TILE = 64  # boxes per tile in the edge search
+_TILE = 32  # boxes per tile in the edge search
 _CHUNK_ELEMS = 1 << 18  # pair-elements per vectorised step (keeps temporaries in cache)
 _MAX_SWEEPS = 12  # vectorised sweeps before the sequential fallback
+_ROUND = 1024  # boxes resolved in the first round (doubles each round)
 
 
 def _threshold_below(t: float, dtype: torch.dtype) -> Tensor:
@@ -58,99 +59,163 @@ def _pair_ovr_gt(a: Tensor, b: Tensor, area_a: Tensor, area_b: Tensor, thr: Tens
     return inter.div_(union) > thr  # 0/0 (two degenerate boxes) is NaN: never suppresses
 
 
-def _suppression_edges(boxes: Tensor, thr_value: float, groups: Tensor | None) -> tuple[Tensor, Tensor]:
-    """All pairs ``(i, j)``, ``i < j``, of the same group whose IoU is > threshold.
+def _spatial_order(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tensor:
+    """A permutation putting boxes that might overlap near each other.
 
-    Args:
-        boxes (Tensor[N, 4]): xyxy, in rank order (index = rank), float32/float64.
-        thr_value (float): the IoU threshold.
-        groups (Tensor[N], optional): group id per box; pairs across groups never suppress.
-
-    Returns:
-        (src, dst): int64 ``[E]`` each, ``src < dst``.
+    Sort keys, most significant first: group, width class (widths differing by more than a
+    factor 1/t never pass), a slab of x about one reach wide, then the y centre.
     """
     n = boxes.shape[0]
     device = boxes.device
-    empty = boxes.new_zeros(0, dtype=torch.long)
-    if n < 2 or thr_value >= 1.0:  # computed IoU never exceeds 1
-        return empty, empty
-    thr = _threshold_below(thr_value, boxes.dtype).to(device)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    cull = thr_value >= 0  # below 0 even disjoint boxes suppress each other: compare every pair
+    wh = boxes[:, 2:] - boxes[:, :2]  # [N, 2]
+    ctr = (boxes[:, :2] + boxes[:, 2:]) * 0.5  # [N, 2]
+    wclass = torch.zeros(n, dtype=torch.long, device=device)
+    width = wh[:, 0].amax().clamp(min=1e-12).expand(n)
+    if thr_value >= 0:
+        ratio = max(1.0 / max(thr_value, 1e-6), 2.0)
+        wclass = torch.floor(torch.log(wh[:, 0].clamp(min=1e-12)) / math.log(ratio)).long()
+        wclass = wclass - wclass.min()
+        wmax = torch.zeros(int(wclass.max()) + 1, dtype=wh.dtype, device=device)
+        wmax = wmax.scatter_reduce(0, wclass, wh[:, 0], reduce="amax", include_self=False)
+        width = ((1.0 - thr_value) * 1.05 * wmax).clamp(min=1e-12)[wclass]
+    xslab = torch.floor((ctr[:, 0] - ctr[:, 0].amin()) / width).long()
+    perm = torch.argsort(ctr[:, 1], stable=True)
+    for key in (xslab, wclass) + ((groups,) if groups is not None else ()):
+        perm = perm[torch.argsort(key[perm], stable=True)]
+    return perm
 
-    if n <= _TILE:
-        perm = None
-        tiles, tile_area = boxes[None], area[None]  # [1, N, 4], [1, N]
-        tile_group = groups[None] if groups is not None else None
-        pa = pb = torch.zeros(1, dtype=torch.long, device=device)
-        t = n
-    else:
-        t = _TILE
-        wh = boxes[:, 2:] - boxes[:, :2]  # [N, 2]
-        ctr = (boxes[:, :2] + boxes[:, 2:]) * 0.5  # [N, 2]
-        if cull:
-            # Width classes: boxes whose widths differ by more than a factor 1/t never pass.
-            ratio = max(1.0 / max(thr_value, 1e-6), 2.0)
-            wclass = torch.floor(torch.log(wh[:, 0].clamp(min=1e-12)) / math.log(ratio)).long()
-            wclass = wclass - wclass.min()
-            slab = (1.0 - thr_value) * 1.05 * wh[:, 0].amax().clamp(min=1e-12)
-            xslab = torch.floor((ctr[:, 0] - ctr[:, 0].amin()) / slab).long()
-        else:
-            wclass = torch.zeros(n, dtype=torch.long, device=device)
-            xslab = torch.floor((ctr[:, 0] - ctr[:, 0].amin()) / (wh[:, 0].amax().clamp(min=1e-12) + 1)).long()
-        # Stable lexicographic sort: group, width class, x slab, then y centre.
-        perm = torch.argsort(ctr[:, 1], stable=True)
-        for key in (xslab, wclass) + ((groups,) if groups is not None else ()):
-            perm = perm[torch.argsort(key[perm], stable=True)]
-        n_tiles = (n + t - 1) // t
-        pad = n_tiles * t - n
-        if pad:  # repeat the last box: padded pairs are filtered out by position below
-            perm = torch.cat([perm, perm[-1:].expand(pad)])
-        tiles = boxes[perm].view(n_tiles, t, 4)
-        tile_area = area[perm].view(n_tiles, t)
-        tile_group = groups[perm].view(n_tiles, t) if groups is not None else None
-        keep_pair = torch.ones(n_tiles, n_tiles, dtype=torch.bool, device=device).triu_()
-        if cull:
-            tc, twh = ctr[perm].view(n_tiles, t, 2), wh[perm].view(n_tiles, t, 2)
-            cmin, cmax = tc.amin(1), tc.amax(1)  # [nT, 2]
-            whmax, whmin = twh.amax(1), twh.amin(1)  # [nT, 2]
-            gap = (torch.maximum(cmin[:, None], cmin[None]) - torch.minimum(cmax[:, None], cmax[None])).clamp_(min=0)
-            big = torch.maximum(whmax[:, None], whmax[None])  # [nT, nT, 2]
-            # Margins make the culling safe against rounding in the computed IoU.
-            reach = big * (1.0 - thr_value + 2e-3) + 1e-6 * (cmax.abs().amax() + 1)
-            keep_pair &= (gap <= reach).all(-1)
-            small_a = whmax[:, None, 0] * (1 + 2e-3) >= thr_value * whmin[None, :, 0]
-            small_b = whmax[None, :, 0] * (1 + 2e-3) >= thr_value * whmin[:, None, 0]
-            keep_pair &= small_a & small_b
-        if groups is not None:
-            tg = tile_group
-            gmin, gmax = tg.amin(1), tg.amax(1)
-            keep_pair &= (gmin[:, None] <= gmax[None]) & (gmin[None] <= gmax[:, None])
-        pa, pb = keep_pair.nonzero().unbind(1)
 
-    local_upper = torch.ones(t, t, dtype=torch.bool, device=device).triu_(1)  # [T, T]
-    step = max(1, _CHUNK_ELEMS // (t * t))
-    srcs, dsts = [], []
+class _Tiles:
+    """A subset of boxes, in a given (spatial) order, cut into tiles with per-tile bounds."""
+
+    def __init__(self, boxes: Tensor, area: Tensor, groups: Tensor | None, index: Tensor) -> None:
+        n = index.numel()
+        self.n = n
+        self.t = min(max(n, 1), _TILE)
+        pad = -n % self.t
+        if pad:  # repeat the last box; padded positions are dropped when hits are mapped back
+            index = torch.cat([index, index[-1:].expand(pad)])
+        self.index = index
+        t = self.t
+        self.boxes = boxes[index].reshape(-1, t, 4)  # [nT, T, 4]
+        self.area = area[index].reshape(-1, t)  # [nT, T]
+        self.groups = groups[index].reshape(-1, t) if groups is not None else None
+        tb = self.boxes
+        ctr = (tb[..., :2] + tb[..., 2:]) * 0.5  # [nT, T, 2]
+        wh = tb[..., 2:] - tb[..., :2]
+        self.cmin, self.cmax = ctr.amin(1), ctr.amax(1)  # [nT, 2]
+        self.whmax, self.whmin = wh.amax(1), wh.amin(1)  # [nT, 2]
+        if self.groups is not None:
+            self.gmin, self.gmax = self.groups.amin(1), self.groups.amax(1)  # [nT]
+
+    def original(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Maps positions in the tiled order to box indices; returns (indices, valid mask)."""
+        return self.index[pos], pos < self.n
+
+
+def _tile_pairs(a: _Tiles, b: _Tiles, thr_value: float, cull: bool, upper: bool) -> tuple[Tensor, Tensor]:
+    """Tile pairs that may hold a pair of boxes with IoU > threshold (conservative)."""
+    na, nb = a.boxes.shape[0], b.boxes.shape[0]
+    keep = torch.ones(na, nb, dtype=torch.bool, device=a.boxes.device)
+    if upper:
+        keep.triu_()
+    if cull:
+        gap = (torch.maximum(a.cmin[:, None], b.cmin[None]) - torch.minimum(a.cmax[:, None], b.cmax[None])).clamp_(min=0)
+        # IoU > t needs |c_i - c_j| < (w_i + w_j) / 2 - t max(w_i, w_j) <= (1 - t)(w_i + w_j) / 2,
+        # and min(w) > t max(w). The margins make the culling safe against rounding.
+        half_sum = (a.whmax[:, None] + b.whmax[None]) * 0.5  # [nA, nB, 2]
+        scale = torch.maximum(a.cmax.abs().amax(), b.cmax.abs().amax()) + 1
+        keep &= (gap <= half_sum * (1.0 - thr_value + 2e-3) + 1e-6 * scale).all(-1)
+        keep &= (a.whmax[:, None] * (1 + 2e-3) >= thr_value * b.whmin[None]).all(-1)
+        keep &= (b.whmax[None] * (1 + 2e-3) >= thr_value * a.whmin[:, None]).all(-1)
+    if a.groups is not None:
+        keep &= (a.gmin[:, None] <= b.gmax[None]) & (b.gmin[None] <= a.gmax[:, None])
+    return keep.nonzero().unbind(1)
+
+
+def _hits(a: _Tiles, b: _Tiles, thr_value: float, *, same: bool):
+    """Yields ``(i, j)`` index batches (into a's and b's boxes) of the same group with IoU > threshold.
+
+    With ``same`` (a is b), each unordered pair is yielded once and never a box with itself.
+    """
+    cull = thr_value >= 0  # below 0 even disjoint boxes suppress each other: compare all pairs
+    thr = _threshold_below(thr_value, a.boxes.dtype).to(a.boxes.device)
+    pa, pb = _tile_pairs(a, b, thr_value, cull, upper=same)
+    ta, tb = a.t, b.t
+    local_upper = torch.ones(ta, tb, dtype=torch.bool, device=a.boxes.device).triu_(1) if same else None
+    step = max(1, _CHUNK_ELEMS // (ta * tb))
     for s in range(0, pa.numel(), step):
         ia, ib = pa[s:s + step], pb[s:s + step]
-        hit = _pair_ovr_gt(tiles[ia], tiles[ib], tile_area[ia], tile_area[ib], thr)  # [P, T, T]
-        diag = ia == ib
-        if bool(diag.any()):
-            hit[diag] &= local_upper
-        if tile_group is not None:
-            hit &= tile_group[ia][:, :, None] == tile_group[ib][:, None, :]
+        hit = _pair_ovr_gt(a.boxes[ia], b.boxes[ib], a.area[ia], b.area[ib], thr)  # [P, Ta, Tb]
+        if same:
+            diag = ia == ib
+            if bool(diag.any()):
+                hit[diag] &= local_upper
+        if a.groups is not None:
+            hit &= a.groups[ia][:, :, None] == b.groups[ib][:, None, :]
         p, u, v = hit.nonzero().unbind(1)
         if p.numel() == 0:
             continue
-        ga, gb = ia[p] * t + u, ib[p] * t + v  # positions in the (padded) spatial order
-        if perm is not None:
-            ok = (ga < n) & (gb < n)
-            ga, gb = perm[ga[ok]], perm[gb[ok]]
-        srcs.append(torch.minimum(ga, gb))
-        dsts.append(torch.maximum(ga, gb))
-    if not srcs:
-        return empty, empty
-    return torch.cat(srcs), torch.cat(dsts)
+        i, ok_i = a.original(ia[p] * ta + u)
+        j, ok_j = b.original(ib[p] * tb + v)
+        ok = ok_i & ok_j
+        yield i[ok], j[ok]
+
+
+def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tensor:
+    """Greedy NMS on boxes already in rank order; returns the keep mask ``[N]``.
+
+    Exact rounds: the ``m`` best boxes still alive are resolved among themselves (their fate
+    depends only on each other, since every box above them is kept or suppressed already); the
+    boxes they keep then suppress the rest. Only pairs with a kept box are ever compared, as in
+    the sequential algorithm, but vectorised and spatially culled.
+    """
+    n = boxes.shape[0]
+    device = boxes.device
+    keep = torch.zeros(n, dtype=torch.bool, device=device)
+    if n == 0:
+        return keep
+    if thr_value >= 1.0:  # a computed IoU never exceeds 1
+        return keep.fill_(True)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    spatial = _spatial_order(boxes, thr_value, groups) if n > _TILE else torch.arange(n, device=device)
+    alive = torch.ones(n, dtype=torch.bool, device=device)
+    start, m = 0, _ROUND
+    while True:
+        # Head: the m best alive boxes (ranks start..stop), in spatial order.
+        alive_idx = alive[start:].nonzero().flatten() + start
+        if alive_idx.numel() == 0:
+            break
+        stop = int(alive_idx[min(m, alive_idx.numel()) - 1]) + 1
+        in_head = torch.zeros(n, dtype=torch.bool, device=device)
+        in_head[start:stop] = alive[start:stop]
+        head = _Tiles(boxes, area, groups, spatial[in_head[spatial]])
+        src, dst = [], []
+        for i, j in _hits(head, head, thr_value, same=True):
+            src.append(torch.minimum(i, j))
+            dst.append(torch.maximum(i, j))
+        head_ranks = in_head.nonzero().flatten()  # increasing rank
+        if src:
+            # Relabel ranks to 0..h-1 for the resolver (order is preserved).
+            pos = torch.full((n,), -1, dtype=torch.long, device=device)
+            pos[head_ranks] = torch.arange(head_ranks.numel(), device=device)
+            head_keep = _greedy_keep(head_ranks.numel(), pos[torch.cat(src)], pos[torch.cat(dst)])
+            kept = head_ranks[head_keep]
+        else:
+            kept = head_ranks
+        keep[kept] = True
+        alive[start:stop] = False
+        start = stop
+        if start >= n or not bool(alive[start:].any()):
+            break
+        is_kept = torch.zeros(n, dtype=torch.bool, device=device)
+        is_kept[kept] = True
+        kept_tiles = _Tiles(boxes, area, groups, spatial[is_kept[spatial]])
+        rest_tiles = _Tiles(boxes, area, groups, spatial[alive[spatial]])
+        for _, j in _hits(kept_tiles, rest_tiles, thr_value, same=False):
+            alive[j] = False
+        m *= 2
+    return keep
 
 
 def _greedy_keep(n: int, src: Tensor, dst: Tensor) -> Tensor:
@@ -210,8 +275,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    src, dst = _suppression_edges(boxes[order], t, None)
-    return order[_greedy_keep(order.numel(), src, dst)]
+    return order[_nms_ranked(boxes[order], t, None)]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
@@ -236,5 +300,4 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    src, dst = _suppression_edges(boxes[order], t, idxs[order].long())
-    return order[_greedy_keep(order.numel(), src, dst)]
+    return order[_nms_ranked(boxes[order], t, idxs[order].long())]

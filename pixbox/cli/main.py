@@ -1,0 +1,67 @@
+"""The ``pixbox`` console entry point: ``pixbox <task> <action> [options]``.
+
+Adding a task is one line: write ``pixbox/cli/<task>.py`` with ``add_parser(subparsers)``
+(registering actions that ``set_defaults(func=handler)``, where ``handler(args) -> int``),
+and append its ``add_parser`` to :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from typing import Sequence
+
+from pixbox import __version__
+from pixbox.cli import demo
+
+__all__ = ["TASKS", "build_parser", "main"]
+
+#: One ``add_parser(subparsers)`` per task, in the order ``pixbox --help`` lists them.
+TASKS = (demo.add_parser,)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose "invalid choice" errors suggest the nearest valid name."""
+
+    def error(self, message: str):
+        if "invalid choice:" in message:
+            try:
+                bad = message.split("invalid choice:", 1)[1].split("'")[1]
+                choices = [a for act in self._actions if isinstance(act, argparse._SubParsersAction)
+                           for a in act.choices]
+                hint = difflib.get_close_matches(bad, choices, n=1)
+            except IndexError:
+                hint = []
+            if hint:
+                message += f"; did you mean {hint[0]!r}?"
+        super().error(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``pixbox`` argument parser, with every task of :data:`TASKS` registered."""
+    parser = _Parser(prog="pixbox", description="pixbox: a pure-PyTorch computer-vision toolkit.")
+    parser.add_argument("--version", action="version", version=f"pixbox {__version__}")
+    subparsers = parser.add_subparsers(dest="task", metavar="<task>", required=True,
+                                       parser_class=_Parser)
+    for add_parser in TASKS:
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``pixbox`` with ``argv`` (default ``sys.argv[1:]``) and returns the exit code.
+
+    ``--help``, ``--version`` and usage errors return argparse's codes (0, 0 and 2) instead of
+    raising ``SystemExit``, so tests can call this directly.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

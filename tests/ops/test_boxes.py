@@ -1,0 +1,349 @@
+"""Tests for pixbox.ops.boxes: formats, areas, IoU, GIoU and box hygiene."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import reference as R
+from pixbox.ops import (
+    box_area,
+    box_convert,
+    box_iou,
+    clip_boxes,
+    denormalize_boxes,
+    generalized_box_iou,
+    normalize_boxes,
+    remove_small_boxes,
+    sanitize_boxes,
+)
+
+DTYPES = [torch.float32, torch.float64]
+FORMATS = ["xyxy", "xywh", "cxcywh"]
+
+
+def random_boxes(g: torch.Generator, n: int, canvas: int = 12, max_side: int = 6, degenerate: float = 0.15) -> torch.Tensor:
+    """Integer-coordinate xyxy boxes (exact IoU ties occur), some with zero width or height."""
+    xy = torch.randint(0, canvas, (n, 2), generator=g).double()
+    wh = torch.randint(1, max_side + 1, (n, 2), generator=g).double()
+    wh[torch.rand(n, 2, generator=g) < degenerate] = 0.0
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# golden values
+
+
+def test_box_convert_golden():
+    xyxy = torch.tensor([[1.0, 2.0, 4.0, 8.0], [0.0, 0.0, 0.0, 0.0]])
+    xywh = torch.tensor([[1.0, 2.0, 3.0, 6.0], [0.0, 0.0, 0.0, 0.0]])
+    cxcywh = torch.tensor([[2.5, 5.0, 3.0, 6.0], [0.0, 0.0, 0.0, 0.0]])
+    assert torch.equal(box_convert(xyxy, "xyxy", "xywh"), xywh)
+    assert torch.equal(box_convert(xyxy, "xyxy", "cxcywh"), cxcywh)
+    assert torch.equal(box_convert(xywh, "xywh", "xyxy"), xyxy)
+    assert torch.equal(box_convert(cxcywh, "cxcywh", "xyxy"), xyxy)
+    assert torch.equal(box_convert(xywh, "xywh", "cxcywh"), cxcywh)
+    assert torch.equal(box_convert(cxcywh, "cxcywh", "xywh"), xywh)
+
+
+def test_box_convert_same_format_returns_a_copy():
+    boxes = torch.tensor([[1.0, 2.0, 4.0, 8.0]])
+    out = box_convert(boxes, "xywh", "xywh")
+    assert torch.equal(out, boxes)
+    out[0, 0] = 100.0
+    assert boxes[0, 0] == 1.0
+
+
+def test_box_area_golden():
+    boxes = torch.tensor([[0.0, 0, 2, 3], [1, 1, 1, 5], [0.5, 0.5, 1.0, 1.5]])
+    assert box_area(boxes).tolist() == [6.0, 0.0, 0.5]
+
+
+def test_box_iou_and_giou_golden():
+    a = torch.tensor([[0.0, 0, 2, 2], [0, 0, 1, 1]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 1, 3, 3], [2, 0, 3, 1], [0, 0, 2, 2]], dtype=torch.float64)
+    # [0,0,2,2] vs [1,1,3,3]: inter 1, union 7, hull 9 -> IoU 1/7, GIoU 1/7 - 2/9 = -5/63.
+    # [0,0,2,2] vs [2,0,3,1]: touching, inter 0, union 5, hull 6 -> IoU 0, GIoU -1/6.
+    # [0,0,1,1] vs [1,1,3,3]: inter 0, union 5, hull 9 -> GIoU -4/9.
+    # [0,0,1,1] vs [2,0,3,1]: inter 0, union 2, hull 3 -> GIoU -1/3.
+    # [0,0,1,1] vs [0,0,2,2]: inter 1, union 4 -> IoU 1/4 = GIoU.
+    iou = torch.tensor([[1 / 7, 0.0, 1.0], [0.0, 0.0, 0.25]], dtype=torch.float64)
+    giou = torch.tensor([[-5 / 63, -1 / 6, 1.0], [-4 / 9, -1 / 3, 0.25]], dtype=torch.float64)
+    torch.testing.assert_close(box_iou(a, b), iou, rtol=0, atol=1e-15)
+    torch.testing.assert_close(generalized_box_iou(a, b), giou, rtol=0, atol=1e-15)
+
+
+def test_box_iou_exactly_half():
+    boxes = torch.tensor([[0.0, 0, 2, 1], [0, 0, 1, 1]])
+    for dtype in DTYPES:
+        assert box_iou(boxes.to(dtype), boxes.to(dtype)).tolist() == [[1.0, 0.5], [0.5, 1.0]]
+
+
+# --------------------------------------------------------------------------------------------
+# against the reference
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(0, 0), (0, 3), (3, 0), (1, 1), (1, 9), (17, 12)])
+@pytest.mark.parametrize("seed", range(4))
+def test_box_iou_matches_reference(seed, n, m, dtype):
+    g = torch.Generator().manual_seed(seed)
+    a = random_boxes(g, n).to(dtype)
+    b = random_boxes(g, m).to(dtype)
+    got = box_iou(a, b)
+    assert got.shape == (n, m) and got.dtype == dtype
+    # The reference computes every operation in the same dtype, so the values are identical.
+    torch.testing.assert_close(got.double(), R.box_iou(a, b), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(20))
+def test_box_iou_matches_reference_continuous(seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    n, m = torch.randint(1, 12, (2,), generator=g).tolist()
+    xy = torch.rand(n + m, 2, generator=g, dtype=torch.float64) * 10
+    wh = torch.rand(n + m, 2, generator=g, dtype=torch.float64) * 5
+    boxes = torch.cat([xy, xy + wh], dim=1).to(dtype)
+    a, b = boxes[:n], boxes[n:]
+    torch.testing.assert_close(box_iou(a, b).double(), R.box_iou(a, b), rtol=0, atol=0)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(generalized_box_iou(a, b).double(), R.generalized_box_iou(a, b), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,m", [(0, 2), (1, 1), (15, 10)])
+@pytest.mark.parametrize("seed", range(4))
+def test_generalized_box_iou_matches_reference(seed, n, m, dtype):
+    g = torch.Generator().manual_seed(100 + seed)
+    a = random_boxes(g, n).to(dtype)
+    b = random_boxes(g, m).to(dtype)
+    got = generalized_box_iou(a, b)
+    assert got.shape == (n, m) and got.dtype == dtype
+    assert not torch.isnan(got).any()
+    assert bool(((got >= -1) & (got <= 1)).all())
+    torch.testing.assert_close(got.double(), R.generalized_box_iou(a, b), rtol=0, atol=1e-6)
+
+
+def test_iou_properties():
+    g = torch.Generator().manual_seed(0)
+    a = random_boxes(g, 20)
+    b = random_boxes(g, 15)
+    iou = box_iou(a, b)
+    assert torch.equal(iou, box_iou(b, a).T)
+    assert bool(((iou >= 0) & (iou <= 1)).all())
+    giou = generalized_box_iou(a, b)
+    assert bool((giou <= iou + 1e-12).all())
+    real = box_area(a) > 0
+    torch.testing.assert_close(box_iou(a[real], a[real]).diagonal(), torch.ones(int(real.sum()), dtype=torch.float64))
+
+
+def test_degenerate_boxes_never_give_nan():
+    boxes = torch.tensor([[1.0, 1, 1, 1], [1, 1, 1, 1], [0, 2, 4, 2], [3, 0, 3, 5], [0, 0, 4, 4]])
+    for dtype in DTYPES + [torch.float16]:
+        b = boxes.to(dtype)
+        iou = box_iou(b, b)
+        giou = generalized_box_iou(b, b)
+        assert not torch.isnan(iou).any() and not torch.isnan(giou).any()
+        assert iou[:4].abs().sum() == 0 and iou[:, :4].abs().sum() == 0
+        assert iou[4, 4] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# gradients
+
+
+def _separated_pairs(dtype=torch.float64):
+    # Partially overlapping and disjoint pairs, no coordinate ties: the functions are smooth here.
+    a = torch.tensor([[0.0, 0.1, 2.3, 2.0], [1.05, 0.95, 4.2, 3.1], [6.0, 6.2, 7.1, 8.3]], dtype=dtype)
+    b = torch.tensor([[1.1, 0.55, 3.25, 2.7], [5.0, 5.05, 6.45, 7.0]], dtype=dtype)
+    return a.requires_grad_(), b.requires_grad_()
+
+
+def test_box_iou_gradcheck():
+    assert torch.autograd.gradcheck(box_iou, _separated_pairs())
+
+
+def test_generalized_box_iou_gradcheck():
+    assert torch.autograd.gradcheck(generalized_box_iou, _separated_pairs())
+
+
+# --------------------------------------------------------------------------------------------
+# round trips, dtypes, devices
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(5))
+def test_box_convert_round_trips(seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    boxes = (torch.rand(3, 7, 4, generator=g, dtype=torch.float64) * 50).to(dtype)
+    boxes[..., 2:] += boxes[..., :2]
+    tol = dict(rtol=1e-6, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for fmt_a, fmt_b in itertools.permutations(FORMATS, 2):
+        start = box_convert(boxes, "xyxy", fmt_a)
+        back = box_convert(box_convert(start, fmt_a, fmt_b), fmt_b, fmt_a)
+        assert back.shape == boxes.shape and back.dtype == dtype
+        torch.testing.assert_close(back, start, **tol)
+    via_all = box_convert(box_convert(box_convert(boxes, "xyxy", "xywh"), "xywh", "cxcywh"), "cxcywh", "xyxy")
+    torch.testing.assert_close(via_all, boxes, **tol)
+
+
+def test_box_convert_empty_and_batched(device):
+    for shape in [(0, 4), (2, 0, 4), (2, 3, 4)]:
+        boxes = torch.ones(shape, dtype=torch.float64, device=device)
+        for fmt_a, fmt_b in itertools.product(FORMATS, FORMATS):
+            out = box_convert(boxes, fmt_a, fmt_b)
+            assert out.shape == shape and out.dtype == torch.float64 and out.device.type == device
+
+
+def test_normalize_denormalize_round_trip(device):
+    boxes = torch.tensor([[0.0, 0, 640, 480], [10, 20, 30, 40]], device=device, dtype=torch.float64)
+    norm = normalize_boxes(boxes, (480, 640))
+    torch.testing.assert_close(norm, torch.tensor([[0.0, 0, 1, 1], [10 / 640, 20 / 480, 30 / 640, 40 / 480]], dtype=torch.float64, device=device))
+    torch.testing.assert_close(denormalize_boxes(norm, (480, 640)), boxes)
+    # size is (height, width): swapping it changes the output.
+    assert not torch.equal(normalize_boxes(boxes, (640, 480)), norm)
+    assert normalize_boxes(torch.zeros(0, 4), (2, 3)).shape == (0, 4)
+
+
+def test_ops_follow_input_device_and_dtype(device):
+    g = torch.Generator().manual_seed(0)
+    for dtype in DTYPES:
+        a = random_boxes(g, 5).to(device, dtype)
+        b = random_boxes(g, 4).to(device, dtype)
+        for out in (box_iou(a, b), generalized_box_iou(a, b), box_area(a), clip_boxes(a, (5, 5)),
+                    box_convert(a, "xyxy", "cxcywh"), normalize_boxes(a, (4, 4)), denormalize_boxes(a, (4, 4)),
+                    sanitize_boxes(a)[0]):
+            assert out.device.type == device and out.dtype == dtype
+        assert remove_small_boxes(a, 1).device.type == device
+
+
+def test_empty_inputs(device):
+    for dtype in DTYPES:
+        e = torch.zeros(0, 4, dtype=dtype, device=device)
+        b = torch.tensor([[0.0, 0, 1, 1]], dtype=dtype, device=device)
+        assert box_iou(e, b).shape == (0, 1) and box_iou(b, e).shape == (1, 0)
+        assert box_iou(e, e).dtype == dtype and generalized_box_iou(e, b).shape == (0, 1)
+        assert box_area(e).shape == (0,) and box_area(e).dtype == dtype
+        assert clip_boxes(e, (1, 1)).shape == (0, 4)
+        boxes, keep = sanitize_boxes(e, (1, 1), mode="drop")
+        assert boxes.shape == (0, 4) and keep.shape == (0,) and keep.dtype == torch.int64
+        assert remove_small_boxes(e, 1).shape == (0,)
+
+
+def test_half_precision_does_not_overflow():
+    boxes = torch.tensor([[0.0, 0, 300, 300], [100, 100, 400, 400]], dtype=torch.float16)
+    area = box_area(boxes)
+    assert area.dtype == torch.float32 and area.tolist() == [90000.0, 90000.0]
+    iou = box_iou(boxes, boxes)
+    assert torch.isfinite(iou).all()
+    torch.testing.assert_close(iou, torch.tensor([[1.0, 40000 / 140000], [40000 / 140000, 1.0]]))
+    giou = generalized_box_iou(boxes, boxes)
+    assert torch.isfinite(giou).all()
+    torch.testing.assert_close(giou[0, 1], torch.tensor(40000 / 140000 - (160000 - 140000) / 160000))
+
+
+# --------------------------------------------------------------------------------------------
+# clip / sanitize / remove_small_boxes: every parameter changes the output
+
+
+def test_clip_boxes_size():
+    boxes = torch.tensor([[-5.0, -5, 50, 20], [2, 3, 4, 5]])
+    assert clip_boxes(boxes, (10, 30)).tolist() == [[0.0, 0, 30, 10], [2, 3, 4, 5]]
+    assert clip_boxes(boxes, (30, 10)).tolist() == [[0.0, 0, 10, 20], [2, 3, 4, 5]]
+    assert clip_boxes(boxes[None], (10, 30)).shape == (1, 2, 4)
+    assert boxes[0, 0] == -5.0  # input untouched
+
+
+def test_sanitize_boxes_modes():
+    boxes = torch.tensor([[0.0, 0, 4, 4], [5, 5, 3, 8], [-1, 2, 3, 12], [1, float("nan"), 2, 2], [2, 2, 2.5, 2.5]])
+    # raise: the default, names the first bad row.
+    with pytest.raises(ValueError, match="row 1"):
+        sanitize_boxes(boxes)
+    # drop: only the well-formed boxes survive (no size given: position is free).
+    out, keep = sanitize_boxes(boxes, mode="drop")
+    assert keep.tolist() == [0, 2, 4] and torch.equal(out, boxes[[0, 2, 4]])
+    # clip: inverted corners swapped; NaN still dropped.
+    out, keep = sanitize_boxes(boxes, mode="clip")
+    assert keep.tolist() == [0, 1, 2, 4]
+    assert out[1].tolist() == [3.0, 5, 5, 8]
+
+
+def test_sanitize_boxes_size_changes_output():
+    boxes = torch.tensor([[0.0, 0, 4, 4], [-1, 2, 3, 12]])
+    assert sanitize_boxes(boxes, mode="drop")[1].tolist() == [0, 1]
+    assert sanitize_boxes(boxes, (10, 10), mode="drop")[1].tolist() == [0]
+    out, keep = sanitize_boxes(boxes, (10, 10), mode="clip")
+    assert keep.tolist() == [0, 1] and out[1].tolist() == [0.0, 2, 3, 10]
+    with pytest.raises(ValueError, match="row 1"):
+        sanitize_boxes(boxes, (10, 10))
+
+
+def test_sanitize_boxes_min_size_changes_output():
+    boxes = torch.tensor([[0.0, 0, 4, 4], [1, 1, 1.5, 3], [2, 2, 2, 2]])
+    assert sanitize_boxes(boxes)[1].tolist() == [0, 1, 2]  # degenerate boxes are valid by default
+    assert sanitize_boxes(boxes, mode="drop", min_size=0.5)[1].tolist() == [0, 1]
+    assert sanitize_boxes(boxes, mode="drop", min_size=1.0)[1].tolist() == [0]
+    assert sanitize_boxes(boxes, mode="clip", min_size=1.0)[1].tolist() == [0]
+    with pytest.raises(ValueError, match="min_size"):
+        sanitize_boxes(boxes, min_size=1.0)
+
+
+def test_remove_small_boxes_min_size():
+    boxes = torch.tensor([[0.0, 0, 4, 4], [1, 1, 1.5, 3], [2, 2, 2, 2]])
+    assert remove_small_boxes(boxes, 0).tolist() == [0, 1, 2]
+    assert remove_small_boxes(boxes, 0.5).tolist() == [0, 1]
+    assert remove_small_boxes(boxes, 2).tolist() == [0]
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_input_raises_with_argument_name():
+    good = torch.tensor([[0.0, 0, 1, 1]])
+    with pytest.raises(ValueError, match="boxes1"):
+        box_iou(torch.zeros(2, 3), good)
+    with pytest.raises(ValueError, match="boxes2"):
+        box_iou(good, torch.tensor([[1.0, 0, 0, 1]]))  # x2 < x1
+    with pytest.raises(ValueError, match="boxes2"):
+        generalized_box_iou(good, torch.tensor([[0.0, 1, 1, 0]]))  # y2 < y1
+    with pytest.raises(ValueError, match="boxes1"):
+        box_iou(torch.tensor([[0.0, 0, float("nan"), 1]]), good)
+    with pytest.raises(TypeError, match="boxes1"):
+        box_iou(torch.tensor([[0, 0, 1, 1]]), good)
+    with pytest.raises(TypeError, match="boxes2"):
+        box_iou(good, [[0.0, 0, 1, 1]])
+    with pytest.raises(ValueError, match="boxes"):
+        box_area(torch.zeros(4))
+    with pytest.raises(ValueError, match="in_fmt"):
+        box_convert(good, "xyxz", "xyxy")
+    with pytest.raises(ValueError, match="did you mean 'cxcywh'"):
+        box_convert(good, "xyxy", "cxcyhw")
+    with pytest.raises(ValueError, match="out_fmt"):
+        box_convert(good, "xyxy", "XYWH")
+    with pytest.raises(ValueError, match="boxes"):
+        box_convert(torch.zeros(2, 3), "xyxy", "xywh")
+    with pytest.raises(ValueError, match="size"):
+        clip_boxes(good, (1, 2, 3))
+    with pytest.raises(ValueError, match="size"):
+        clip_boxes(good, (-1, 2))
+    with pytest.raises(ValueError, match="boxes"):
+        clip_boxes(torch.zeros(3), (1, 1))
+    with pytest.raises(ValueError, match="mode"):
+        sanitize_boxes(good, mode="fix")
+    with pytest.raises(ValueError, match="min_size"):
+        sanitize_boxes(good, min_size=-1)
+    with pytest.raises(TypeError, match="boxes"):
+        sanitize_boxes(good.long())
+    with pytest.raises(ValueError, match="boxes"):
+        sanitize_boxes(torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="size"):
+        normalize_boxes(good, (0, 10))
+    with pytest.raises(ValueError, match="size"):
+        denormalize_boxes(good, (10, -1))
+    with pytest.raises(ValueError, match="boxes"):
+        normalize_boxes(torch.zeros(2, 5), (1, 1))
+    with pytest.raises(ValueError, match="min_size"):
+        remove_small_boxes(good, -0.5)
