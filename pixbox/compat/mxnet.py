@@ -12,8 +12,9 @@ outputs. The semantics follow MXNet's CPU kernels (``src/operator/contrib/multib
     (unlike D2L and :func:`pixbox.ops.generate_anchors`, which use ``ratios[0]`` for the size
     group). Half width ``s * H / W * sqrt(r) / 2``, half height ``s / sqrt(r) / 2`` (normalized),
     centres ``((j + offset_x) * step_x, (i + offset_y) * step_y)`` with ``steps`` defaulting to
-    ``(1/H, 1/W)``. Everything is computed in float32 in MXNet's operation order, then cast to
-    the data's dtype, so float32 anchors are bit-identical to MXNet's CPU output.
+    ``(1/H, 1/W)``. Everything is computed in float32 in the kernel's order of operations, then
+    cast to the data's dtype, so float32 anchors match MXNet's CPU kernel bit for bit (tested
+    against a float32 transcription of the kernel).
 
 ``MultiBoxTarget``
     Only the label rows before the first row with class ``-1`` count; later rows are ignored
@@ -49,8 +50,9 @@ Known differences from MXNet (all other behaviour is MXNet's CPU behaviour):
   removed. MXNet declares the argument but its kernels ignore it and always treat row 0 as
   background. With the default 0 the results are the same.
 - MXNet's GPU kernels differ from its CPU kernels and are not followed: the GPU
-  ``MultiBoxTarget`` does not stop at the first padding row, labels anchors of an image with
-  no objects as background, and may turn high-IoU anchors into negatives; the GPU
+  ``MultiBoxTarget`` does not stop at the first padding row, makes every anchor of an image
+  without objects background when mining is off, and may turn high-IoU anchors into negatives
+  when fewer are eligible than requested; the GPU
   ``MultiBoxDetection`` keeps sorted rows after the top-k and breaks score ties in an
   unspecified order. Here ties always go to the lower anchor index (the CPU ``stable_sort``).
 - Floating point: ``MultiBoxTarget`` computes offsets in the input dtype (MXNet: float32, even
@@ -69,7 +71,8 @@ Known differences from MXNet (all other behaviour is MXNet's CPU behaviour):
   variances, malformed (``x2 < x1``) or NaN boxes, NaN scores, anchors with a batch dimension
   other than 1 (MXNet silently uses the first), mismatched batch sizes. Empty inputs (no
   anchors, no label rows, an empty feature map) give empty or all-ignored outputs instead of an
-  error. The MXNet-only arguments ``out`` and ``name`` do not exist.
+  error. Anchors may also be given as ``[A, 4]``. The MXNet-only arguments ``out`` and
+  ``name`` do not exist.
 - Outputs never carry gradients (MXNet's backward passes return zeros).
 """
 
