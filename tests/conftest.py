@@ -24,14 +24,3 @@ def device(request) -> str:
     """``"cpu"``, and ``"cuda"`` as well when a GPU is present."""
     return request.param
 
-
-def make_rng(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed``: draw on CPU with it, then move to the device."""
-    return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture
-def rng(request) -> torch.Generator:
-    """A generator seeded from the test's ``seed`` parameter if it has one, else 0."""
-    seed = request.node.callspec.params.get("seed", 0) if hasattr(request.node, "callspec") else 0
-    return make_rng(seed)

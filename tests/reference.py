@@ -139,6 +139,23 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return torch.tensor(keep, dtype=torch.long)
 
 
+def nms_scalar(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """The same greedy NMS one pair at a time with :func:`iou_pair`; checks :func:`nms` itself."""
+    np_dt = _np_dtype(boxes.dtype)
+    rows = _rows(boxes)
+    order = _score_order(scores.detach().cpu().double().tolist())
+    suppressed = [False] * len(rows)
+    keep = []
+    for rank, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        for j in order[rank + 1:]:
+            if iou_pair(rows[i], rows[j], np_dt, degenerate_nan=True) > iou_threshold:  # NaN > t is False
+                suppressed[j] = True
+    return torch.tensor(keep, dtype=torch.long)
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """Reference NMS run separately on each category, then all kept boxes sorted by score."""
     s = scores.detach().cpu().double().tolist()

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from pixbox._checks import check_boxes, check_four, check_number, check_same_device, check_shape, check_tensor
+from pixbox._checks import check_boxes, check_four, check_number, check_same_device, check_tensor
 
 __all__ = ["encode_boxes", "decode_boxes", "BoxCoder", "DEFAULT_STDS", "DEFAULT_LOG_CLAMP"]
 
@@ -147,7 +147,7 @@ class BoxCoder:
     def __init__(self, means: Sequence[float] = DEFAULT_MEANS, stds: Sequence[float] = DEFAULT_STDS,
                  log_clamp: float = DEFAULT_LOG_CLAMP) -> None:
         self.means, self.stds = _check_means_stds(means, stds)
-        self.log_clamp = log_clamp
+        self.log_clamp = check_number(log_clamp, "log_clamp")
 
     def encode(self, anchors: Tensor, boxes: Tensor) -> Tensor:
         return encode_boxes(anchors, boxes, self.means, self.stds)

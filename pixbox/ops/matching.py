@@ -238,7 +238,7 @@ def multibox_target(
         if cls_preds is None:
             raise ValueError("cls_preds is required when negative_mining_ratio is given")
         check_number(negative_mining_threshold, "negative_mining_threshold", low=0)
-        best = iou.amax(dim=1) if g else iou.new_zeros(b, a)  # [B, A]
+        best = iou.amax(dim=1).clamp(min=0) if g else iou.new_zeros(b, a)  # [B, A]; padding rows hold -1
         class_labels = hard_negative_mining(
             cls_preds, class_labels, negative_mining_ratio,
             eligible=best < negative_mining_threshold, min_negative_samples=min_negative_samples,

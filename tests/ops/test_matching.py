@@ -100,7 +100,7 @@ def test_match_anchors_never_assigns_degenerate_boxes():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("a,g", [(0, 0), (0, 3), (4, 0), (1, 1), (1, 5), (6, 1), (25, 6), (8, 12)])
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(10))
 def test_match_anchors_matches_reference(seed, a, g, dtype):
     gen = torch.Generator().manual_seed(seed * 1000 + a * 31 + g)
     anchors = grid_boxes(gen, a).to(dtype)
@@ -323,7 +323,7 @@ def test_multibox_target_dtype_and_device(device):
 
 
 @pytest.mark.parametrize("a", [0, 1, 30])
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(24))
 def test_hard_negative_mining_matches_reference(seed, a):
     gen = torch.Generator().manual_seed(seed * 10 + a)
     b, c1 = 3, 3
