@@ -28,17 +28,25 @@ __all__ = ["match_anchors", "multibox_target", "hard_negative_mining"]
 def _batched_iou(anchors: Tensor, gt: Tensor) -> Tensor:
     """IoU of each image's boxes ``[B, G, 4]`` with anchors ``[A, 4]`` -> ``[B, G, A]``.
 
-    Anchors are the long, innermost axis so every broadcast runs over contiguous memory.
+    Anchors are the long, innermost axis so every broadcast runs over contiguous memory, and
+    images are processed a few at a time so the temporaries stay in cache.
     """
+    b, g, _ = gt.shape
+    a = anchors.shape[0]
+    out = anchors.new_empty(b, g, a)
     ax1, ay1, ax2, ay2 = (anchors[:, i].contiguous()[None, None, :] for i in range(4))  # [1, 1, A]
-    gx1, gy1, gx2, gy2 = (gt[..., i, None] for i in range(4))  # [B, G, 1]
-    w = torch.minimum(ax2, gx2).sub_(torch.maximum(ax1, gx1)).clamp_(min=0)  # [B, G, A]
-    h = torch.minimum(ay2, gy2).sub_(torch.maximum(ay1, gy1)).clamp_(min=0)  # [B, G, A]
-    inter = w.mul_(h)
     area_a = (ax2 - ax1) * (ay2 - ay1)  # [1, 1, A]
-    area_g = (gx2 - gx1) * (gy2 - gy1)  # [B, G, 1]
-    union = torch.add(area_a, area_g, out=h).sub_(inter)  # [B, G, A]
-    return inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
+    step = max(1, (1 << 18) // max(1, g * a))
+    tiny = torch.finfo(out.dtype).tiny
+    for s in range(0, b, step):
+        o = out[s:s + step]
+        gx1, gy1, gx2, gy2 = (gt[s:s + step, :, i, None] for i in range(4))  # [b, G, 1]
+        w = torch.minimum(ax2, gx2, out=o).sub_(torch.maximum(ax1, gx1)).clamp_(min=0)  # [b, G, A]
+        h = torch.minimum(ay2, gy2).sub_(torch.maximum(ay1, gy1)).clamp_(min=0)  # [b, G, A]
+        inter = w.mul_(h)
+        union = torch.add(area_a, (gx2 - gx1) * (gy2 - gy1), out=h).sub_(inter)  # [b, G, A]
+        inter.div_(union.clamp_(min=tiny))
+    return out
 
 
 def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor:
