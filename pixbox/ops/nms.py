@@ -7,15 +7,21 @@ torchvision's kernel, ``inter / (area_i + area_j - inter)``, so the keep lists a
 
 How it is fast without a compiled kernel:
 
-1. *Suppression edges.* Every pair ``(i, j)`` with IoU > threshold is found with dense,
-   vectorised tile-by-tile IoU. Boxes are ordered spatially (by group, width class, a slab of
-   x and then y) and cut into tiles; two tiles are compared only if some pair in them could
-   pass the threshold. The culling is conservative: for IoU > t >= 0 two boxes must satisfy
-   ``|cx_i - cx_j| < (1 - t) max(w_i, w_j)`` (likewise in y) and ``min(w) > t max(w)``.
-2. *Greedy resolution.* Greedy NMS keeps ``j`` iff no kept ``i`` ranked above it has an
-   edge to ``j``. That fixed point is reached by vectorised sweeps (exact after as many sweeps
-   as the longest suppression chain); long chains fall back to a sequential pass over the
-   (small) edge list.
+1. *Exact rounds.* The ``m`` best boxes still alive are resolved among themselves: their fate
+   depends only on each other, since every higher-ranked box is already kept or suppressed.
+   The boxes they keep then suppress the rest in one vectorised pass, and the survivors form
+   the next round (``m`` doubles). Outside its own round a box is only compared with kept
+   boxes, as in the sequential algorithm, which matters when suppression is heavy (dense
+   anchors).
+2. *Culled dense tiles.* Pairs are compared tile by tile with dense, vectorised IoU. Boxes are
+   ordered spatially (by group, width class, a slab of x and then y) and cut into tiles; two
+   tiles are compared only if some pair in them could pass the threshold. The culling is
+   conservative: for IoU > t >= 0 two boxes must satisfy ``|cx_i - cx_j| < (1 - t)(w_i + w_j)/2``
+   (likewise in y) and ``min(w) > t max(w)``.
+3. *Resolution within a round.* Greedy NMS keeps ``j`` iff no kept ``i`` ranked above it has an
+   edge ``i -> j``. That fixed point is reached by vectorised sweeps (exact after as many sweeps
+   as the longest suppression chain); long chains fall back to one sequential pass over the
+   round's (small) edge list.
 """
 
 from __future__ import annotations
