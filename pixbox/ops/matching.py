@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from pixbox._checks import check_boxes, check_floating, check_four, check_number, check_same_device, check_shape, check_tensor
+from pixbox._checks import check_boxes, check_floating, check_number, check_same_device, check_shape, check_tensor
 from pixbox.ops.coder import DEFAULT_MEANS, DEFAULT_STDS, _check_means_stds, _encode
 
 __all__ = ["match_anchors", "multibox_target", "hard_negative_mining"]
