@@ -40,6 +40,9 @@ _TILE = 32  # boxes per tile in the edge search
 _CHUNK_ELEMS = 1 << 18  # pair-elements per vectorised step (keeps temporaries in cache)
 _MAX_SWEEPS = 12  # vectorised sweeps before the sequential fallback
 _ROUND = 1024  # boxes resolved in the first round (doubles each round)
+_KEPT_TILE = 1  # kept boxes per tile when they suppress the rest: single boxes cull best
+_SPARSE_PAIRS = 64  # candidate pairs per box below which the whole graph is built at once
+_SPARSE_CHUNK = 1 << 16  # pairs per vectorised step in the sparse path
 
 
 def _threshold_below(t: float, dtype: torch.dtype) -> Tensor:
@@ -85,19 +88,31 @@ def _spatial_order(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Te
         wmax = wmax.scatter_reduce(0, wclass, wh[:, 0], reduce="amax", include_self=False)
         width = ((1.0 - thr_value) * 1.05 * wmax).clamp(min=1e-12)[wclass]
     xslab = torch.floor((ctr[:, 0] - ctr[:, 0].amin()) / width).long()
+    # One integer key for (group, width class, slab): groups < 2**20 (see _compact_groups),
+    # classes < 2**7 and slabs <= N keep it well inside int64.
+    key = wclass * (int(xslab.max()) + 1) + xslab
+    if groups is not None:
+        key = key + groups * ((int(wclass.max()) + 1) * (int(xslab.max()) + 1))
     perm = torch.argsort(ctr[:, 1], stable=True)
-    for key in (xslab, wclass) + ((groups,) if groups is not None else ()):
-        perm = perm[torch.argsort(key[perm], stable=True)]
-    return perm
+    return perm[torch.argsort(key[perm], stable=True)]
+
+
+def _compact_groups(groups: Tensor) -> Tensor:
+    """Group ids as small non-negative integers (same partition), so they can enter sort keys."""
+    g = groups - groups.min()
+    if int(g.max()) >= 1 << 20:
+        g = torch.unique(groups, return_inverse=True)[1]
+    return g
 
 
 class _Tiles:
     """A subset of boxes, in a given (spatial) order, cut into tiles with per-tile bounds."""
 
-    def __init__(self, boxes: Tensor, area: Tensor, groups: Tensor | None, index: Tensor) -> None:
+    def __init__(self, boxes: Tensor, area: Tensor, groups: Tensor | None, index: Tensor,
+                 tile: int = _TILE) -> None:
         n = index.numel()
         self.n = n
-        self.t = min(max(n, 1), _TILE)
+        self.t = min(max(n, 1), tile)
         pad = -n % self.t
         if pad:  # repeat the last box; padded positions are dropped when hits are mapped back
             index = torch.cat([index, index[-1:].expand(pad)])
@@ -113,10 +128,55 @@ class _Tiles:
         self.whmax, self.whmin = wh.amax(1), wh.amin(1)  # [nT, 2]
         if self.groups is not None:
             self.gmin, self.gmax = self.groups.amin(1), self.groups.amax(1)  # [nT]
+            self.mixed = self.gmin != self.gmax  # tiles holding more than one group
 
     def original(self, pos: Tensor) -> tuple[Tensor, Tensor]:
         """Maps positions in the tiled order to box indices; returns (indices, valid mask)."""
         return self.index[pos], pos < self.n
+
+
+def _box_tile_pairs(a: _Tiles, b: _Tiles, thr_value: float) -> tuple[Tensor, Tensor]:
+    """Like :func:`_tile_pairs` with culling, for tiles of one box on the ``a`` side.
+
+    Used when a few kept boxes suppress many others: a dense ``[nA, nB]`` culling matrix would
+    be large, so ``a``'s boxes are sorted by (group, x centre) and each tile of ``b`` takes the
+    window of boxes within reach in x (``searchsorted``), which is then culled in y and size.
+    """
+    device = a.boxes.device
+    ca = a.cmin[:, 0].double()  # [nA] x centres (one box per tile)
+    ga = a.gmin.double() if a.groups is not None else torch.zeros_like(ca)
+    gb_lo = b.gmin.double() if b.groups is not None else torch.zeros(b.cmin.shape[0], dtype=torch.float64, device=device)
+    gb_hi = b.gmax.double() if b.groups is not None else gb_lo
+    # A pair of boxes within IoU > t has |cx_i - cx_j| < (1 - t)(w_i + w_j) / 2, and the width
+    # of the a box is at most wmax_a, and at most w_b / t.
+    wa_max = a.whmax[:, 0].double().amax()
+    wb = b.whmax[:, 0].double()
+    wa_reach = torch.minimum(wb / thr_value, wa_max) if thr_value > 0 else wa_max.expand_as(wb)
+    lo_x = float(torch.minimum(ca.amin(), b.cmin[:, 0].double().amin()))
+    hi_x = float(torch.maximum(ca.amax(), b.cmax[:, 0].double().amax()))
+    reach = (wb + wa_reach) * (0.5 * (1.0 - thr_value + 2e-3)) + 1e-6 * (max(abs(lo_x), abs(hi_x)) + 1)  # [nB]
+    stride = (hi_x - lo_x) + 2.0 * float(reach.amax()) + 1.0  # group offset: windows stay in group
+    key_a = ga * stride + (ca - lo_x)
+    order = torch.argsort(key_a)
+    keys = key_a[order]
+    start = torch.searchsorted(keys, gb_lo * stride + (b.cmin[:, 0].double() - lo_x) - reach)
+    stop = torch.searchsorted(keys, gb_hi * stride + (b.cmax[:, 0].double() - lo_x) + reach, right=True)
+    count = (stop - start).clamp_(min=0)
+    total = int(count.sum())
+    pb = torch.repeat_interleave(torch.arange(count.numel(), device=device), count, output_size=total)
+    pa = order[start[pb] + torch.arange(total, device=device) - (torch.cumsum(count, 0) - count)[pb]]
+    # One gather per side: a's tiles are single boxes (cmin = cmax, whmin = whmax).
+    fa = torch.cat([a.cmin, a.whmax], 1)[pa]  # [P, 4]: cx, cy, w, h
+    fb = torch.cat([b.cmin, b.cmax, b.whmax, b.whmin], 1)[pb]  # [P, 8]
+    gap = torch.maximum(fb[:, 0:2] - fa[:, 0:2], fa[:, 0:2] - fb[:, 2:4]).clamp_(min=0)  # [P, 2]
+    scale = float(torch.maximum(a.cmax.abs().amax(), b.cmax.abs().amax())) + 1
+    keep = (gap <= (fa[:, 2:4] + fb[:, 4:6]).mul_(0.5 * (1.0 - thr_value + 2e-3)).add_(1e-6 * scale)).all(-1)
+    keep &= (fa[:, 2:4] * (1 + 2e-3) >= thr_value * fb[:, 6:8]).all(-1)
+    keep &= (fb[:, 4:6] * (1 + 2e-3) >= thr_value * fa[:, 2:4]).all(-1)
+    if a.groups is not None:
+        ga_p = a.gmin[pa]
+        keep &= (ga_p <= b.gmax[pb]) & (b.gmin[pb] <= ga_p)
+    return pa[keep], pb[keep]
 
 
 def _tile_pairs(a: _Tiles, b: _Tiles, thr_value: float, cull: bool, upper: bool) -> tuple[Tensor, Tensor]:
@@ -146,7 +206,10 @@ def _hits(a: _Tiles, b: _Tiles, thr_value: float, *, same: bool):
     """
     cull = thr_value >= 0  # below 0 even disjoint boxes suppress each other: compare all pairs
     thr = _threshold_below(thr_value, a.boxes.dtype).to(a.boxes.device)
-    pa, pb = _tile_pairs(a, b, thr_value, cull, upper=same)
+    if cull and a.t == 1 and not same:
+        pa, pb = _box_tile_pairs(a, b, thr_value)
+    else:
+        pa, pb = _tile_pairs(a, b, thr_value, cull, upper=same)
     ta, tb = a.t, b.t
     local_upper = torch.ones(ta, tb, dtype=torch.bool, device=a.boxes.device).triu_(1) if same else None
     step = max(1, _CHUNK_ELEMS // (ta * tb))
@@ -157,7 +220,9 @@ def _hits(a: _Tiles, b: _Tiles, thr_value: float, *, same: bool):
             diag = ia == ib
             if bool(diag.any()):
                 hit[diag] &= local_upper
-        if a.groups is not None:
+        if a.groups is not None and not bool((a.mixed[ia] | b.mixed[ib]).any()):
+            pass  # culled pairs of single-group tiles share their group
+        elif a.groups is not None:
             hit &= a.groups[ia][:, :, None] == b.groups[ib][:, None, :]
         p, u, v = hit.nonzero().unbind(1)
         if p.numel() == 0:
@@ -166,6 +231,76 @@ def _hits(a: _Tiles, b: _Tiles, thr_value: float, *, same: bool):
         j, ok_j = b.original(ib[p] * tb + v)
         ok = ok_i & ok_j
         yield i[ok], j[ok]
+
+
+def _sweep_pairs(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: int):
+    """Candidate pairs for IoU > t from a sort-and-sweep along x; None if there are over ``budget``.
+
+    Boxes are sorted by (group, x1). For ``x1_i <= x1_j`` an IoU above ``t >= 0`` needs
+    ``inter_w > t * w_i`` and so ``x1_j < x2_i - t * w_i``: the partners of box ``i`` form a
+    contiguous window after it, found with ``searchsorted``. The window carries a small margin,
+    so it is conservative. Windows never cross groups.
+
+    Returns:
+        ``(order, first, second)``: the sort permutation ``[N]`` and the positions ``[P]`` of the
+        two boxes of each candidate pair in it (``first < second``).
+    """
+    n = boxes.shape[0]
+    device = boxes.device
+    x1 = boxes[:, 0].double()
+    lo, hi = float(x1.min()), float(x1.max())
+    reach = (boxes[:, 2] - boxes[:, 0]).double().mul_(1.0 - thr_value + 2e-3).add_(
+        1e-6 * (max(abs(lo), abs(hi)) + 1.0))  # [N]
+    key = x1 - lo
+    if groups is not None:  # compact ids (< 2**20): the offsets stay exact in float64
+        key += groups.double() * (2.0 * (hi - lo + float(reach.max())) + 1.0)  # windows never cross groups
+    key, order = torch.sort(key)
+    reach = reach[order]
+    end = torch.searchsorted(key, key + reach)  # first position at or beyond each window  [N]
+    count = (end - torch.arange(1, n + 1, device=device)).clamp_(min=0)
+    total = int(count.sum())
+    if total > budget:
+        return None
+    first = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
+    second = torch.arange(1, total + 1, device=device) - (torch.cumsum(count, 0) - count)[first] + first
+    return order, first, second
+
+
+def _nms_sparse(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: int) -> Tensor | None:
+    """Greedy NMS from the whole suppression graph at once, when it is small (None otherwise).
+
+    When few pairs can overlap (boxes spread out, or many groups), finding every edge in one
+    sweep and resolving the graph is cheaper than the rounds of :func:`_nms_ranked`. Candidate
+    pairs first pass a cheap necessary test on the side overlaps (IoU > t needs
+    ``inter_h > t * max(h_i, h_j)`` and likewise in x, with a safety margin), then the exact
+    IoU test, with the same arithmetic as the tiles.
+    """
+    found = _sweep_pairs(boxes, thr_value, groups, budget)
+    if found is None:
+        return None
+    order, first, second = found
+    sb = boxes[order]  # [N, 4] in sweep order: pairs index nearby rows
+    x1, y1, x2, y2 = sb.t().contiguous().unbind(0)
+    wmin = (x2 - x1) * (thr_value * (1 - 1e-3))
+    hmin = (y2 - y1) * (thr_value * (1 - 1e-3))
+    area = (x2 - x1) * (y2 - y1)
+    thr = _threshold_below(thr_value, boxes.dtype).to(boxes.device)
+    src, dst = [], []
+    for s in range(0, first.numel(), _SPARSE_CHUNK):
+        a, b = first[s:s + _SPARSE_CHUNK], second[s:s + _SPARSE_CHUNK]
+        ih = torch.minimum(y2[a], y2[b]).sub_(torch.maximum(y1[a], y1[b]))
+        ok = (ih > torch.maximum(hmin[a], hmin[b])) & (ih > 0)
+        iw = torch.minimum(x2[a], x2[b]).sub_(torch.maximum(x1[a], x1[b]))
+        ok &= (iw > torch.maximum(wmin[a], wmin[b])) & (iw > 0)
+        a, b = a[ok], b[ok]
+        hit = _pair_ovr_gt(sb[a][:, None], sb[b][:, None], area[a][:, None], area[b][:, None],
+                           thr).view(-1)  # [P]
+        i, j = order[a[hit]], order[b[hit]]
+        src.append(torch.minimum(i, j))
+        dst.append(torch.maximum(i, j))
+    if not src:
+        return torch.ones(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    return _greedy_keep(boxes.shape[0], torch.cat(src), torch.cat(dst))
 
 
 def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tensor:
@@ -183,6 +318,12 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
         return keep
     if thr_value >= 1.0:  # a computed IoU never exceeds 1
         return keep.fill_(True)
+    if groups is not None:
+        groups = _compact_groups(groups)
+    if thr_value >= 0:
+        sparse = _nms_sparse(boxes, thr_value, groups, _SPARSE_PAIRS * n)
+        if sparse is not None:
+            return sparse
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     spatial = _spatial_order(boxes, thr_value, groups) if n > _TILE else torch.arange(n, device=device)
     alive = torch.ones(n, dtype=torch.bool, device=device)
@@ -216,7 +357,7 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
             break
         is_kept = torch.zeros(n, dtype=torch.bool, device=device)
         is_kept[kept] = True
-        kept_tiles = _Tiles(boxes, area, groups, spatial[is_kept[spatial]])
+        kept_tiles = _Tiles(boxes, area, groups, spatial[is_kept[spatial]], _KEPT_TILE)
         rest_tiles = _Tiles(boxes, area, groups, spatial[alive[spatial]])
         for _, j in _hits(kept_tiles, rest_tiles, thr_value, same=False):
             alive[j] = False

@@ -15,6 +15,20 @@ from pixbox.ops import batched_nms, box_iou, nms
 nms_module = importlib.import_module("pixbox.ops.nms")
 
 DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.fixture(autouse=True, params=["auto", "rounds", "sparse"])
+def nms_path(request, monkeypatch):
+    """Runs every test with each of the two algorithms forced, and with the automatic choice.
+
+    "rounds" forces the exact rounds over culled tiles; "sparse" forces the whole-graph sweep
+    whenever the threshold allows it (t >= 0).
+    """
+    if request.param == "rounds":
+        monkeypatch.setattr(nms_module, "_SPARSE_PAIRS", -1)
+    elif request.param == "sparse":
+        monkeypatch.setattr(nms_module, "_SPARSE_PAIRS", 1 << 40)
+    return request.param
 THRESHOLDS = [-0.1, 0.0, 0.3, 0.5, 0.7, 0.95, 1.0]
 
 
@@ -341,3 +355,21 @@ def test_bad_input():
         batched_nms(boxes, scores, torch.tensor([0.0, 1.0]), 0.5)
     with pytest.raises(ValueError, match="scores"):
         batched_nms(boxes, torch.tensor([float("nan"), 0.1]), torch.tensor([0, 1]), 0.5)
+
+
+def test_auto_choice_takes_the_sparse_path_for_spread_out_groups(monkeypatch, nms_path):
+    if nms_path != "auto":
+        pytest.skip("about the automatic choice")
+    calls = []
+    real = nms_module._nms_sparse
+    monkeypatch.setattr(nms_module, "_nms_sparse", lambda *a: calls.append(r := real(*a)) or r)
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(400, 2, generator=g) * 500
+    boxes = torch.cat([xy, xy + 1 + torch.rand(400, 2, generator=g) * 30], 1)
+    scores, idxs = torch.rand(400, generator=g), torch.randint(0, 20, (400,), generator=g)
+    keep = batched_nms(boxes, scores, idxs, 0.5)
+    assert calls and calls[0] is not None  # few candidate pairs: the whole graph at once
+    assert torch.equal(keep, R.batched_nms(boxes, scores, idxs, 0.5))
+    dense = torch.tensor([[0.0, 0, 10, 10]]).repeat(400, 1) + torch.rand(400, 1, generator=g)
+    nms(dense, scores, 0.5)
+    assert calls[-1] is None  # every pair is a candidate: rounds
