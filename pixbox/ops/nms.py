@@ -18,10 +18,16 @@ How it is fast without a compiled kernel:
    tiles are compared only if some pair in them could pass the threshold. The culling is
    conservative: for IoU > t >= 0 two boxes must satisfy ``|cx_i - cx_j| < (1 - t)(w_i + w_j)/2``
    (likewise in y) and ``min(w) > t max(w)``.
+   When the kept boxes of a round suppress the rest, each kept box is its own tile (kept boxes
+   are sparse, and a tile of scattered boxes would cull nothing), and the tiles of the rest it
+   can reach are found by a sort-and-sweep along x instead of a dense culling matrix.
 3. *Resolution within a round.* Greedy NMS keeps ``j`` iff no kept ``i`` ranked above it has an
    edge ``i -> j``. That fixed point is reached by vectorised sweeps (exact after as many sweeps
    as the longest suppression chain); long chains fall back to one sequential pass over the
    round's (small) edge list.
+4. *Sparse inputs.* When a sort-and-sweep along x finds few candidate pairs (at most
+   ``_SPARSE_PAIRS`` per box: spread-out boxes, or many categories in ``batched_nms``), the whole
+   suppression graph is built at once from those pairs and resolved as in 3, with no rounds.
 """
 
 from __future__ import annotations
