@@ -46,7 +46,7 @@ _TILE = 32  # boxes per tile in the edge search
 _CHUNK_ELEMS = 1 << 18  # pair-elements per vectorised step (keeps temporaries in cache)
 _MAX_SWEEPS = 12  # vectorised sweeps before the sequential fallback
 _ROUND = 1024  # boxes resolved in the first round (doubles each round)
-_KEPT_TILE = 1  # kept boxes per tile when they suppress the rest: single boxes cull best
+_KEPT_CHUNK = 8  # kept boxes compared with one tile of the rest at a time
 _SPARSE_PAIRS = 64  # candidate pairs per box below which the whole graph is built at once
 _SPARSE_CHUNK = 1 << 16  # pairs per vectorised step in the sparse path
 
@@ -272,6 +272,21 @@ def _sweep_pairs(boxes: Tensor, thr_value: float, groups: Tensor | None, budget:
     return order, first, second
 
 
+def _sparse_estimate(boxes: Tensor, thr_value: float, groups: Tensor | None) -> float:
+    """A cheap guess of the sweep's candidate pairs per box, to skip the sweep when hopeless.
+
+    Boxes spread uniformly along x within equally sized groups would give this many; the sweep
+    itself still checks its budget exactly, so the guess only has to be roughly right.
+    """
+    n = boxes.shape[0]
+    num_groups = int(groups.max()) + 1 if groups is not None else 1  # compact ids
+    span = float(boxes[:, 2].amax() - boxes[:, 0].amin())
+    mean_w = float((boxes[:, 2] - boxes[:, 0]).mean())
+    if not span > 0:
+        return float(n)
+    return n / num_groups * mean_w * (1.0 - thr_value) / span
+
+
 def _nms_sparse(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: int) -> Tensor | None:
     """Greedy NMS from the whole suppression graph at once, when it is small (None otherwise).
 
@@ -309,6 +324,47 @@ def _nms_sparse(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: 
     return _greedy_keep(boxes.shape[0], torch.cat(src), torch.cat(dst))
 
 
+def _suppressed(kept: _Tiles, rest: _Tiles, thr_value: float) -> Tensor:
+    """Indices of the boxes of ``rest`` that some box of ``kept`` (tiles of one box) suppresses.
+
+    The (kept box, rest tile) pairs that survive culling come grouped by rest tile; each tile's
+    kept boxes are packed ``_KEPT_CHUNK`` at a time into a dense block, so a rest tile is
+    gathered once per block rather than once per kept box. Only "hit by any kept box" is needed,
+    so the block is reduced over the kept boxes before ``nonzero``.
+    """
+    device = rest.boxes.device
+    pa, pb = _box_tile_pairs(kept, rest, thr_value)  # sorted by pb
+    if pa.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    k, t = _KEPT_CHUNK, rest.t
+    n_tiles = rest.boxes.shape[0]
+    counts = torch.bincount(pb, minlength=n_tiles)  # kept boxes per rest tile
+    run = torch.arange(pa.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[pb]
+    blocks = (counts + k - 1) // k  # [nT]
+    block = (torch.cumsum(blocks, 0) - blocks)[pb] + torch.div(run, k, rounding_mode="floor")
+    n_blocks = int(blocks.sum())
+    slot = torch.full((n_blocks, k), -1, dtype=torch.long, device=device)
+    slot[block, run % k] = pa
+    block_tile = torch.repeat_interleave(torch.arange(n_tiles, device=device), blocks, output_size=n_blocks)
+    kb, ka, kg = kept.boxes[:, 0], kept.area[:, 0], kept.groups[:, 0] if kept.groups is not None else None
+    mixed = kept.groups is not None and bool(rest.mixed.any())
+    thr = _threshold_below(thr_value, rest.boxes.dtype).to(device)
+    step = max(1, _CHUNK_ELEMS // (k * t))
+    out = []
+    for s in range(0, n_blocks, step):
+        sl, bt = slot[s:s + step], block_tile[s:s + step]
+        valid = sl >= 0  # [P, K]
+        sl = sl.clamp(min=0)
+        hit = _pair_ovr_gt(kb[sl], rest.boxes[bt], ka[sl], rest.area[bt], thr)  # [P, K, T]
+        hit &= valid[:, :, None]
+        if mixed:  # culled pairs of single-group tiles share their group; mixed tiles need a check
+            hit &= kg[sl][:, :, None] == rest.groups[bt][:, None, :]
+        p, v = hit.any(1).nonzero().unbind(1)
+        j, ok = rest.original(bt[p] * t + v)
+        out.append(j[ok])
+    return torch.cat(out)
+
+
 def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tensor:
     """Greedy NMS on boxes already in rank order; returns the keep mask ``[N]``.
 
@@ -326,7 +382,7 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
         return keep.fill_(True)
     if groups is not None:
         groups = _compact_groups(groups)
-    if thr_value >= 0:
+    if thr_value >= 0 and _sparse_estimate(boxes, thr_value, groups) <= 2 * _SPARSE_PAIRS:
         sparse = _nms_sparse(boxes, thr_value, groups, _SPARSE_PAIRS * n)
         if sparse is not None:
             return sparse
@@ -363,10 +419,13 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
             break
         is_kept = torch.zeros(n, dtype=torch.bool, device=device)
         is_kept[kept] = True
-        kept_tiles = _Tiles(boxes, area, groups, spatial[is_kept[spatial]], _KEPT_TILE)
+        kept_boxes = _Tiles(boxes, area, groups, spatial[is_kept[spatial]], 1)
         rest_tiles = _Tiles(boxes, area, groups, spatial[alive[spatial]])
-        for _, j in _hits(kept_tiles, rest_tiles, thr_value, same=False):
-            alive[j] = False
+        if thr_value >= 0:
+            alive[_suppressed(kept_boxes, rest_tiles, thr_value)] = False
+        else:
+            for _, j in _hits(kept_boxes, rest_tiles, thr_value, same=False):
+                alive[j] = False
         m *= 2
     return keep
 
