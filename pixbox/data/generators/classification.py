@@ -114,7 +114,7 @@ def make_classification(root, *, seed: int = 0, num_train: int = 500, num_val: i
         samples = []
         for i, label in enumerate(labels):
             image = render_object(label, image_size, seed=(seed, _draw.SPLITS[split], i))
-            samples.append((write_image(image, stage / f"{split}_{i:06d}.png"), label))
+            samples.append((write_image(image, stage / f"{split}_{i:06d}.png", compress_level=1), label))
             bar.update()
         annotations = ClassificationAnnotations(class_names=list(CLASS_NAMES), samples=samples)
         write_image_folder(annotations, root / split, images="move")

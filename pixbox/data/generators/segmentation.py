@@ -122,7 +122,7 @@ def make_segmentation(root, *, seed: int = 0, num_train: int = 1000, num_val: in
         for i in range(counts[split]):
             image, mask = render_segmentation(image_size, seed=(seed, _draw.SPLITS[split], i))
             name = f"{split}_{i:06d}.png"
-            samples.append((write_image(image, stage / "images" / name),
+            samples.append((write_image(image, stage / "images" / name, compress_level=1),
                             write_mask(mask, stage / "masks" / name)))
             bar.update()
         annotations = SegmentationAnnotations(class_names=list(CLASS_NAMES), samples=samples)
