@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from pixbox._files import atomic_open
 from pixbox._checks import check_number
 from pixbox.data.annotations import DatasetError
 
@@ -187,16 +187,8 @@ def read_image(path) -> Tensor:
 
 
 def _atomic_save(pil: Image.Image, path: Path, fmt: str, **params) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        pil.save(f, format=fmt, **params)
     return path
 
 

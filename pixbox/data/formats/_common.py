@@ -14,13 +14,13 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from pixbox._files import atomic_open
 from pixbox._checks import check_choice
 from pixbox.data.annotations import DatasetError, DetectionAnnotations
 from pixbox.data.io import image_size
@@ -191,16 +191,8 @@ def header_size(image: Path, log: ProblemLog, path=None, where: str | None = Non
 
 def write_text(path: Path, text: str) -> Path:
     """Writes a UTF-8 text file atomically (temporary file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
     return path
 
 
