@@ -1,4 +1,4 @@
-"""Drawing boxes on images and writing figures to files; no display needed.
+"""Drawing boxes and segmentation masks on images and writing figures to files; no display needed.
 
 Images are ``uint8`` tensors ``[3, H, W]`` (RGB) everywhere in this module. Every function
 also accepts, and converts at the edge:
@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Sequence, Union
@@ -34,9 +33,11 @@ import torch
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 from torch import Tensor
 
+from pixbox._files import atomic_open
 from pixbox._checks import check_number, check_shape, check_tensor
 
-__all__ = ["PALETTE", "add_caption", "draw_boxes", "label_color", "make_grid", "save_image", "to_pil"]
+__all__ = ["PALETTE", "add_caption", "draw_boxes", "draw_masks", "label_color", "make_grid", "save_image",
+           "to_pil"]
 
 Color = Union[str, Sequence[int]]
 
@@ -137,16 +138,8 @@ def save_image(image, path: str | os.PathLike) -> Path:
     if fmt is None:
         raise ValueError(f"path must end in one of {sorted(_SUFFIX_FORMATS)}, got {str(path)!r}")
     pil = to_pil(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        pil.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return path
 
 
@@ -370,6 +363,117 @@ def draw_boxes(
                 parts.append(f"{score_list[i]:.2f}")
             _draw_label(draw, font, " ".join(parts), (x1, y1, x2, y2), width, rgb, (w, h), placed)
     return _from_pil(pil)
+
+
+def _as_mask(mask, size: tuple[int, int]) -> Tensor:
+    """A ``[H, W]`` integer tensor or array to a CPU ``int64`` tensor, checked against ``size``."""
+    if isinstance(mask, np.ndarray):
+        if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_):
+            raise TypeError(f"mask must hold integer class indices, got numpy dtype {mask.dtype}")
+        mask = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+    elif not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor [H, W] or a numpy array [H, W] of class indices, "
+                        f"got {type(mask).__name__}")
+    elif mask.is_floating_point() or mask.is_complex():
+        raise TypeError(f"mask must hold integer class indices, got dtype {mask.dtype}")
+    if mask.dim() != 2:
+        raise ValueError(f"mask must have shape [H, W], got {tuple(mask.shape)}")
+    if tuple(mask.shape) != size:
+        raise ValueError(f"mask must have the image's height and width {size}, got {tuple(mask.shape)}")
+    return mask.detach().cpu().long()
+
+
+def _mask_palette(palette) -> Tensor:
+    """The colours of the class indices, ``int64`` ``[K, 3]``."""
+    if palette is None:
+        from pixbox.data.io import VOC_COLORMAP  # lazily: keeps ``import pixbox.viz`` light
+
+        return torch.from_numpy(VOC_COLORMAP.astype(np.int64))
+    if isinstance(palette, (Tensor, np.ndarray)):
+        array = palette.detach().cpu().numpy() if isinstance(palette, Tensor) else palette
+        if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0:
+            raise ValueError(f"palette as an array must have shape [K, 3] with K >= 1, got {tuple(array.shape)}")
+        if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
+            raise ValueError("palette as an array must hold integer colours in [0, 255]")
+        return torch.from_numpy(array.astype(np.int64))
+    if isinstance(palette, str) or not isinstance(palette, Sequence) or len(palette) == 0:
+        raise TypeError(f"palette must be a non-empty sequence of colours (one per class index) or an "
+                        f"array [K, 3], got {palette!r}")
+    return torch.tensor([_parse_color(c, f"palette[{i}]") for i, c in enumerate(palette)], dtype=torch.int64)
+
+
+def draw_masks(
+    image,
+    mask,
+    *,
+    alpha: float = 0.5,
+    palette=None,
+    background: int | None = 0,
+    ignore_index: int | None = 255,
+    ignore_color: Color | None = (255, 255, 255),
+) -> Tensor:
+    """Overlays a semantic segmentation mask on a copy of an image, one colour per class.
+
+    A pixel of class ``c`` becomes ``floor((1 - alpha) * pixel + alpha * palette[c] + 0.5)``
+    in each channel. Pixels of the ``background`` class are left as they are, so the image
+    shows through; ``ignore_index`` pixels are blended (with the same ``alpha``) with
+    ``ignore_color``, the white of VOC's boundary band by default.
+
+    Args:
+        image: ``uint8`` or float [0, 1] tensor ``[3, H, W]`` or ``[1, H, W]``, a PIL image, or a
+            numpy array ``[H, W, 3]`` (see the module docstring). Not modified.
+        mask (Tensor[H, W] or ndarray[H, W]): integer (or bool) class indices, the image's
+            height and width. Values other than ``background`` and ``ignore_index`` must be in
+            ``[0, K)`` for a palette of ``K`` colours.
+        alpha (float): opacity of the colours, in [0, 1]: ``0`` returns the image, ``1`` paints
+            the pure class colours.
+        palette (optional): the colour of each class index: a sequence of colours (Pillow names,
+            ``"#rrggbb"`` or ``(r, g, b)`` tuples) or an integer array ``[K, 3]``. Default:
+            :data:`pixbox.data.io.VOC_COLORMAP` (256 colours: ``1`` (128, 0, 0), ``2``
+            (0, 128, 0), ...), the colours in which VOC mask files, and the masks
+            :func:`pixbox.data.io.write_mask` writes, show in an image viewer.
+        background (int, optional): the class left unpainted; ``None`` paints every class.
+        ignore_index (int, optional): the "ignore" value; ``None`` treats 255 as a class.
+        ignore_color (optional): the colour of ignored pixels; ``None`` leaves them unpainted.
+
+    Returns:
+        Tensor[3, H, W]: ``uint8`` RGB, a new tensor.
+
+    Example:
+        >>> image = torch.full((3, 1, 3), 100, dtype=torch.uint8)
+        >>> draw_masks(image, torch.tensor([[0, 1, 255]]))[0].tolist()  # red channel
+        [[100, 114, 178]]
+    """
+    out = _as_image(image)
+    check_number(alpha, "alpha", low=0, high=1)
+    for name, value in (("background", background), ("ignore_index", ignore_index)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise TypeError(f"{name} must be an int or None, got {type(value).__name__} {value!r}")
+    m = _as_mask(mask, tuple(out.shape[1:]))
+    colors = _mask_palette(palette)
+    ignore_rgb = None if ignore_color is None else _parse_color(ignore_color, "ignore_color")
+
+    painted = torch.ones_like(m, dtype=torch.bool)  # [H, W]
+    if background is not None:
+        painted &= m != int(background)
+    ignored = painted & (m == int(ignore_index)) if ignore_index is not None else torch.zeros_like(painted)
+    classes = painted & ~ignored  # [H, W]
+    values = m[classes]
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >= len(colors)):
+        bad = classes & ((m < 0) | (m >= len(colors)))
+        y, x = bad.nonzero()[0].tolist()
+        raise ValueError(f"mask values must be in [0, {len(colors)}) for a palette of {len(colors)} colours "
+                         f"(or be the background {background} or ignore_index {ignore_index}), got "
+                         f"{int(m[y, x])} at (y={y}, x={x})")
+    overlay = torch.zeros(3, *m.shape, dtype=torch.float64)  # [3, H, W]
+    overlay[:, classes] = colors[values].T.double()
+    if ignore_rgb is not None:
+        overlay[:, ignored] = torch.tensor(ignore_rgb, dtype=torch.float64)[:, None]
+    else:
+        painted &= ~ignored
+    a = float(alpha)
+    blended = torch.floor(out.double() * (1 - a) + overlay * a + 0.5).clamp_(0, 255).to(torch.uint8)
+    return torch.where(painted, blended, out)
 
 
 def add_caption(image, text: str, *, font_size: int | None = None,

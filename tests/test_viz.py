@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixbox.viz import PALETTE, add_caption, draw_boxes, label_color, make_grid, save_image, to_pil
+from pixbox.viz import PALETTE, add_caption, draw_boxes, draw_masks, label_color, make_grid, save_image, to_pil
 
 RED = (255, 0, 0)
 
@@ -284,3 +284,125 @@ def test_add_caption_adds_a_band_above():
     assert add_caption(image, "a", font_size=30).shape[1] > out.shape[1]
     with pytest.raises(TypeError, match="text"):
         add_caption(image, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# draw_masks
+
+
+def _reference_overlay(image, mask, palette, alpha, background, ignore_index, ignore_color):
+    """Pixel by pixel, the rule the draw_masks docstring states."""
+    out = image.clone()
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            v = int(mask[y, x])
+            if background is not None and v == background:
+                continue
+            if ignore_index is not None and v == ignore_index:
+                if ignore_color is None:
+                    continue
+                color = ignore_color
+            else:
+                color = palette[v]
+            for c in range(3):
+                out[c, y, x] = math.floor((1 - alpha) * int(image[c, y, x]) + alpha * color[c] + 0.5)
+    return out
+
+
+def test_draw_masks_golden_pixels_with_the_voc_palette():
+    image = torch.tensor([[[100, 0, 10, 255]], [[100, 1, 20, 0]], [[100, 2, 30, 7]]], dtype=torch.uint8)
+    mask = torch.tensor([[0, 1, 2, 255]])
+    out = draw_masks(image, mask)
+    # background untouched; class 1 is VOC (128, 0, 0), class 2 (0, 128, 0); ignore blends with white.
+    assert out[:, 0, 0].tolist() == [100, 100, 100]
+    assert out[:, 0, 1].tolist() == [64, 1, 1]  # (0 + 128) / 2, (1 + 0) / 2 = 0.5 -> 1, (2 + 0) / 2
+    assert out[:, 0, 2].tolist() == [5, 74, 15]
+    assert out[:, 0, 3].tolist() == [255, 128, 131]  # (0 + 255) / 2 = 127.5 -> 128
+    assert out.dtype == torch.uint8 and torch.equal(image[:, 0, 0], torch.tensor([100, 100, 100], dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_draw_masks_matches_the_reference_loop(seed, alpha):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randint(0, 256, (3, 7, 9), generator=g, dtype=torch.uint8)
+    mask = torch.randint(0, 5, (7, 9), generator=g)
+    mask[torch.rand(7, 9, generator=g) < 0.2] = 255
+    palette = [tuple(int(v) for v in torch.randint(0, 256, (3,), generator=g)) for _ in range(5)]
+    out = draw_masks(image, mask, alpha=alpha, palette=palette)
+    assert torch.equal(out, _reference_overlay(image, mask, palette, alpha, 0, 255, (255, 255, 255)))
+
+
+def test_draw_masks_alpha_extremes():
+    image = torch.randint(0, 256, (3, 4, 5), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    mask = torch.tensor([[0, 1, 2, 3, 255]] * 4)
+    assert torch.equal(draw_masks(image, mask, alpha=0.0), image)
+    full = draw_masks(image, mask, alpha=1.0, palette=["black", "red", (0, 0, 255), "#00ff00"])
+    assert torch.equal(full[:, :, 0], image[:, :, 0])  # background
+    assert full[:, 0, 1:].T.tolist() == [[255, 0, 0], [0, 0, 255], [0, 255, 0], [255, 255, 255]]
+
+
+def test_draw_masks_each_parameter_changes_the_output():
+    image = torch.full((3, 2, 3), 50, dtype=torch.uint8)
+    mask = torch.tensor([[0, 1, 255], [2, 1, 0]])
+    base = draw_masks(image, mask)
+    # alpha
+    assert draw_masks(image, mask, alpha=0.25)[:, 0, 1].tolist() == [70, 38, 38]  # 50 * .75 + 128 * .25 = 69.5
+    assert not torch.equal(draw_masks(image, mask, alpha=0.25), base)
+    # palette: a tensor palette works like a list and is used instead of VOC's
+    pal = torch.tensor([[0, 0, 0], [0, 0, 200], [200, 0, 0]])
+    custom = draw_masks(image, mask, palette=pal)
+    assert custom[:, 0, 1].tolist() == [25, 25, 125] and custom[:, 1, 0].tolist() == [125, 25, 25]
+    assert torch.equal(custom, draw_masks(image, mask, palette=[(0, 0, 0), (0, 0, 200), (200, 0, 0)]))
+    # background: None paints class 0 too (black in the VOC palette)
+    assert base[:, 0, 0].tolist() == [50, 50, 50]
+    assert draw_masks(image, mask, background=None)[:, 0, 0].tolist() == [25, 25, 25]
+    assert draw_masks(image, mask, background=1)[:, 0, 1].tolist() == [50, 50, 50]
+    # ignore_color and ignore_index
+    assert base[:, 0, 2].tolist() == [153, 153, 153]  # (50 + 255) / 2 = 152.5 -> 153
+    assert draw_masks(image, mask, ignore_color="red")[:, 0, 2].tolist() == [153, 25, 25]
+    assert draw_masks(image, mask, ignore_color=None)[:, 0, 2].tolist() == [50, 50, 50]
+    # without an ignore index, 255 is a class: VOC colour 255 is (224, 224, 192)
+    assert draw_masks(image, mask, ignore_index=None)[:, 0, 2].tolist() == [137, 137, 121]
+
+
+def test_draw_masks_accepts_numpy_bool_and_pil_inputs():
+    image = torch.zeros(3, 2, 2, dtype=torch.uint8)
+    mask = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    out = draw_masks(image, mask, alpha=1.0)
+    assert torch.equal(out, draw_masks(image, torch.from_numpy(mask.astype(bool)), alpha=1.0))
+    assert torch.equal(out, draw_masks(to_pil(image), torch.from_numpy(mask), alpha=1.0))
+    assert out[:, 0, 1].tolist() == [128, 0, 0] and out[:, 0, 0].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"mask": torch.zeros(3, 5, dtype=torch.long)}, ValueError,
+         r"mask must have the image's height and width \(4, 5\), got \(3, 5\)"),
+        ({"mask": torch.zeros(1, 4, 5, dtype=torch.long)}, ValueError,
+         r"mask must have shape \[H, W\], got \(1, 4, 5\)"),
+        ({"mask": torch.zeros(4, 5)}, TypeError, "mask must hold integer class indices, got dtype torch.float32"),
+        ({"mask": np.zeros((4, 5))}, TypeError, "mask must hold integer class indices, got numpy dtype float64"),
+        ({"mask": [[0] * 5] * 4}, TypeError, "mask must be a torch.Tensor"),
+        ({"mask": torch.full((4, 5), 3), "palette": ["red", "blue"]}, ValueError,
+         r"mask values must be in \[0, 2\) for a palette of 2 colours .* got 3 at \(y=0, x=0\)"),
+        ({"mask": torch.full((4, 5), -1)}, ValueError, r"got -1 at \(y=0, x=0\)"),
+        ({"alpha": 1.5}, ValueError, "alpha must be <= 1"),
+        ({"alpha": "x"}, TypeError, "alpha must be a number"),
+        ({"palette": "red"}, TypeError, "palette must be a non-empty sequence"),
+        ({"palette": []}, TypeError, "palette must be a non-empty sequence"),
+        ({"palette": ["red", "nope"]}, ValueError, r"palette\[1\] must be a colour name"),
+        ({"palette": np.zeros((3, 4), int)}, ValueError, r"palette as an array must have shape \[K, 3\]"),
+        ({"palette": np.full((3, 3), 300)}, ValueError, r"colours in \[0, 255\]"),
+        ({"background": 0.5}, TypeError, "background must be an int or None"),
+        ({"ignore_index": "255"}, TypeError, "ignore_index must be an int or None"),
+        ({"ignore_color": (1, 2)}, ValueError, "ignore_color must be an"),
+    ],
+)
+def test_draw_masks_bad_inputs(kwargs, exc, match):
+    args = {"mask": torch.zeros(4, 5, dtype=torch.long), **kwargs}
+    with pytest.raises(exc, match=match):
+        draw_masks(torch.zeros(3, 4, 5, dtype=torch.uint8), **args)
+    # a mask value outside the palette is fine when it is the background or ignore value
+    draw_masks(torch.zeros(3, 4, 5, dtype=torch.uint8), torch.full((4, 5), 7), palette=["red"], background=7)

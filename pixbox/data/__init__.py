@@ -5,6 +5,9 @@
 - :mod:`pixbox.data.formats`: detection (D2L CSV, Pascal VOC, COCO, YOLO), VOC segmentation
   and classification (class folders, CSV) readers and writers, and conversion.
 - :mod:`pixbox.data.generators`: offline, seeded datasets written in those formats.
+- :mod:`pixbox.data.datasets`: lazy detection, segmentation and classification datasets,
+  collate functions and seeded loaders.
+- :mod:`pixbox.data.check`: validation of a dataset on disk, all problems at once.
 - :mod:`pixbox.data.transforms`: joint image/box/mask augmentation on tensors.
 - :mod:`pixbox.data.synthetic`: procedurally generated scenes with exact boxes and masks.
 """
@@ -16,6 +19,16 @@ from pixbox.data.annotations import (
     DetectionRecord,
     SegmentationAnnotations,
 )
+from pixbox.data.check import check_dataset
+from pixbox.data.datasets import (
+    ClassificationDataset,
+    DetectionDataset,
+    SegmentationDataset,
+    collate_detection,
+    collate_multibox,
+    collate_segmentation,
+    make_loader,
+)
 from pixbox.data.formats import DETECTION_FORMATS, convert_detection, read_detection, write_detection
 from pixbox.data.generators import GENERATORS, make_dataset
 from pixbox.data.io import read_image, read_mask, write_image, write_mask
@@ -24,6 +37,14 @@ from pixbox.data.synthetic import CLASS_NAMES, Scene, make_scene, render_scene
 __all__ = [
     "CLASS_NAMES",
     "ClassificationAnnotations",
+    "ClassificationDataset",
+    "DetectionDataset",
+    "SegmentationDataset",
+    "check_dataset",
+    "collate_detection",
+    "collate_multibox",
+    "collate_segmentation",
+    "make_loader",
     "DETECTION_FORMATS",
     "DatasetError",
     "DetectionAnnotations",

@@ -1,0 +1,805 @@
+"""Map-style datasets over the on-disk formats, collate functions and reproducible loaders.
+
+Datasets load lazily: construction reads the annotation files and the image *headers* (through
+the readers of :mod:`pixbox.data.formats`), never the pixels. Each ``dataset[i]`` decodes one
+image (and mask) from disk with :func:`pixbox.data.io.read_image` / :func:`~pixbox.data.io.read_mask`.
+
+================================  =====================================================================
+dataset                           sample
+================================  =====================================================================
+:class:`DetectionDataset`         ``(image uint8 [3, H, W], target dict)``; see below
+:class:`SegmentationDataset`      ``(image uint8 [3, H, W], mask int64 [H, W])``, ``255`` = ignore
+:class:`ClassificationDataset`    ``(image uint8 [3, H, W], label int)``
+================================  =====================================================================
+
+(The image is whatever the transforms return, typically a float tensor after
+:class:`~pixbox.data.transforms.ToDtype`.)
+
+A detection target holds ``"boxes"`` (``float32 [N, 4]``, xyxy pixels of the image as
+returned), ``"labels"`` (``int64 [N]``, indices into ``class_names``, no background),
+``"iscrowd"`` and ``"difficult"`` (``bool [N]``), ``"image_id"`` (``int``, the index of the
+sample in the dataset) and ``"path"`` (``str``, the image file). Images without objects are
+valid samples with ``N = 0``.
+
+**Bad files.** ``on_error="raise"`` (the default) raises a
+:class:`~pixbox.data.annotations.DatasetError` naming the file as soon as something cannot be
+read. ``on_error="skip"`` leaves bad annotation entries out at construction (the reader collects
+them in ``dataset.problems`` and warns once), and at ``dataset[i]`` time replaces a sample whose
+image (or mask) cannot be decoded by the next readable one, ``i + 1, i + 2, ...`` (wrapping
+around), so the result is deterministic. Each bad file is warned about once, with a running
+count, and listed in ``dataset.skipped``; :meth:`report` summarizes everything for the end of an
+epoch. With ``num_workers > 0`` each worker process keeps its own ``skipped`` list (the warnings
+still come from the workers); run :func:`pixbox.data.check.check_dataset` to list every bad file
+up front.
+
+**Reproducibility.** :func:`make_loader` shuffles with a ``torch.Generator`` seeded from
+``seed`` and seeds every worker from it (:func:`seed_worker`), so two loaders with the same
+seed give the same batches, augmentations included, for a given ``num_workers``. Random
+transforms should use ``generator=None`` (torch's global RNG, which the loader seeds per worker);
+explicit generators found in ``dataset.transforms`` are reseeded per worker too. With
+``num_workers=0`` the loader runs the data pipeline with RNG states of its own, seeded exactly as
+worker 0 would be, so the first epoch equals that of ``num_workers=1`` and the caller's global
+RNG streams (model initialization, dropout) are not consumed by data augmentation.
+
+Example:
+    >>> from pixbox.data import transforms as T
+    >>> train = DetectionDataset("data/bananas", split="train",  # doctest: +SKIP
+    ...                          transforms=T.Compose([T.RandomHorizontalFlip(), T.Resize((256, 256)),
+    ...                                                T.ToDtype(torch.float32)]))
+    >>> loader = make_loader(train, 32, shuffle=True, collate_fn=collate_multibox)  # doctest: +SKIP
+    >>> images, labels = next(iter(loader))  # doctest: +SKIP
+    >>> images.shape, labels.shape  # doctest: +SKIP
+    (torch.Size([32, 3, 256, 256]), torch.Size([32, 1, 5]))
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+
+from pixbox._checks import check_choice
+from pixbox.data.annotations import (
+    ClassificationAnnotations,
+    DatasetError,
+    DetectionAnnotations,
+    SegmentationAnnotations,
+)
+from pixbox.data.formats import (
+    DETECTION_FORMATS,
+    detect_format,
+    read_classification_csv,
+    read_detection,
+    read_image_folder,
+    read_voc_segmentation,
+)
+from pixbox.data.io import read_image, read_mask
+
+__all__ = [
+    "CLASSIFICATION_FORMATS",
+    "ClassificationDataset",
+    "DetectionDataset",
+    "SegmentationDataset",
+    "collate_detection",
+    "collate_multibox",
+    "collate_segmentation",
+    "make_loader",
+    "seed_worker",
+]
+
+#: The classification layouts :class:`ClassificationDataset` reads.
+CLASSIFICATION_FORMATS: tuple[str, ...] = ("folder", "csv")
+_ON_ERROR = ("raise", "skip")
+_IGNORE = 255  # mask value meaning "ignore this pixel"
+_REPORT_EXAMPLES = 10  # problems listed by report() before "... and N more"
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared checks
+
+
+def _check_transforms(transforms) -> Callable | None:
+    if transforms is not None and not callable(transforms):
+        raise TypeError(f"transforms must be callable (for example a pixbox.data.transforms.Compose) or None, "
+                        f"got {type(transforms).__name__}")
+    return transforms
+
+
+def _check_on_error(on_error) -> str:
+    return check_choice(on_error, "on_error", _ON_ERROR)
+
+
+def _check_root(root, name: str = "root") -> Path:
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(root).__name__}")
+    return Path(os.path.abspath(root))
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# The lazy, skip-aware base
+
+
+class _LazyDataset(Dataset):
+    """Index checks, ``on_error`` handling at load time, ``skipped`` and :meth:`report`.
+
+    A subclass sets ``annotations``, ``on_error`` and ``transforms`` and implements
+    ``_read(i)`` (reads and checks the files; deterministic; may raise :class:`DatasetError`),
+    ``_finish(i, data)`` (applies the transforms), ``_path(i)`` and ``__len__``.
+    """
+
+    annotations: Any
+    on_error: str
+    transforms: Callable | None
+
+    def _init_skipping(self) -> None:
+        self.skipped: list[str] = []
+        self._bad: set[int] = set()
+
+    @property
+    def class_names(self) -> list[str]:
+        """list[str]: the class names; labels index into this list."""
+        return self.annotations.class_names
+
+    @property
+    def num_classes(self) -> int:
+        """int: ``len(class_names)``."""
+        return len(self.annotations.class_names)
+
+    @property
+    def problems(self) -> list[DatasetError]:
+        """list[DatasetError]: the annotation problems skipped at construction (``on_error="skip"``)."""
+        return self.annotations.problems
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _read(self, index: int):
+        raise NotImplementedError
+
+    def _finish(self, index: int, data):
+        raise NotImplementedError
+
+    def _load(self, index: int):
+        return self._finish(index, self._read(index))
+
+    def _path(self, index: int) -> str:
+        raise NotImplementedError
+
+    def _check_index(self, index) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index must be in [{-n}, {n}) for a dataset of {n} samples, got {index}")
+        return int(index) % n
+
+    def __getitem__(self, index):
+        index = self._check_index(index)
+        n = len(self)
+        for k in range(n):
+            i = (index + k) % n
+            if i in self._bad:
+                continue
+            try:
+                return self._load(i)
+            except DatasetError as e:
+                if self.on_error == "raise":
+                    raise
+                self._bad.add(i)
+                self.skipped.append(self._path(i))
+                warnings.warn(f"skipped an unreadable sample ({len(self.skipped)} so far; see "
+                              f"{type(self).__name__}.report()), using the next one instead: {e}", stacklevel=2)
+        raise DatasetError(f"all {n} samples of the dataset are unreadable (on_error='skip'); "
+                           f"the first is {self._path(0)}")
+
+    def report(self) -> str:
+        """A summary of the problems seen so far, for the end of an epoch.
+
+        Returns:
+            str: one line when there were none; else the annotation problems skipped at
+            construction and the unreadable files skipped by ``dataset[i]``, one per line (the
+            first 10 of each, then a count of the rest).
+        """
+        what = f"{type(self).__name__} of {len(self)} samples"
+        problems = list(self.problems)
+        if not problems and not self.skipped:
+            return f"{what}: no problems"
+        lines = [f"{what}: {len(problems)} annotation problem{'s' if len(problems) != 1 else ''} skipped "
+                 f"while reading, {len(self.skipped)} unreadable file{'s' if len(self.skipped) != 1 else ''} "
+                 "skipped while loading"]
+        for title, items in (("annotation problems", [str(p) for p in problems]),
+                             ("unreadable files (each replaced by the next readable sample)", self.skipped)):
+            if items:
+                lines.append(f"{title}:")
+                lines += [f"  - {item}" for item in items[:_REPORT_EXAMPLES]]
+                if len(items) > _REPORT_EXAMPLES:
+                    lines.append(f"  ... and {len(items) - _REPORT_EXAMPLES} more")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Detection
+
+
+class DetectionDataset(_LazyDataset):
+    """One split of a detection dataset on disk (CSV, VOC, COCO or YOLO layout), loaded lazily.
+
+    Construction reads the annotations with :func:`pixbox.data.formats.read_detection` (image
+    sizes come from the file headers; no pixels are decoded). ``dataset[i]`` decodes image ``i``
+    and returns ``(image, target)`` (see the module docstring for the target keys), after
+    ``transforms(image, target)`` when given.
+
+    Args:
+        root (str or PathLike): the dataset folder.
+        fmt (str or None): one of :data:`pixbox.data.formats.DETECTION_FORMATS`; ``None`` guesses
+            it with :func:`pixbox.data.formats.detect_format`.
+        split (str): the split name, e.g. ``"train"``.
+        transforms (callable or None): called as ``transforms(image, target)`` and returning
+            ``(image, target)``, for example a :class:`pixbox.data.transforms.Compose`. It gets
+            the ``uint8 [3, H, W]`` image and a new target dict per call.
+        on_error (str): ``"raise"`` or ``"skip"``; see the module docstring.
+
+    Attributes:
+        annotations (DetectionAnnotations): what was read (boxes in pixels of the original images).
+        class_names (list[str]): the class names.
+        num_classes (int): ``len(class_names)`` (no background class).
+        problems (list[DatasetError]): annotation problems skipped at construction.
+        skipped (list[str]): unreadable image files skipped by ``dataset[i]`` so far.
+
+    Raises:
+        DatasetError: a problem in the annotation files with ``on_error="raise"``, or a file that
+            cannot be read at all (broken JSON or YAML) whatever ``on_error``.
+        ValueError: unknown ``fmt``, ``split`` or ``on_error``, or no format recognized.
+    """
+
+    def __init__(self, root, fmt: str | None = None, split: str = "train", *, transforms=None,
+                 on_error: str = "raise"):
+        root = _check_root(root)
+        if fmt is None:
+            fmt = detect_format(root)
+        else:
+            check_choice(fmt, "fmt", DETECTION_FORMATS)
+        on_error = _check_on_error(on_error)
+        annotations = read_detection(root, fmt, split, on_error=on_error)
+        self._setup(annotations, transforms, on_error)
+        self.root, self.fmt, self.split = root, fmt, split
+
+    @classmethod
+    def from_annotations(cls, annotations: DetectionAnnotations, *, transforms=None,
+                         on_error: str = "raise") -> "DetectionDataset":
+        """A dataset over annotations already in memory (read, converted or generated).
+
+        Args:
+            annotations (DetectionAnnotations): the images and their boxes; the image files are
+                decoded lazily from ``record.image``. Not copied: later changes show through.
+            transforms (callable or None): as in the constructor.
+            on_error (str): what ``dataset[i]`` does with an unreadable image: ``"raise"`` or
+                ``"skip"``. ``annotations.problems`` are reported by :meth:`report`.
+
+        Returns:
+            DetectionDataset: with ``root``, ``fmt`` and ``split`` set to None.
+        """
+        if not isinstance(annotations, DetectionAnnotations):
+            raise TypeError(f"annotations must be a DetectionAnnotations, got {type(annotations).__name__}")
+        self = cls.__new__(cls)
+        self._setup(annotations, transforms, _check_on_error(on_error))
+        self.root = self.fmt = self.split = None
+        return self
+
+    def _setup(self, annotations: DetectionAnnotations, transforms, on_error: str) -> None:
+        self.annotations = annotations
+        self.transforms = _check_transforms(transforms)
+        self.on_error = on_error
+        self._init_skipping()
+
+    def __len__(self) -> int:
+        return len(self.annotations.records)
+
+    def _path(self, index: int) -> str:
+        return str(self.annotations.records[index].image)
+
+    def _read(self, index: int):
+        rec = self.annotations.records[index]
+        image = read_image(rec.image)
+        target = {
+            "boxes": torch.from_numpy(np.asarray(rec.boxes, np.float32).reshape(-1, 4)),
+            "labels": torch.from_numpy(np.asarray(rec.labels, np.int64).reshape(-1)),
+            "iscrowd": torch.from_numpy(np.asarray(rec.iscrowd, bool).reshape(-1)),
+            "difficult": torch.from_numpy(np.asarray(rec.difficult, bool).reshape(-1)),
+            "image_id": index,
+            "path": str(rec.image),
+        }
+        return image, target
+
+    def _finish(self, index: int, data):
+        image, target = data
+        if self.transforms is not None:
+            image, target = self.transforms(image, dict(target))
+        return image, target
+
+    def __repr__(self) -> str:
+        where = "in memory" if self.root is None else f"{self.fmt} split {self.split!r} of {self.root}"
+        return (f"DetectionDataset({where}: {len(self)} images, {self.annotations.num_objects()} objects, "
+                f"{self.num_classes} classes)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Segmentation
+
+
+class SegmentationDataset(_LazyDataset):
+    """One split of a VOC semantic segmentation dataset, loaded lazily.
+
+    Construction reads the split with :func:`pixbox.data.formats.read_voc_segmentation` (file
+    headers only). ``dataset[i]`` decodes the image and its mask and checks them:
+
+    - the mask must have the image's size, else :class:`DatasetError` naming both files;
+    - mask values must be class indices ``0 .. num_classes - 1`` or ``255`` (ignore), else
+      :class:`DatasetError` naming the mask file and the bad values.
+
+    With ``on_error="skip"`` such a sample is replaced by the next good one (module docstring).
+
+    Args:
+        root (str or PathLike): the dataset folder (``JPEGImages/``, ``SegmentationClass/``,
+            ``ImageSets/Segmentation/<split>.txt``).
+        split (str): the split name.
+        transforms (callable or None): called as ``transforms(image, {"mask": mask})`` and
+            returning ``(image, target)``; the sample's mask is ``target["mask"]``. Geometric
+            transforms fill new mask pixels with 255.
+        on_error (str): ``"raise"`` or ``"skip"``.
+
+    Attributes:
+        annotations (SegmentationAnnotations): the ``(image, mask)`` paths.
+        class_names (list[str]): including the background class at index 0.
+        num_classes (int): ``len(class_names)``.
+        problems (list[DatasetError]): problems skipped at construction.
+        skipped (list[str]): image files of the samples skipped by ``dataset[i]`` so far.
+    """
+
+    def __init__(self, root, split: str = "train", *, transforms=None, on_error: str = "raise"):
+        root = _check_root(root)
+        self.on_error = _check_on_error(on_error)
+        self.transforms = _check_transforms(transforms)
+        self.annotations: SegmentationAnnotations = read_voc_segmentation(root, split, on_error=self.on_error)
+        self.root, self.split = root, split
+        self._init_skipping()
+
+    def __len__(self) -> int:
+        return len(self.annotations.samples)
+
+    def _path(self, index: int) -> str:
+        return str(self.annotations.samples[index][0])
+
+    def _read(self, index: int):
+        image_path, mask_path = self.annotations.samples[index]
+        image = read_image(image_path)
+        mask = read_mask(mask_path)
+        if tuple(mask.shape) != tuple(image.shape[1:]):
+            raise DatasetError(f"the mask is {mask.shape[1]} x {mask.shape[0]} (width x height) but its image "
+                               f"{image_path} is {image.shape[2]} x {image.shape[1]}", mask_path)
+        c = self.num_classes
+        bad = ((mask < 0) | (mask >= c)) & (mask != _IGNORE)
+        if bool(bad.any()):
+            values = torch.unique(mask[bad]).tolist()
+            shown = values[:10] + (["..."] if len(values) > 10 else [])
+            raise DatasetError(f"mask values must be class indices in [0, {c}) or {_IGNORE} (ignore), got "
+                               f"{shown} in {int(bad.sum())} pixels", mask_path)
+        return image, mask
+
+    def _finish(self, index: int, data):
+        image, mask = data
+        if self.transforms is not None:
+            image, target = self.transforms(image, {"mask": mask})
+            mask = target["mask"]
+        return image, mask
+
+    def __repr__(self) -> str:
+        return (f"SegmentationDataset(split {self.split!r} of {self.root}: {len(self)} images, "
+                f"{self.num_classes} classes)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Classification
+
+
+def _classification_csv(path: Path) -> Path:
+    """The CSV file of a classification split: ``path`` itself, or the one ``.csv`` in it."""
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*.csv") if p.is_file())
+        if len(found) == 1:
+            return found[0]
+        what = "no .csv file" if not found else f"several .csv files {[p.name for p in found]}"
+        raise DatasetError(f"expected a classification CSV file, or a folder with exactly one, but it holds "
+                           f"{what}", path)
+    raise DatasetError("classification CSV file not found", path)
+
+
+class ClassificationDataset(_LazyDataset):
+    """An image classification dataset (a folder per class, or a ``path,label`` CSV), loaded lazily.
+
+    Where the data is read from (``split`` None reads ``root`` itself):
+
+    - ``fmt="folder"``: the folder ``root/split`` (or ``root``) with one sub-folder per class
+      (:func:`pixbox.data.formats.read_image_folder`);
+    - ``fmt="csv"``: the file ``root/<split>.csv`` when it exists, else ``root/split``; that
+      path may be the CSV file itself or a folder holding exactly one ``.csv`` file
+      (:func:`pixbox.data.formats.read_classification_csv`; relative image paths start at the
+      CSV file's folder).
+
+    Args:
+        root (str or PathLike): see above.
+        split (str or None): the split sub-folder or file stem, e.g. ``"train"``.
+        fmt (str): ``"folder"`` or ``"csv"``.
+        transforms (callable or None): called as ``transforms(image)`` and returning the image.
+        on_error (str): ``"raise"`` or ``"skip"``.
+
+    Attributes:
+        annotations (ClassificationAnnotations): the ``(image, label)`` pairs.
+        class_names (list[str]): sorted class names (folder names or CSV labels).
+        num_classes (int): ``len(class_names)``.
+        problems (list[DatasetError]): problems skipped at construction.
+        skipped (list[str]): unreadable image files skipped by ``dataset[i]`` so far.
+    """
+
+    def __init__(self, root, split: str | None = None, *, fmt: str = "folder", transforms=None,
+                 on_error: str = "raise"):
+        root = _check_root(root)
+        check_choice(fmt, "fmt", CLASSIFICATION_FORMATS)
+        if split is not None and not isinstance(split, str):
+            raise TypeError(f"split must be a str or None, got {type(split).__name__}")
+        self.on_error = _check_on_error(on_error)
+        self.transforms = _check_transforms(transforms)
+        if fmt == "folder":
+            source = root if split is None else root / split
+            self.annotations: ClassificationAnnotations = read_image_folder(source, on_error=self.on_error)
+        else:
+            source = root if split is None else root / f"{split}.csv"
+            if split is not None and not source.is_file():
+                source = root / split
+            source = _classification_csv(source)
+            self.annotations = read_classification_csv(source, on_error=self.on_error)
+        self.root, self.split, self.fmt, self.source = root, split, fmt, source
+        self._init_skipping()
+
+    def __len__(self) -> int:
+        return len(self.annotations.samples)
+
+    def _path(self, index: int) -> str:
+        return str(self.annotations.samples[index][0])
+
+    def _read(self, index: int):
+        path, label = self.annotations.samples[index]
+        return read_image(path), int(label)
+
+    def _finish(self, index: int, data):
+        image, label = data
+        if self.transforms is not None:
+            image = self.transforms(image)
+        return image, int(label)
+
+    def __repr__(self) -> str:
+        return f"ClassificationDataset({self.fmt} {self.source}: {len(self)} images, {self.num_classes} classes)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Collate functions
+
+
+def _check_batch(batch, who: str) -> list:
+    if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence) or len(batch) == 0:
+        got = f"an empty {type(batch).__name__}" if isinstance(batch, Sequence) else type(batch).__name__
+        raise ValueError(f"batch for {who} must be a non-empty list of (image, target) samples, got {got}")
+    for i, sample in enumerate(batch):
+        if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+            raise ValueError(f"batch[{i}] for {who} must be an (image, target) pair, got {type(sample).__name__}"
+                             + (f" of length {len(sample)}" if isinstance(sample, (tuple, list)) else ""))
+        if not isinstance(sample[0], Tensor) or sample[0].dim() != 3:
+            got = tuple(sample[0].shape) if isinstance(sample[0], Tensor) else type(sample[0]).__name__
+            raise ValueError(f"batch[{i}][0] for {who} must be an image Tensor[C, H, W], got {got}")
+    return list(batch)
+
+
+def _stack_images(images: list[Tensor], who: str, hint: str) -> Tensor:
+    shapes = [tuple(x.shape) for x in images]
+    if len(set(shapes)) != 1:
+        sizes = sorted({f"{s[1]}x{s[2]}" for s in shapes})
+        raise ValueError(f"{who} needs images of one size, got sizes (HxW) {sizes} in one batch; {hint}")
+    dtypes = {x.dtype for x in images}
+    if len(dtypes) != 1:
+        raise ValueError(f"{who} needs images of one dtype, got {sorted(map(str, dtypes))} in one batch")
+    return torch.stack(images)
+
+
+def collate_detection(batch) -> tuple[Tensor | list[Tensor], list[dict]]:
+    """Collates detection samples for the modern API (a list of targets).
+
+    Args:
+        batch (list[tuple[Tensor[C, H, W], dict]]): samples of :class:`DetectionDataset`.
+
+    Returns:
+        tuple:
+        - images (Tensor[B, C, H, W] or list[Tensor[C, H, W]]): stacked when all images share
+          their shape and dtype, else the list as it is (models that resize inside take it).
+        - targets (list[dict]): the ``B`` target dicts, unchanged.
+    """
+    batch = _check_batch(batch, "collate_detection")
+    images = [s[0] for s in batch]
+    targets = [s[1] for s in batch]
+    first = images[0]
+    if all(x.shape == first.shape and x.dtype == first.dtype for x in images):
+        return torch.stack(images), targets
+    return images, targets
+
+
+def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor]:
+    """Collates detection samples into the padded label tensor of :func:`pixbox.ops.multibox_target`.
+
+    Each object becomes a row ``(class, x1 / W, y1 / H, x2 / W, y2 / H)``: the class index (no
+    background offset) and its xyxy box normalized by the width ``W`` and height ``H`` of its
+    image as collated (after the transforms). Images with fewer objects are padded with rows of
+    ``-1`` (class -1 marks padding; the coordinates are -1 too, as in MXNet). ``G`` is the
+    largest number of objects in the batch, but at least 1, so ``labels[:, 0]`` always exists
+    (D2L-style code reads it); a batch without any object gives ``G = 1`` of padding, which
+    ``multibox_target`` labels all background.
+
+    Args:
+        batch (list[tuple[Tensor[C, H, W], dict]]): samples whose targets hold ``"boxes"``
+            (``Tensor[N, 4]`` xyxy pixels) and ``"labels"`` (``Tensor[N]``); images of one size
+            and dtype.
+        keep_crowd (bool): COCO ``iscrowd`` objects are left out by default (as in COCO training
+            pipelines: a crowd box is not one object); True keeps them as ordinary objects.
+            ``difficult`` objects are always kept.
+
+    Returns:
+        tuple:
+        - images (Tensor[B, C, H, W]): stacked.
+        - labels (Tensor[B, G, 5]): ``float32`` rows ``(class, x1, y1, x2, y2)``, normalized
+          xyxy, ``-1`` rows for padding.
+
+    Raises:
+        ValueError: images of different sizes (add a ``Resize((H, W))`` transform), or a target
+            without ``"boxes"``/``"labels"``.
+    """
+    batch = _check_batch(batch, "collate_multibox")
+    _check_bool(keep_crowd, "keep_crowd")
+    images = _stack_images([s[0] for s in batch], "collate_multibox",
+                           "add a pixbox.data.transforms.Resize((H, W)) transform to the dataset")
+    h, w = images.shape[-2:]
+    rows = []
+    for i, (_, target) in enumerate(batch):
+        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
+            got = sorted(map(str, target)) if isinstance(target, dict) else type(target).__name__
+            raise ValueError(f"batch[{i}][1] for collate_multibox must be a dict with 'boxes' and 'labels', got {got}")
+        boxes = torch.as_tensor(target["boxes"]).reshape(-1, 4).to(torch.float32)
+        labels = torch.as_tensor(target["labels"]).reshape(-1).to(torch.float32)
+        if len(labels) != len(boxes):
+            raise ValueError(f"batch[{i}][1] has {len(boxes)} boxes but {len(labels)} labels")
+        if not keep_crowd and "iscrowd" in target:
+            keep = ~torch.as_tensor(target["iscrowd"]).reshape(-1).to(torch.bool)
+            boxes, labels = boxes[keep], labels[keep]
+        scale = boxes.new_tensor([w, h, w, h])
+        rows.append(torch.cat([labels[:, None], boxes / scale], dim=1))  # [N, 5]
+    g = max(1, max(len(r) for r in rows))
+    out = torch.full((len(rows), g, 5), -1.0, dtype=torch.float32)  # [B, G, 5]
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return images, out
+
+
+def collate_segmentation(batch) -> tuple[Tensor, Tensor]:
+    """Collates segmentation samples.
+
+    Args:
+        batch (list[tuple[Tensor[C, H, W], Tensor[H, W]]]): samples of
+            :class:`SegmentationDataset`; every image and mask of the batch must have one size.
+
+    Returns:
+        tuple:
+        - images (Tensor[B, C, H, W]): stacked.
+        - masks (Tensor[B, H, W]): ``int64`` class indices, ``255`` = ignore.
+
+    Raises:
+        ValueError: sizes differ (add a ``Resize((H, W))`` or ``RandomCrop`` transform), or a
+            mask does not match its image.
+    """
+    batch = _check_batch(batch, "collate_segmentation")
+    hint = "add a pixbox.data.transforms.Resize((H, W)) or RandomCrop transform to the dataset"
+    images = _stack_images([s[0] for s in batch], "collate_segmentation", hint)
+    masks = []
+    for i, (image, mask) in enumerate(batch):
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != tuple(image.shape[1:]):
+            got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"batch[{i}][1] for collate_segmentation must be a mask Tensor[H, W] of its image's "
+                             f"size {tuple(image.shape[1:])}, got {got}")
+        masks.append(mask.to(torch.int64))
+    return images, torch.stack(masks)
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeding and loaders
+
+
+def _reseed_generators(obj, seed: int) -> int:
+    """Reseeds every ``torch.Generator`` reachable from ``obj`` through attributes and containers.
+
+    The k-th distinct generator found (depth-first, in attribute order) gets the seed
+    ``seed + k`` (mod 2**63), so generators shared by several transforms are seeded once.
+    Returns the number of generators reseeded.
+    """
+    seen: set[int] = set()
+    found: list[torch.Generator] = []
+
+    def walk(x, depth: int) -> None:
+        if depth > 8 or id(x) in seen or isinstance(x, (str, bytes, int, float, bool, Tensor, np.ndarray, Path)):
+            return
+        seen.add(id(x))
+        if isinstance(x, torch.Generator):
+            found.append(x)
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v, depth + 1)
+        elif isinstance(x, (list, tuple, set)):
+            for v in x:
+                walk(v, depth + 1)
+        elif hasattr(x, "__dict__") and not isinstance(x, type):
+            for v in vars(x).values():
+                walk(v, depth + 1)
+
+    walk(obj, 0)
+    for k, g in enumerate(found):
+        if g.device.type == "cpu":
+            g.manual_seed((seed + k) % 2**63)
+    return len(found)
+
+
+def _seed_process(seed: int, dataset) -> None:
+    """What :func:`seed_worker` does, for a process whose torch seed is ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    transforms = getattr(dataset, "transforms", None)
+    if transforms is not None:
+        _reseed_generators(transforms, seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """A ``worker_init_fn`` that seeds Python's and numpy's RNGs from torch's seed.
+
+    :class:`~torch.utils.data.DataLoader` seeds torch in each worker with
+    ``base_seed + worker_id`` (``base_seed`` drawn from the loader's generator). This seeds
+    ``random`` with that seed and ``numpy.random`` with it modulo 2**32, and reseeds every
+    ``torch.Generator`` held by the worker's ``dataset.transforms`` (seed ``+ k`` for the k-th),
+    which would otherwise be identical copies in every worker.
+
+    Args:
+        worker_id (int): the worker index (unused: the seed already depends on it).
+    """
+    seed = torch.initial_seed()
+    info = get_worker_info()
+    _seed_process(seed, info.dataset if info is not None else None)
+
+
+class _RNGStates:
+    """The global RNG states a worker process owns: torch's CPU generator, ``random``, ``numpy``."""
+
+    def __init__(self):
+        self.torch = torch.random.default_generator.get_state()
+        self.python = random.getstate()
+        self.numpy = np.random.get_state()
+
+    def restore(self) -> None:
+        torch.random.default_generator.set_state(self.torch)
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+
+
+class _SeededLoader(DataLoader):
+    """A DataLoader that, with ``num_workers=0``, runs the data pipeline on RNG states of its own.
+
+    At each epoch the base seed is drawn from ``self.generator`` exactly as the DataLoader
+    iterator draws it, the private states are seeded as worker 0's would be, and they are
+    swapped in around every batch, so the caller's global RNG streams are untouched.
+    """
+
+    def __iter__(self):
+        if self.num_workers > 0:
+            return super().__iter__()
+        return self._in_process()
+
+    def _in_process(self):
+        saved = self.generator.get_state()
+        base_seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator))
+        self.generator.set_state(saved)  # the iterator below draws the same number again
+        caller = _RNGStates()
+        try:
+            torch.random.default_generator.manual_seed(base_seed)  # worker 0's torch seed
+            _seed_process(base_seed, self.dataset)  # what seed_worker(0) does in worker 0
+            own = _RNGStates()
+        finally:
+            caller.restore()
+        iterator = super().__iter__()
+        while True:
+            caller = _RNGStates()
+            own.restore()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                own = _RNGStates()
+                caller.restore()
+            yield batch
+
+
+def _default_collate_fn(dataset) -> Callable:
+    if isinstance(dataset, DetectionDataset):
+        return collate_detection
+    if isinstance(dataset, SegmentationDataset):
+        return collate_segmentation
+    return default_collate
+
+
+def make_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int = 0,
+                collate_fn: Callable | None = None, seed: int = 0, drop_last: bool = False) -> DataLoader:
+    """A reproducible :class:`~torch.utils.data.DataLoader`.
+
+    The shuffling order and the worker seeds come from a ``torch.Generator`` seeded with
+    ``seed``; workers run :func:`seed_worker` and are persistent (started once, reused every
+    epoch, so each continues its random stream). Two loaders made with the same arguments give
+    the same batches, augmentations included, epoch after epoch. With ``num_workers=0`` the
+    pipeline gets RNG states of its own, seeded like worker 0 (see the module docstring), so it
+    neither consumes nor depends on the caller's global RNG. Different ``num_workers`` values
+    give different (each reproducible) augmentations, since each worker has its own seed.
+
+    Args:
+        dataset (Dataset): a map-style dataset, e.g. :class:`DetectionDataset`.
+        batch_size (int): >= 1.
+        shuffle (bool): draw a new order every epoch (from the seeded generator).
+        num_workers (int): worker processes, >= 0 (0 loads in this process).
+        collate_fn (callable or None): ``None`` picks :func:`collate_detection` for a
+            :class:`DetectionDataset`, :func:`collate_segmentation` for a
+            :class:`SegmentationDataset` and torch's ``default_collate`` otherwise. Pass
+            :func:`collate_multibox` for the D2L-style ``[B, G, 5]`` labels.
+        seed (int): >= 0.
+        drop_last (bool): drop the last incomplete batch.
+
+    Returns:
+        DataLoader: iterate it once per epoch.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a torch.utils.data.Dataset, got {type(dataset).__name__}")
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    _check_bool(shuffle, "shuffle")
+    num_workers = _check_int(num_workers, "num_workers", 0)
+    seed = _check_int(seed, "seed", 0)
+    _check_bool(drop_last, "drop_last")
+    if collate_fn is None:
+        collate_fn = _default_collate_fn(dataset)
+    elif not callable(collate_fn):
+        raise TypeError(f"collate_fn must be callable or None, got {type(collate_fn).__name__}")
+    generator = torch.Generator().manual_seed(seed)
+    return _SeededLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                         collate_fn=collate_fn, drop_last=drop_last, generator=generator,
+                         worker_init_fn=seed_worker, persistent_workers=num_workers > 0)
