@@ -1,0 +1,268 @@
+"""``pixbox detect <action>``: train, validate and run object detectors.
+
+- ``pixbox detect train --data DIR [--model tiny_ssd] [--epochs N] ... [--config cfg.yaml]``:
+  train (:func:`pixbox.engine.detection.train_detector`); flags override the config file; every
+  run writes to ``runs/detect/<name>/``; ``--resume [NAME | RUN_DIR | last.pt]`` continues a
+  stopped run;
+- ``pixbox detect val --weights best.pt [--data DIR]``: print the metrics table, write
+  ``val_metrics.json`` and ``pr_curve.png`` (:func:`pixbox.engine.detection.evaluate_detector`);
+- ``pixbox detect predict --weights best.pt SOURCE... [--out DIR]``: draw the detections on
+  images given as files, folders or globs, and write ``predictions.json``
+  (:func:`pixbox.engine.detection.predict_detector`).
+
+Usage mistakes (an unknown option or value, with the nearest valid name) print the usage and
+return exit code 2. Mistakes in the data, files or config values print ``error: ...`` on stderr
+and return 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["add_parser"]
+
+_FORMATS = ("auto", "csv", "voc", "coco", "yolo")
+_AUGMENT = ("none", "light", "ssd")
+# What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
+# ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
+_USER_ERRORS = (ValueError, TypeError, OSError)
+# `pixbox detect train` flags that map to DetectConfig keys.
+_TRAIN_KEYS = ("data", "format", "model", "epochs", "batch", "imgsz", "lr", "optimizer", "workers", "device", "name",
+               "project", "seed", "patience", "eval_every", "augment")
+
+
+class _ActionParser(argparse.ArgumentParser):
+    """An action's parser: unknown options are an error here, with the nearest valid option."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            options = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            for token in extras:
+                if token.startswith("-"):
+                    hint = difflib.get_close_matches(token.split("=", 1)[0], options, n=1, cutoff=0.5)
+                    if hint:
+                        message += f"; did you mean {hint[0]!r}?"
+                        break
+            self.error(message)
+        return namespace, extras
+
+
+def _choice(kind: str, choices: Sequence[str] | Callable[[], Sequence[str]]) -> Callable[[str], str]:
+    """An argparse ``type`` accepting one of ``choices``, suggesting the nearest name otherwise."""
+    def parse(text: str) -> str:
+        options = list(choices() if callable(choices) else choices)
+        if text in options:
+            return text
+        hint = difflib.get_close_matches(text, options, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}{extra} (choose from {', '.join(options)})")
+
+    parse.__name__ = kind
+    return parse
+
+
+def _model_names() -> list[str]:
+    from pixbox.models import MODELS
+
+    return list(MODELS)
+
+
+def _number(kind: type, low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value != value or (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _fail(error: BaseException | str) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+
+
+def _defaults() -> dict:
+    from pixbox.engine.config import DetectConfig
+
+    return {f.name: f.default for f in dataclasses.fields(DetectConfig)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Handlers
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pixbox.engine.config import DetectConfig, read_yaml_values
+    from pixbox.engine.detection import train_detector
+
+    flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
+    if "data" in flags:
+        flags["data"] = str(flags["data"])
+    try:
+        values = read_yaml_values(args.config) if args.config is not None else {}
+        values.update(flags)
+        if args.resume is not None:
+            resume = True if args.resume == "" else args.resume
+            run = train_detector(values or None, resume=resume)
+        else:
+            config = DetectConfig.from_dict(values)
+            if config.data is None:
+                return _fail("--data is required: the dataset folder to train on (or 'data:' in --config)")
+            run = train_detector(config)
+    except _USER_ERRORS as e:
+        return _fail(e)
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with: pixbox detect train --resume RUN_DIR", file=sys.stderr)
+        return 130
+    print(f"results in {run}")
+    return 0
+
+
+def _run_val(args: argparse.Namespace) -> int:
+    from pixbox.engine.checkpoint import load_checkpoint
+    from pixbox.engine.detection import evaluate_detector, save_metrics_json
+    from pixbox.metrics.detection import save_pr_curves, summary_table
+
+    try:
+        saved = load_checkpoint(args.weights).get("config") or {}
+        data = args.data if args.data is not None else saved.get("data")
+        if data is None:
+            return _fail(f"--data is required: {args.weights} does not name its dataset")
+        split = args.split or saved.get("val_split") or "val"
+        fmt = args.format or saved.get("format") or "auto"
+        metrics = evaluate_detector(args.weights, data, fmt=fmt, split=split, batch=args.batch, device=args.device,
+                                    score_threshold=args.conf, nms_threshold=args.iou, workers=args.workers)
+        out = Path(args.out) if args.out is not None else Path(args.weights).parent
+        out.mkdir(parents=True, exist_ok=True)
+        json_path = save_metrics_json(metrics, out / "val_metrics.json")
+        png_path = save_pr_curves(metrics, out / "pr_curve.png")
+    except _USER_ERRORS as e:
+        return _fail(e)
+    print(f"{args.weights} on split {split!r} of {data}:")
+    print(summary_table(metrics))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from pixbox.engine.detection import predict_detector, unique_dir
+    from pixbox.engine.predict import load
+
+    try:
+        predictor = load(args.weights, device=args.device, batch=args.batch)
+        from pixbox.engine.detection import find_images
+
+        find_images(args.sources)  # fail on a bad source before making the output folder
+        out = Path(args.out) if args.out is not None else unique_dir("runs/detect", "predict")
+        results = predict_detector(predictor, args.sources, out=out, score_threshold=args.conf,
+                                   nms_threshold=args.iou)
+    except _USER_ERRORS as e:
+        return _fail(e)
+    for r in results:
+        counts: dict[str, int] = {}
+        for name in r["names"]:
+            counts[name] = counts.get(name, 0) + 1
+        found = ", ".join(f"{n} {c}" for c, n in sorted(((c, n) for n, c in counts.items()), reverse=True))
+        print(f"{r['path']}: {found or 'no detections'}")
+    print(f"wrote {len(results)} image{'s' if len(results) != 1 else ''} and predictions.json to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsers
+
+
+def add_parser(subparsers) -> None:
+    """Registers ``detect`` and its actions on the top-level ``subparsers``."""
+    d = _defaults()
+    parser = subparsers.add_parser("detect", help="train, validate and run object detectors",
+                                   description="Train, validate and run object detectors (SSD, TinySSD).")
+    actions = parser.add_subparsers(dest="action", metavar="<action>", required=True, parser_class=_ActionParser)
+
+    train = actions.add_parser(
+        "train", help="train a detector on a dataset folder",
+        description="Train a detector; the run (config.yaml, last.pt, best.pt, metrics.csv, loss.png, map.png) "
+                    "goes to PROJECT/NAME (NAME2, NAME3, ... when it exists). Flags override the values of "
+                    "--config. --resume continues a stopped run with its saved config (only --epochs, --device, "
+                    "--workers, --patience and --eval-every may change).")
+    train.add_argument("--config", type=Path, metavar="YAML", help="a YAML file of config keys (see "
+                       "pixbox.engine.config.DetectConfig)")
+    train.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (csv, voc, coco or yolo layout)")
+    train.add_argument("--format", type=_choice("format", _FORMATS), metavar="FMT",
+                       help=f"{', '.join(_FORMATS)} (default: {d['format']})")
+    train.add_argument("--model", type=_choice("model", _model_names), metavar="NAME",
+                       help=f"tiny_ssd, ssd_resnet18, ... (default: {d['model']})")
+    train.add_argument("--epochs", type=_number(int, 1), metavar="N", help=f"(default: {d['epochs']})")
+    train.add_argument("--batch", type=_number(int, 1), metavar="N", help=f"images per batch (default: {d['batch']})")
+    train.add_argument("--imgsz", type=_number(int, 16), metavar="PX",
+                       help=f"square input size (default: {d['imgsz']})")
+    train.add_argument("--lr", type=_number(float, 0, low_open=True), help=f"peak learning rate (default: {d['lr']})")
+    train.add_argument("--optimizer", type=_choice("optimizer", ("sgd", "adamw")), metavar="OPT",
+                       help=f"sgd or adamw (default: {d['optimizer']})")
+    train.add_argument("--workers", type=_number(int, 0), metavar="N",
+                       help=f"data loading processes (default: {d['workers']})")
+    train.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--name", help=f"the run's folder name (default: {d['name']})")
+    train.add_argument("--project", metavar="DIR", help=f"the folder of the runs (default: {d['project']})")
+    train.add_argument("--seed", type=_number(int, 0), help=f"(default: {d['seed']})")
+    train.add_argument("--patience", type=_number(int, 0), metavar="N",
+                       help="stop after N epochs without improvement, 0 never (default: 0)")
+    train.add_argument("--eval-every", dest="eval_every", type=_number(int, 1), metavar="N",
+                       help=f"validate every N epochs (default: {d['eval_every']})")
+    train.add_argument("--augment", type=_choice("augment preset", _AUGMENT), metavar="PRESET",
+                       help=f"{', '.join(_AUGMENT)} (default: {d['augment']})")
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
+                       help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
+                            "file; alone, the run --name")
+    train.set_defaults(func=_run_train)
+
+    val = actions.add_parser(
+        "val", help="evaluate a checkpoint: metrics table, val_metrics.json, pr_curve.png",
+        description="Evaluate a checkpoint on a dataset split: print the per-class table and the COCO and VOC "
+                    "mAPs, and write val_metrics.json and pr_curve.png (next to the weights, or to --out).")
+    val.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
+    val.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (default: the run's)")
+    val.add_argument("--format", type=_choice("format", _FORMATS), metavar="FMT", help="default: the run's")
+    val.add_argument("--split", metavar="S", help="the split (default: the run's validation split)")
+    val.add_argument("--batch", type=_number(int, 1), default=16, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--conf", type=_number(float, 0, high=1), default=0.01,
+                     help="score threshold (default: %(default)s)")
+    val.add_argument("--iou", type=_number(float, 0, high=1), default=0.45,
+                     help="NMS IoU threshold (default: %(default)s)")
+    val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    val.add_argument("--workers", type=_number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
+    val.set_defaults(func=_run_val)
+
+    predict = actions.add_parser(
+        "predict", help="draw detections on images and write predictions.json",
+        description="Detect objects in images (files, folders or glob patterns). Writes OUT/<stem>.png with "
+                    "the boxes, class names and scores drawn, and OUT/predictions.json (boxes in the pixels "
+                    "of the original images).")
+    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders or globs ('imgs/*.jpg')")
+    predict.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
+    predict.add_argument("--out", type=Path, metavar="DIR",
+                         help="output folder (default: runs/detect/predict, predict2, ...)")
+    predict.add_argument("--conf", type=_number(float, 0, high=1), default=0.25,
+                         help="score threshold (default: %(default)s)")
+    predict.add_argument("--iou", type=_number(float, 0, high=1), default=0.45,
+                         help="NMS IoU threshold (default: %(default)s)")
+    predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    predict.add_argument("--batch", type=_number(int, 1), default=16, metavar="N",
+                         help="images per forward pass (default: %(default)s)")
+    predict.set_defaults(func=_run_predict)

@@ -1,0 +1,58 @@
+"""pixbox.engine: training loop, callbacks, checkpoints, and the detection task on top of them.
+
+- :mod:`pixbox.engine.trainer`: :class:`Trainer`, a small loop (forward, loss, backward, step)
+  with hooks; devices, seeds and the LR schedule.
+- :mod:`pixbox.engine.callbacks`: evaluation, CSV log, atomic ``last.pt``/``best.pt``, plots,
+  early stopping, progress bar.
+- :mod:`pixbox.engine.checkpoint`: atomic save/load and RNG states.
+- :mod:`pixbox.engine.config`: :class:`DetectConfig`, the validated run config (YAML, dict).
+- :mod:`pixbox.engine.detection`: :func:`train_detector`, :func:`evaluate_detector`,
+  :func:`predict_detector`.
+- :mod:`pixbox.engine.predict`: :func:`load` a checkpoint into a :class:`Predictor`.
+
+Example:
+    >>> from pixbox.engine import DetectConfig, train_detector, load
+    >>> run = train_detector(DetectConfig(data="data/bananas", epochs=10))  # doctest: +SKIP
+    >>> load(run / "best.pt").predict("image.png")  # doctest: +SKIP
+"""
+
+from pixbox.engine.callbacks import (
+    Callback,
+    CheckpointCallback,
+    CSVLogger,
+    EarlyStopping,
+    EvalCallback,
+    PlotCallback,
+    ProgressBar,
+)
+from pixbox.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from pixbox.engine.config import DetectConfig
+from pixbox.engine.detection import DetectionTrainer, evaluate_detector, predict_detector, train_detector
+from pixbox.engine.predict import Predictor, load
+from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything, select_device
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CheckpointCallback",
+    "DetectConfig",
+    "DetectionTrainer",
+    "EarlyStopping",
+    "EvalCallback",
+    "PlotCallback",
+    "Predictor",
+    "ProgressBar",
+    "Trainer",
+    "epoch_seed",
+    "evaluate_detector",
+    "get_rng_state",
+    "load",
+    "load_checkpoint",
+    "lr_schedule",
+    "predict_detector",
+    "save_checkpoint",
+    "seed_everything",
+    "select_device",
+    "set_rng_state",
+    "train_detector",
+]

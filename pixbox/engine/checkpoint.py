@@ -1,0 +1,120 @@
+"""Atomic checkpoint files and the random number generator states they carry.
+
+:func:`save_checkpoint` writes to a temporary file next to the target and moves it over the
+target with :func:`os.replace` only once it is complete, so a crash (or a full disk) while
+saving leaves the previous checkpoint intact and never a half-written ``last.pt``.
+
+Checkpoints hold only tensors and plain Python values (dicts, lists, tuples, str, numbers,
+None): the numpy RNG state is stored as a list. They are read back with
+``torch.load(..., weights_only=True)``, which cannot run code from the file.
+
+Example:
+    >>> state = {"epoch": 3, "rng": get_rng_state()}  # doctest: +SKIP
+    >>> save_checkpoint(state, "runs/detect/train/last.pt")  # doctest: +SKIP
+    >>> set_rng_state(load_checkpoint("runs/detect/train/last.pt")["rng"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pixbox._files import atomic_open
+
+__all__ = ["get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
+
+
+def _check_path(path, name: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    return Path(path)
+
+
+def save_checkpoint(state: dict[str, Any], path) -> Path:
+    """Saves ``state`` with :func:`torch.save`, atomically.
+
+    The parent folder is created when missing. The state goes to a temporary file in the same
+    folder, which is flushed to disk and then renamed over ``path``; on any error the temporary
+    file is removed and ``path`` keeps its previous content.
+
+    Args:
+        state (dict): tensors and plain Python values.
+        path (str or PathLike): the checkpoint file, e.g. ``runs/detect/train/last.pt``.
+
+    Returns:
+        Path: ``path``.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    path = _check_path(path)
+    with atomic_open(path, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Loads a checkpoint written by :func:`save_checkpoint` (``weights_only``: no code runs).
+
+    Args:
+        path (str or PathLike): the file.
+        map_location (str or torch.device): where tensors go.
+
+    Returns:
+        dict: the saved state.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a checkpoint (corrupt, truncated, or not a dict).
+    """
+    path = _check_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... on bad files
+        raise ValueError(f"{path}: not a readable pixbox checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: a checkpoint must hold a dict, got {type(state).__name__}")
+    return state
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The global random number generator states: torch (CPU and CUDA), numpy and Python.
+
+    Returns:
+        dict: ``"torch"`` (uint8 Tensor), ``"cuda"`` (list of uint8 Tensors, empty without
+        CUDA), ``"numpy"`` (list: name, key as a list of ints, pos, has_gauss, cached_gaussian)
+        and ``"python"`` (the tuple of :func:`random.getstate`).
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restores the states returned by :func:`get_rng_state` (CUDA ones only when CUDA is present).
+
+    Args:
+        state (dict): from :func:`get_rng_state`, possibly through a checkpoint.
+    """
+    missing = [k for k in ("torch", "numpy", "python") if k not in state]
+    if missing:
+        raise ValueError(f"state must hold the keys 'torch', 'numpy' and 'python', missing {missing}")
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

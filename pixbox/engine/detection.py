@@ -1,0 +1,675 @@
+"""The detection task: train, evaluate and run single-shot detectors on a dataset folder.
+
+- :func:`train_detector` turns a :class:`~pixbox.engine.config.DetectConfig` into datasets,
+  loaders, a model, an optimizer, an LR schedule and callbacks, trains with a
+  :class:`DetectionTrainer` and writes everything to ``<project>/<name>/``:
+
+  ================  ============================================================================
+  file              content
+  ================  ============================================================================
+  ``config.yaml``   the full config of the run
+  ``last.pt``       the checkpoint after the last finished epoch (resume from it)
+  ``best.pt``       the checkpoint of the best validation ``monitor`` value (``map_50``)
+  ``metrics.csv``   one row per epoch: lr, training losses, validation mAPs, img/s, time
+  ``loss.png``      training loss curves; ``map.png``: validation mAP curves
+  ================  ============================================================================
+
+- :func:`evaluate_detector` computes the COCO and VOC metrics of a checkpoint on a split;
+- :func:`predict_detector` detects objects in image files, folders or globs and writes the
+  images with their boxes drawn plus a JSON file of the detections.
+
+Training: images are resized to ``imgsz x imgsz`` (after the augmentation preset), labelled
+with :func:`pixbox.ops.multibox_target` on the whole batch and scored with
+:func:`pixbox.losses.multibox_loss`. Evaluation resizes the images the same way and maps the
+detections back to the original image pixels, where the ground truth is.
+
+Example:
+    >>> from pixbox.engine import DetectConfig, train_detector
+    >>> train_detector(DetectConfig(data="data/bananas", epochs=10, imgsz=256))  # doctest: +SKIP
+    PosixPath('runs/detect/train')
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pixbox._checks import check_choice, check_number
+from pixbox._files import atomic_open
+from pixbox.data.annotations import DetectionAnnotations
+from pixbox.engine.callbacks import (
+    CheckpointCallback,
+    CSVLogger,
+    EarlyStopping,
+    EvalCallback,
+    PlotCallback,
+    ProgressBar,
+)
+from pixbox.engine.checkpoint import load_checkpoint
+from pixbox.engine.config import FORMATS, DetectConfig, read_yaml_values
+from pixbox.engine.predict import Predictor, load, prepare_image
+from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything
+
+__all__ = [
+    "DetectionTrainer",
+    "IMAGE_SUFFIXES",
+    "RESUME_KEYS",
+    "build_train_transforms",
+    "evaluate_detector",
+    "find_images",
+    "predict_detector",
+    "save_metrics_json",
+    "train_detector",
+    "unique_dir",
+]
+
+#: Config keys a resumed run may change (everything else comes from its checkpoint).
+RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every")
+#: The file suffixes :func:`find_images` takes from folders.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+_CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_box", "map", "map_50", "map_75", "voc07_ap50",
+                "voc_ap50", "img_s", "epoch_time")
+_PLOTS = {
+    "loss.png": ("Training loss", "loss", ["train_loss", "train_cls", "train_box"]),
+    "map.png": ("Validation mAP", "mAP", ["map", "map_50", "map_75", "voc07_ap50"]),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+def build_train_transforms(preset: str, imgsz: int):
+    """The training pipeline of an augmentation preset (see :data:`~pixbox.engine.config.AUGMENT_PRESETS`).
+
+    Args:
+        preset (str): ``"none"`` (resize only), ``"light"`` (horizontal flip, SSD photometric
+            distortion) or ``"ssd"`` (also the SSD zoom out and IoU crop).
+        imgsz (int): output side.
+
+    Returns:
+        Compose: ``(uint8 image [3, H, W], target) -> (float32 image [3, imgsz, imgsz], target)``
+        with boxes in the pixels of the output image.
+    """
+    from pixbox.data import transforms as T
+
+    size = (imgsz, imgsz)
+    if preset == "none":
+        steps = [T.Resize(size), T.SanitizeBoxes(min_size=0.0)]
+    elif preset == "light":
+        steps = [T.RandomHorizontalFlip(), T.Resize(size), T.RandomPhotometricDistort(), T.SanitizeBoxes(min_size=0.0)]
+    elif preset == "ssd":
+        steps = [T.RandomZoomOut(fill=(124, 116, 104), side_range=(1.0, 3.0)), T.RandomIoUCrop(),
+                 T.RandomHorizontalFlip(), T.Resize(size), T.RandomPhotometricDistort(), T.SanitizeBoxes(min_size=1.0)]
+    else:
+        raise ValueError(f"preset must be 'none', 'light' or 'ssd', got {preset!r}")
+    return T.Compose(steps + [T.ToDtype(torch.float32)])
+
+
+class _EvalTransform:
+    """Resizes the image like :func:`~pixbox.engine.predict.prepare_image`; the target keeps the
+    original boxes and gains ``"size"``, the original ``(H, W)``."""
+
+    def __init__(self, imgsz: int):
+        self.imgsz = imgsz
+
+    def __call__(self, image: Tensor, target: dict):
+        target = dict(target, size=(int(image.shape[1]), int(image.shape[2])))
+        return prepare_image(image, self.imgsz), target
+
+
+def _limit(dataset, limit: int | None):
+    if limit is None or limit >= len(dataset):
+        return dataset
+    from pixbox.data.datasets import DetectionDataset
+
+    ann = DetectionAnnotations(dataset.class_names, dataset.annotations.records[:limit])
+    return DetectionDataset.from_annotations(ann, transforms=dataset.transforms, on_error=dataset.on_error)
+
+
+def _dataset(data, fmt: str, split: str, transforms, limit: int | None = None):
+    from pixbox.data.datasets import DetectionDataset
+
+    ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms)
+    if len(ds) == 0:
+        raise ValueError(f"split {split!r} of {data} has no images")
+    return _limit(ds, limit)
+
+
+def _check_val_split(cfg: DetectConfig) -> None:
+    from pixbox.data.formats import detect_format, list_splits
+
+    splits = list_splits(cfg.data, detect_format(cfg.data) if cfg.format == "auto" else cfg.format)
+    if cfg.val_split not in splits:
+        hint = difflib.get_close_matches(cfg.val_split, splits, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"validation split {cfg.val_split!r} not found in {cfg.data} (its splits: {splits}){extra} "
+                         "Set val_split to one of them, or to null (None) to train without validation.")
+
+
+def _val_loader(dataset, batch: int, workers: int):
+    from pixbox.data.datasets import collate_detection, make_loader
+
+    return make_loader(dataset, batch, shuffle=False, num_workers=workers, collate_fn=collate_detection)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _evaluate(predictor: Predictor, loader, class_names: Sequence[str], *, score_threshold: float,
+              nms_threshold: float, topk: int) -> dict[str, Any]:
+    from pixbox.metrics.detection import DetectionEvaluator
+
+    evaluator = DetectionEvaluator(list(class_names))
+    for images, targets in loader:
+        dets = predictor.predict_batch(images, [t["size"] for t in targets], score_threshold=score_threshold,
+                                       nms_threshold=nms_threshold, topk=topk)
+        evaluator.update(dets, [{k: t[k] for k in ("boxes", "labels", "iscrowd", "difficult")} for t in targets])
+    return evaluator.compute()
+
+
+class DetectionTrainer(Trainer):
+    """The :class:`~pixbox.engine.trainer.Trainer` of single-shot detectors (SSD, TinySSD).
+
+    Batches are ``(images [B, 3, S, S] float, labels [B, G, 5])`` from
+    :func:`pixbox.data.datasets.collate_multibox`. Takes the arguments of
+    :class:`~pixbox.engine.trainer.Trainer` plus:
+
+    Args:
+        config (DetectConfig): the run's config (loss options, evaluation thresholds; saved in
+            checkpoints).
+        class_names (sequence of str): the dataset's classes.
+        val_loader (iterable, optional): batches of ``(images [B, 3, S, S], targets)`` whose
+            targets hold the original ``boxes``, ``labels``, ``iscrowd``, ``difficult`` and
+            ``size`` (``(H, W)``); None disables :meth:`evaluate`.
+    """
+
+    def __init__(self, model: nn.Module, optimizer, train_data, *, config: DetectConfig,
+                 class_names: Sequence[str], val_loader=None, **kwargs):
+        super().__init__(model, optimizer, train_data, **kwargs)
+        self.config = config
+        self.class_names = list(class_names)
+        self.val_loader = val_loader
+
+    def compute_loss(self, batch) -> dict[str, Tensor]:
+        from pixbox.losses import multibox_loss
+        from pixbox.ops import multibox_target
+
+        images, labels = self.to_device(batch)
+        anchors, cls_preds, bbox_preds = self.model(images)
+        cls_preds, bbox_preds = cls_preds.float(), bbox_preds.float()
+        bbox_labels, bbox_masks, cls_labels = multibox_target(anchors.float(), labels)  # whole batch at once
+        return multibox_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks,
+                             negative_mining_ratio=self.config.negative_mining_ratio, box_loss=self.config.box_loss)
+
+    def evaluate(self) -> dict[str, Any]:
+        if self.val_loader is None:
+            return {}
+        cfg = self.config
+        predictor = Predictor(self.model, self.class_names, cfg.imgsz, device=self.device)
+        try:
+            return _evaluate(predictor, self.val_loader, self.class_names, score_threshold=cfg.score_threshold,
+                             nms_threshold=cfg.nms_threshold, topk=cfg.topk)
+        finally:
+            self.model.train()
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        import pixbox
+
+        return {"task": "detect", "config": self.config.to_dict(), "class_names": list(self.class_names),
+                "model_name": self.config.model, "num_classes": len(self.class_names), "imgsz": self.config.imgsz,
+                "pixbox_version": pixbox.__version__}
+
+
+# ----------------------------------------------------------------------------------------------
+# Building a run
+
+
+def unique_dir(parent, name: str) -> Path:
+    """``parent/name``, or ``parent/name2``, ``name3``, ... when it exists; created, never reused.
+
+    Args:
+        parent (str or PathLike): the folder holding the runs.
+        name (str): the wanted name.
+
+    Returns:
+        Path: a new, empty folder.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while True:
+        path = parent / (name if k == 1 else f"{name}{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            k += 1
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)  # no decay on biases and norm scales
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _optimizer(model: nn.Module, cfg: DetectConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+
+
+def _scheduler(optimizer, cfg: DetectConfig, steps_per_epoch: int):
+    step_epochs = cfg.step_epochs if cfg.step_epochs is not None else max(1, cfg.epochs // 3)
+    factor = lr_schedule(total_steps=cfg.epochs * steps_per_epoch,
+                         warmup_steps=int(round(cfg.warmup_epochs * steps_per_epoch)), kind=cfg.scheduler,
+                         final_ratio=cfg.final_lr_ratio, step_size=step_epochs * steps_per_epoch, gamma=cfg.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _as_config(config) -> DetectConfig:
+    if isinstance(config, DetectConfig):
+        return config
+    if isinstance(config, dict):
+        return DetectConfig.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return DetectConfig.from_yaml(config)
+    raise TypeError(f"config must be a DetectConfig, a dict or a YAML file path, got {type(config).__name__}")
+
+
+def _find_checkpoint(resume, project) -> Path:
+    path = Path(resume)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        path = path / "last.pt"
+    elif not path.suffix and path.parent == Path("."):
+        path = Path(project) / str(resume) / "last.pt"  # a run name
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: checkpoint {str(path)!r} does not exist")
+    return path
+
+
+def _resume_config(saved: DetectConfig, config) -> DetectConfig:
+    """The saved config, with the changes ``config`` asks for (only :data:`RESUME_KEYS`)."""
+    if config is None:
+        return saved
+    if isinstance(config, (str, os.PathLike)):
+        config = read_yaml_values(config)
+    if isinstance(config, dict):
+        changes = DetectConfig.from_dict(config)  # validates the keys and values
+        changes = {k.replace("-", "_"): getattr(changes, k.replace("-", "_")) for k in config
+                   if k not in ("name", "project")}  # these locate the run
+    elif isinstance(config, DetectConfig):
+        ignore = ("name", "project", "data")
+        changes = {k: v for k, v in config.to_dict().items() if k not in ignore and v != getattr(saved, k)}
+    else:
+        raise TypeError(f"config must be None, a dict, a DetectConfig or a YAML path when resuming, "
+                        f"got {type(config).__name__}")
+    changes = {k: v for k, v in changes.items() if v != getattr(saved, k)}
+    if "data" in changes and changes["data"] is not None and os.path.abspath(changes["data"]) == saved.data:
+        del changes["data"]
+    bad = sorted(k for k in changes if k not in RESUME_KEYS)
+    if bad:
+        raise ValueError(f"a resumed run keeps the config of its checkpoint; only {list(RESUME_KEYS)} may change, "
+                         f"got changes to {bad}")
+    return saved.replace(**changes)
+
+
+def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None, *, resume=None,
+                   progress: bool = True, verbose: bool = True, callbacks: Sequence = ()) -> Path:
+    """Trains a detector as ``config`` says and returns its run folder.
+
+    A new run goes to ``<project>/<name>``, or ``<name>2``, ``<name>3``, ... when that exists
+    (a previous run is never overwritten). With ``resume``, the run continues from a checkpoint
+    with the config saved in it and ends exactly as an uninterrupted run would (on the CPU;
+    same metrics and weights, up to float noise on other devices).
+
+    Args:
+        config (DetectConfig, dict, YAML path or None): the run's config. When resuming it may
+            be None, or change only :data:`RESUME_KEYS` (e.g. more ``epochs``).
+        resume (None, True, str or PathLike): None/False starts a new run. True resumes
+            ``<project>/<name>/last.pt``; a run folder, a checkpoint file or a run name (under
+            ``project``) resumes that one.
+        progress (bool): show tqdm progress bars (only when stderr is a terminal).
+        verbose (bool): print what the run does (folder, data, early stop, result).
+        callbacks (sequence): extra callbacks, run after the standard ones.
+
+    Returns:
+        Path: the run folder, holding ``config.yaml``, ``last.pt``, ``best.pt``,
+        ``metrics.csv``, ``loss.png`` and ``map.png`` (when evaluated).
+
+    Raises:
+        ValueError, TypeError: a bad config value (message naming the key).
+        FileNotFoundError: the data folder or the checkpoint to resume does not exist.
+        DatasetError: a problem in the dataset files.
+    """
+    cfg, state, run_dir = _start_run(config, resume)
+    data = _TrainingData(cfg)
+    if state is not None and list(state.get("class_names", [])) != data.class_names:
+        raise ValueError(f"{run_dir}: the checkpoint's classes {state.get('class_names')} differ from the "
+                         f"dataset's {data.class_names}")
+    if run_dir is None:  # a new run: its folder is made once the data reads fine
+        run_dir = unique_dir(cfg.project, cfg.name)
+        cfg = cfg.replace(name=run_dir.name)
+    cfg.to_yaml(run_dir / "config.yaml")
+    trainer = _detection_trainer(cfg, data, run_dir, progress=progress, verbose=verbose, callbacks=callbacks)
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.log(f"resuming {run_dir} at epoch {trainer.start_epoch + 1}/{cfg.epochs}")
+    else:
+        trainer.log(f"training {cfg.model} on {cfg.data} ({len(data.train_set)} train images, {data.num_val} val "
+                    f"images, {len(data.class_names)} classes) on {trainer.device}; results in {run_dir}")
+    trainer.fit()
+    if trainer.best_score is not None:
+        trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")
+    else:
+        trainer.log(f"done: {run_dir}")
+    return run_dir
+
+
+def _start_run(config, resume) -> tuple[DetectConfig, dict | None, Path | None]:
+    """The run's config, and for a resumed run its checkpoint state and folder."""
+    if resume is None or resume is False:
+        if config is None:
+            raise ValueError("config is required for a new run (at least data=...)")
+        cfg = _as_config(config)
+        if cfg.data is None:
+            raise ValueError("data must be given: the dataset folder to train on")
+        if not Path(cfg.data).is_dir():
+            raise FileNotFoundError(f"data folder {cfg.data!r} does not exist")
+        return cfg.replace(data=os.path.abspath(cfg.data)), None, None
+    where = config if isinstance(config, DetectConfig) else DetectConfig()
+    if isinstance(config, dict):  # project and name only locate the run to resume
+        where = where.replace(**{k: v for k, v in config.items() if k in ("project", "name")})
+    if resume is True:
+        resume = Path(where.project) / where.name
+    ckpt_path = _find_checkpoint(resume, where.project)
+    state = load_checkpoint(ckpt_path)
+    if "config" not in state or "optimizer" not in state:
+        raise ValueError(f"{ckpt_path}: cannot resume from it: not a training checkpoint (no config or optimizer)")
+    cfg = _resume_config(DetectConfig.from_dict(state["config"]), config)
+    if int(state["epoch"]) >= cfg.epochs:
+        raise ValueError(f"{ckpt_path}: the run already finished its {cfg.epochs} epochs; to train longer, "
+                         f"resume with more epochs (e.g. --epochs {cfg.epochs + 10})")
+    return cfg, state, ckpt_path.parent
+
+
+class _TrainingData:
+    """The datasets and loaders of a run (read and checked before the run folder is made)."""
+
+    def __init__(self, cfg: DetectConfig):
+        from pixbox.data.datasets import collate_multibox, make_loader
+
+        transforms = build_train_transforms(cfg.augment_preset, cfg.imgsz)
+        self.train_set = _dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train)
+        self.class_names = list(self.train_set.class_names)
+        self.val_loader = None
+        if cfg.val_split is not None:
+            _check_val_split(cfg)
+            val_set = _dataset(cfg.data, cfg.format, cfg.val_split, _EvalTransform(cfg.imgsz), cfg.limit_val)
+            if val_set.class_names != self.class_names:
+                raise ValueError(f"the {cfg.val_split!r} split has the classes {val_set.class_names} but the "
+                                 f"{cfg.train_split!r} split has {self.class_names}")
+            self.val_loader = _val_loader(val_set, cfg.batch, cfg.workers)
+        self.num_val = 0 if self.val_loader is None else len(self.val_loader.dataset)
+        n, batch = len(self.train_set), cfg.batch
+        drop_last = n > batch and n % batch == 1  # a last batch of one image: BatchNorm cannot train on it
+        self.steps_per_epoch = n // batch if drop_last else math.ceil(n / batch)
+
+        def batches(epoch: int):
+            # A new loader per epoch, seeded from (seed, epoch): the epoch's order and augmentation
+            # depend on nothing else (also with worker processes), so a resumed run repeats them.
+            return make_loader(self.train_set, batch, shuffle=True, num_workers=cfg.workers,
+                               collate_fn=collate_multibox, seed=epoch_seed(cfg.seed, epoch), drop_last=drop_last)
+
+        self.batches = batches
+
+
+def _detection_trainer(cfg: DetectConfig, data: _TrainingData, run_dir: Path, *, progress: bool, verbose: bool,
+                       callbacks: Sequence) -> DetectionTrainer:
+    """The model (initialized from ``cfg.seed``), optimizer, LR schedule, callbacks and trainer of a run."""
+    from pixbox.models import build_model
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, len(data.class_names), image_size=cfg.imgsz)
+    optimizer = _optimizer(model, cfg)
+    scheduler = _scheduler(optimizer, cfg, data.steps_per_epoch)
+    standard = [ProgressBar(progress)]
+    if data.val_loader is not None:
+        standard.append(EvalCallback(cfg.eval_every, log=verbose))
+    if cfg.patience > 0:
+        standard.append(EarlyStopping(cfg.patience, cfg.monitor))
+    standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
+                 PlotCallback(run_dir, _PLOTS)]
+    return DetectionTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler, device=cfg.device,
+                            callbacks=standard + list(callbacks), amp=cfg.amp, channels_last=cfg.channels_last,
+                            grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose, config=cfg,
+                            class_names=data.class_names, val_loader=data.val_loader)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation and prediction
+
+
+def _predictor(weights, *, device) -> Predictor:
+    if isinstance(weights, Predictor):
+        return weights
+    if isinstance(weights, (str, os.PathLike)):
+        return load(weights, device=device)
+    raise TypeError(f"weights_or_model must be a checkpoint path, a Predictor or an nn.Module, "
+                    f"got {type(weights).__name__}")
+
+
+def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str = "val", batch: int = 16,
+                      imgsz: int | None = None, device: str = "auto", score_threshold: float = 0.01,
+                      nms_threshold: float = 0.45, topk: int = 200, workers: int = 0,
+                      limit: int | None = None) -> dict[str, Any]:
+    """COCO and VOC metrics of a detector on one split of a dataset.
+
+    Args:
+        weights_or_model: a checkpoint path (``best.pt``), a :class:`~pixbox.engine.predict.Predictor`
+            or a detector ``nn.Module`` (then the dataset's class names are used).
+        data (str or PathLike): the dataset folder.
+        fmt (str): ``"auto"`` or a format of :data:`pixbox.data.formats.DETECTION_FORMATS`.
+        split (str): the split to evaluate.
+        batch (int): images per forward pass, >= 1.
+        imgsz (int, optional): input size; default the checkpoint's (256 for a bare model).
+        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
+        score_threshold (float): keep detections scoring above this (low for mAP).
+        nms_threshold (float): per-class NMS IoU threshold.
+        topk (int): detections kept per image.
+        workers (int): data loading processes.
+        limit (int, optional): evaluate only the first this many images.
+
+    Returns:
+        dict: :meth:`pixbox.metrics.detection.DetectionEvaluator.compute`'s metrics (``map``,
+        ``map_50``, ``map_75``, ``voc07_ap50``, ``voc_ap50``, ``per_class``, ``pr_curves``, ...),
+        in the pixels of the original images.
+
+    Raises:
+        ValueError: the dataset's classes differ from the model's.
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
+    if not Path(data).is_dir():
+        raise FileNotFoundError(f"data folder {str(data)!r} does not exist")
+    check_choice(fmt, "fmt", FORMATS)
+    batch, workers, topk = (int(check_number(v, n, low=low)) for v, n, low in
+                            ((batch, "batch", 1), (workers, "workers", 0), (topk, "topk", 1)))
+    for value, name in ((score_threshold, "score_threshold"), (nms_threshold, "nms_threshold")):
+        check_number(value, name, low=0, high=1)
+    if limit is not None:
+        limit = int(check_number(limit, "limit", low=1))
+    if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 16):
+        raise ValueError(f"imgsz must be an int >= 16 or None, got {imgsz!r}")
+    if isinstance(weights_or_model, nn.Module):  # its class names come from the dataset
+        predictor, size = None, imgsz or 256
+    else:
+        predictor = _predictor(weights_or_model, device=device)
+        size = imgsz or predictor.imgsz
+    dataset = _dataset(data, fmt, split, _EvalTransform(size), limit)
+    if predictor is None:
+        predictor = Predictor(weights_or_model, dataset.class_names, size, device=device)
+    if dataset.class_names != predictor.class_names:
+        raise ValueError(f"the model's classes {predictor.class_names} differ from those of split {split!r} "
+                         f"of {data}: {dataset.class_names}")
+    return _evaluate(predictor, _val_loader(dataset, batch, workers), dataset.class_names,
+                     score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
+
+
+def find_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files named by ``sources``: files, folders (their images, sorted) or glob patterns.
+
+    Args:
+        sources (sequence of str or PathLike): each a file, a folder (its files with a suffix
+            of :data:`IMAGE_SUFFIXES`, not recursive) or a glob pattern (``*``, ``?``, ``[``;
+            ``**`` recurses).
+
+    Returns:
+        list[Path]: in the order given, without duplicates.
+
+    Raises:
+        FileNotFoundError: a source matches no image.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    found: list[Path] = []
+    for source in sources:
+        text = os.fspath(source)
+        path = Path(text)
+        if path.is_file():
+            matches = [path]
+        elif path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
+                             if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"pattern {text!r} matches no image file")
+        else:
+            raise FileNotFoundError(f"source {text!r} does not exist")
+        for p in matches:
+            if p not in found:
+                found.append(p)
+    return found
+
+
+def _output_names(paths: Sequence[Path]) -> list[str]:
+    """``<stem>.png`` per image, with ``_2``, ``_3`` ... for repeated stems."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        seen[p.stem] = seen.get(p.stem, 0) + 1
+        names.append(f"{p.stem}.png" if seen[p.stem] == 1 else f"{p.stem}_{seen[p.stem]}.png")
+    return names
+
+
+def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.25, nms_threshold: float = 0.45,
+                     topk: int = 100, device: str = "auto", batch: int = 16) -> list[dict[str, Any]]:
+    """Detects objects in image files and writes the drawn images and a JSON of the detections.
+
+    Args:
+        weights (str, PathLike or Predictor): a checkpoint (``best.pt``) or a loaded predictor.
+        sources: image files, folders or glob patterns (see :func:`find_images`).
+        out (str or PathLike, optional): output folder, created when missing; None writes
+            nothing. It gets ``<stem>.png`` per image (boxes drawn with class names and scores)
+            and ``predictions.json``: ``{"weights", "class_names", "score_threshold",
+            "nms_threshold", "images": [{"path", "output", "width", "height", "detections":
+            [{"box": [x1, y1, x2, y2], "score", "label", "name"}]}]}`` (pixels of the original
+            images).
+        score_threshold (float): minimum score, in [0, 1].
+        nms_threshold (float): per-class NMS IoU threshold, in [0, 1].
+        topk (int): detections kept per image.
+        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
+        batch (int): images per forward pass.
+
+    Returns:
+        list[dict]: :meth:`~pixbox.engine.predict.Predictor.predict`'s results, one per image.
+    """
+    from pixbox.data.io import read_image
+    from pixbox.viz import draw_boxes, save_image
+
+    predictor = weights if isinstance(weights, Predictor) else load(weights, device=device, batch=batch)
+    paths = find_images(sources)
+    results, records = [], []
+    out_dir = None if out is None else Path(out)
+    names = _output_names(paths)
+    for start in range(0, len(paths), predictor.batch):
+        chunk = paths[start:start + predictor.batch]
+        images = [read_image(p) for p in chunk]
+        dets = predictor.predict(images, score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
+        for k, (path, image, det) in enumerate(zip(chunk, images, dets)):
+            det["path"] = str(path)
+            results.append(det)
+            name = names[start + k]
+            if out_dir is not None:
+                drawn = draw_boxes(image, det["boxes"], det["names"], det["scores"])
+                save_image(drawn, out_dir / name)
+            records.append({
+                "path": str(path), "output": name if out_dir is not None else None,
+                "width": det["size"][1], "height": det["size"][0],
+                "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "label": int(c),
+                                "name": n}
+                               for box, s, c, n in zip(det["boxes"].tolist(), det["scores"].tolist(),
+                                                       det["labels"].tolist(), det["names"])],
+            })
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"weights": predictor.path,
+               "class_names": predictor.class_names, "score_threshold": score_threshold,
+               "nms_threshold": nms_threshold, "images": records}
+        with atomic_open(out_dir / "predictions.json", "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+    return results
+
+
+def _json_ready(value):
+    """Metrics with numpy arrays and NaN made JSON-friendly (arrays to lists, NaN to None)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = False) -> Path:
+    """Writes evaluation metrics to a JSON file (NaN as null; PR curves only when asked).
+
+    Args:
+        metrics (dict): from :func:`evaluate_detector`.
+        path (str or PathLike): the ``.json`` file.
+        include_curves (bool): also write the raw ``pr_curves`` arrays.
+
+    Returns:
+        Path: ``path``.
+    """
+    doc = {k: v for k, v in metrics.items() if include_curves or k != "pr_curves"}
+    path = Path(path)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(_json_ready(doc), f, indent=1)
+    return path
+

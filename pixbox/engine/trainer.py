@@ -1,0 +1,512 @@
+"""A small training loop: forward, loss, backward, step; everything else is a callback.
+
+:class:`Trainer` runs epochs of ``compute_loss(batch)`` -> backward -> optimizer step ->
+scheduler step, with optional mixed precision (CUDA only), ``channels_last`` and gradient
+clipping. Evaluation, logging, checkpoints, plots, early stopping and the progress bar are
+callbacks (:mod:`pixbox.engine.callbacks`) that see the trainer at a few hooks:
+
+====================  ==========================================================================
+hook                  when
+====================  ==========================================================================
+``on_train_start``    once, before the first epoch (also after a resume)
+``on_epoch_start``    before the first batch of each epoch
+``on_batch_start``    before each training step
+``on_batch_end``      after each training step (``trainer.batch_log`` holds its losses)
+``on_epoch_end``      after the last batch; ``trainer.epoch_log`` is the epoch's row, already in
+                      ``trainer.history``: callbacks add columns to it (evaluation metrics)
+``on_train_end``      once, after the last epoch (or an early stop)
+====================  ==========================================================================
+
+Callbacks run in the order given. A task subclasses :class:`Trainer` and overrides a few methods:
+:meth:`Trainer.compute_loss` (required), :meth:`Trainer.evaluate`, :meth:`Trainer.batch_size`
+and :meth:`Trainer.checkpoint_extra`.
+
+**Reproducibility and resuming.** At the start of epoch ``e`` the global torch, numpy and Python
+RNGs are seeded from ``(seed, e)`` (:func:`epoch_seed`), and ``train_data`` is either a callable
+``epoch -> iterable`` (build the epoch's loader with that seed) or a
+:class:`~torch.utils.data.DataLoader` whose ``generator`` is reseeded from ``(seed, e)``. So the
+shuffling and augmentation of an epoch depend only on the seed and the epoch number, and a run
+resumed from the checkpoint of epoch ``k`` (:meth:`Trainer.load_state_dict`) continues exactly
+as the uninterrupted run would have on the CPU.
+
+Example:
+    >>> class Regression(Trainer):
+    ...     def compute_loss(self, batch):
+    ...         x, y = (t.to(self.device) for t in batch)
+    ...         return {"loss": torch.nn.functional.mse_loss(self.model(x), y)}
+    >>> model = torch.nn.Linear(2, 1)
+    >>> data = [(torch.randn(8, 2), torch.randn(8, 1)) for _ in range(4)]
+    >>> trainer = Regression(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=2)
+    >>> [row["epoch"] for row in trainer.fit()]
+    [1, 2]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import math
+import random
+import re
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pixbox.engine.checkpoint import get_rng_state, set_rng_state
+
+__all__ = [
+    "Trainer",
+    "check_device_name",
+    "epoch_seed",
+    "lr_schedule",
+    "seed_everything",
+    "select_device",
+]
+
+_DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+)$")
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices and seeds
+
+
+def check_device_name(device: str, name: str = "device") -> str:
+    """Checks the spelling of a device name (not whether the device exists).
+
+    Args:
+        device (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"N"`` (CUDA device N) or
+            ``"mps"``.
+        name (str): the argument's name, for the error message.
+
+    Returns:
+        str: ``device``.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a str such as 'auto', 'cpu', 'cuda:0' or 'mps', got {type(device).__name__}")
+    if not _DEVICE_RE.match(device):
+        hint = difflib.get_close_matches(device, _DEVICE_NAMES, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}{extra}")
+    return device
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """The device to run on.
+
+    Args:
+        device (str or torch.device): ``"auto"`` picks CUDA when available, else MPS (Apple)
+            when available, else the CPU. Explicit names are checked: ``"cuda:1"`` on a
+            machine without a second GPU is an error, not a silent fallback. ``"0"`` means
+            ``"cuda:0"``.
+
+    Returns:
+        torch.device: the device.
+
+    Raises:
+        ValueError: a misspelt name, or a device that is not available here.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    check_device_name(device)
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.isdigit():
+        device = f"cuda:{device}"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine; "
+                             "use --device cpu (or auto)")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(f"device {device!r} was requested but this machine has {count} CUDA device"
+                             f"{'s' if count != 1 else ''} (cuda:0 .. cuda:{count - 1})")
+    if device == "mps" and not _mps_available():
+        raise ValueError("device 'mps' was requested but MPS is not available on this machine; use --device cpu")
+    return torch.device(device)
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` of a run seeded with ``seed``: a hash of the pair, in [0, 2**63).
+
+    Args:
+        seed (int): the run's seed, >= 0.
+        epoch (int): the epoch index, >= 0.
+
+    Returns:
+        int: different pairs give unrelated seeds (numpy's ``SeedSequence``).
+    """
+    for value, name in ((seed, "seed"), (epoch, "epoch")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    hi, lo = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return ((int(hi) << 32) | int(lo)) & (2**63 - 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds torch (CPU and CUDA), numpy and Python's ``random``.
+
+    Args:
+        seed (int): in [0, 2**63).
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning rate schedule
+
+
+def lr_schedule(*, total_steps: int, warmup_steps: int = 0, kind: str = "cosine", final_ratio: float = 0.01,
+                step_size: int | None = None, gamma: float = 0.1) -> Callable[[int], float]:
+    """The learning-rate factor of each iteration: linear warm-up, then cosine or step decay.
+
+    ``factor(i) = warmup(i) * decay(i)`` where ``warmup(i) = min(1, (i + 1) / warmup_steps)`` and
+
+    - ``"cosine"``: ``decay(i) = r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``r = final_ratio`` and
+      ``p = (i - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1] (so the decay
+      starts when the warm-up ends);
+    - ``"step"``: ``decay(i) = gamma ** (i // step_size)``.
+
+    Use it with :class:`torch.optim.lr_scheduler.LambdaLR` stepped once per iteration.
+
+    Args:
+        total_steps (int): iterations of the whole run, >= 1.
+        warmup_steps (int): warm-up iterations, >= 0.
+        kind (str): ``"cosine"`` or ``"step"``.
+        final_ratio (float): cosine: the last factor, in [0, 1].
+        step_size (int, optional): step: iterations between decays, >= 1 (required).
+        gamma (float): step: the decay factor, in (0, 1].
+
+    Returns:
+        callable: ``factor(i: int) -> float``.
+    """
+    if kind not in ("cosine", "step"):
+        hint = difflib.get_close_matches(str(kind), ["cosine", "step"], n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"kind must be 'cosine' or 'step', got {kind!r}{extra}")
+    if total_steps < 1 or warmup_steps < 0:
+        raise ValueError(f"total_steps must be >= 1 and warmup_steps >= 0, got {total_steps} and {warmup_steps}")
+    if kind == "step" and (step_size is None or step_size < 1):
+        raise ValueError(f"step_size must be an int >= 1 for the step schedule, got {step_size!r}")
+
+    def factor(i: int) -> float:
+        warm = min(1.0, (i + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+        if kind == "step":
+            return warm * gamma ** (i // step_size)
+        span = max(1, total_steps - warmup_steps)
+        p = min(1.0, max(0.0, (i - warmup_steps) / span))
+        return warm * (final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * p)))
+
+    return factor
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def _to_device(x, device: torch.device, channels_last: bool):
+    if isinstance(x, Tensor):
+        x = x.to(device, non_blocking=True)
+        if channels_last and x.dim() == 4 and x.is_floating_point():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_device(v, device, channels_last) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in x.items()}
+    return x
+
+
+class Trainer:
+    """Runs ``epochs`` epochs of forward, loss, backward, step; callbacks do the rest.
+
+    Args:
+        model (nn.Module): moved to ``device`` (and to ``channels_last`` when asked).
+        optimizer (torch.optim.Optimizer): over the model's parameters.
+        train_data (DataLoader, iterable or callable): the training batches. A callable is
+            called as ``train_data(epoch)`` at each epoch and returns that epoch's iterable; a
+            DataLoader with a ``generator`` gets it reseeded from ``(seed, epoch)`` at each epoch.
+        epochs (int): the last epoch to train (a resumed run continues up to it), >= 1.
+        scheduler (LRScheduler, optional): stepped after every optimizer step.
+        device (str or torch.device): where to train (see :func:`select_device`).
+        callbacks (sequence): objects with some of the hook methods (see the module docstring),
+            e.g. from :mod:`pixbox.engine.callbacks`; run in this order.
+        amp (bool): mixed precision (``torch.autocast`` to float16 and a ``GradScaler``); only
+            used on CUDA, ignored elsewhere.
+        channels_last (bool): the model and the 4-D float inputs in the ``channels_last``
+            memory format.
+        grad_clip (float, optional): clip the total gradient norm to this, > 0.
+        seed (int): seeds each epoch (see the module docstring), >= 0.
+        verbose (bool): print messages (early stop, resume) with :meth:`log`.
+
+    Attributes:
+        epoch (int): the current epoch index (0-based); ``epoch + 1`` is the epoch number logged.
+        start_epoch (int): the first epoch :meth:`fit` runs (> 0 after a resume).
+        global_step (int): optimizer steps done.
+        history (list[dict]): one row per finished epoch (``epoch``, ``lr``, ``train_*``,
+            ``img_s``, ``epoch_time`` and what callbacks add).
+        epoch_log (dict): the current epoch's row.
+        batch_log (dict[str, float]): the losses of the last step.
+        metrics (dict): the last evaluation's full result (set by the evaluation callback).
+        best_score (float | None), best_epoch (int | None): the best monitored value so far and
+            its epoch number (kept by the checkpoint callback, saved in checkpoints).
+        stop (bool): set by a callback to end training after the current epoch.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_data, *, epochs: int,
+                 scheduler=None, device: str | torch.device = "cpu", callbacks: Sequence = (),
+                 amp: bool = False, channels_last: bool = False, grad_clip: float | None = None,
+                 seed: int = 0, verbose: bool = True):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if not (callable(train_data) or isinstance(train_data, Iterable)):
+            raise TypeError(f"train_data must be an iterable of batches or a callable epoch -> iterable, "
+                            f"got {type(train_data).__name__}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+            raise ValueError(f"grad_clip must be a number > 0 or None, got {grad_clip!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        self.device = select_device(device)
+        self.channels_last = bool(channels_last)
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.train_data = train_data
+        self.epochs = epochs
+        self.callbacks = list(callbacks)
+        self.amp = bool(amp) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.grad_clip = grad_clip
+        self.seed = seed
+        self.verbose = verbose
+
+        self.epoch = 0
+        self.start_epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.epoch_log: dict[str, Any] = {}
+        self.batch_log: dict[str, float] = {}
+        self.metrics: dict[str, Any] = {}
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.stop = False
+        self.batches: Iterable = ()
+        self.epoch_images = 0
+        self.epoch_start_time = 0.0
+        self.lr = float(optimizer.param_groups[0]["lr"])
+
+    # ------------------------------------------------------------------------------------------
+    # What a task overrides
+
+    def compute_loss(self, batch) -> dict[str, Tensor]:
+        """The losses of one training batch (runs under autocast when ``amp`` is on).
+
+        Args:
+            batch: one item of ``train_data``, as the loader gives it (on the CPU).
+
+        Returns:
+            dict[str, Tensor]: ``"loss"`` (scalar, backpropagated) and any other scalar parts to
+            log, e.g. ``"cls"`` and ``"box"``.
+        """
+        raise NotImplementedError("a task trainer must implement compute_loss(batch)")
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluates the model (called by :class:`~pixbox.engine.callbacks.EvalCallback`).
+
+        Returns:
+            dict: metrics; the int and float ones go into the epoch's row.
+        """
+        return {}
+
+    def batch_size(self, batch) -> int:
+        """The number of images of ``batch`` (for img/s): the length of its first tensor."""
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if isinstance(first, dict):
+            first = next(iter(first.values()))
+        return int(len(first))
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """What a task adds to every checkpoint (config, class names, model name, ...)."""
+        return {}
+
+    def to_device(self, x):
+        """Moves the tensors of ``x`` (nested lists, tuples, dicts) to the training device."""
+        return _to_device(x, self.device, self.channels_last)
+
+    def autocast(self):
+        """The mixed-precision context of the forward pass (a no-op without ``amp``)."""
+        if self.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------------------------------
+    # The loop
+
+    def epoch_batches(self, epoch: int) -> Iterable:
+        """The batches of epoch ``epoch``, seeded from ``(seed, epoch)``."""
+        s = epoch_seed(self.seed, epoch)
+        if callable(self.train_data) and not isinstance(self.train_data, Iterable):
+            return self.train_data(epoch)
+        generator = getattr(self.train_data, "generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(s)
+        return self.train_data
+
+    def train_step(self, batch) -> dict[str, float]:
+        """One step: forward and loss, backward, (unscale, clip), optimizer and scheduler steps.
+
+        Returns:
+            dict[str, float]: the step's losses.
+
+        Raises:
+            FloatingPointError: the loss is NaN or infinite.
+        """
+        with self.autocast():
+            parts = self.compute_loss(batch)
+        if not isinstance(parts, dict) or "loss" not in parts:
+            raise TypeError(f"compute_loss must return a dict with a 'loss' entry, got {type(parts).__name__}")
+        loss = parts["loss"]
+        values = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in parts.items()}
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(
+                f"the training loss is {values['loss']} at epoch {self.epoch + 1}, step {self.global_step + 1} "
+                f"(losses {values}); try a lower learning rate (lr={self.lr:g}) or gradient clipping")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.lr = float(self.optimizer.param_groups[0]["lr"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.global_step += 1
+        return values
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Trains from ``start_epoch`` to ``epochs`` (or an early stop).
+
+        Returns:
+            list[dict]: :attr:`history`, one row per epoch (those of a resumed run included).
+        """
+        self.stop = False
+        self._emit("on_train_start")
+        for epoch in range(self.start_epoch, self.epochs):
+            self.epoch = epoch
+            self.metrics = {}
+            seed_everything(epoch_seed(self.seed, epoch))
+            self.batches = self.epoch_batches(epoch)
+            self.model.train()
+            self.epoch_images, sums, steps = 0, {}, 0
+            self.epoch_start_time = time.perf_counter()
+            self._emit("on_epoch_start")
+            for batch in self.batches:
+                self._emit("on_batch_start")
+                self.batch_log = self.train_step(batch)
+                self.epoch_images += self.batch_size(batch)
+                steps += 1
+                for k, v in self.batch_log.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                self._emit("on_batch_end")
+            seconds = time.perf_counter() - self.epoch_start_time
+            if steps == 0:
+                raise ValueError(f"epoch {epoch + 1} got no training batches; is the training set empty "
+                                 "(or smaller than one batch with drop_last)?")
+            self.epoch_log = {"epoch": epoch + 1, "lr": self.lr,
+                              **{f"train_{k}": v / steps for k, v in sums.items()},
+                              "img_s": self.epoch_images / max(seconds, 1e-9), "epoch_time": seconds}
+            self.history.append(self.epoch_log)
+            self._emit("on_epoch_end")
+            if self.stop:
+                break
+        self._emit("on_train_end")
+        return self.history
+
+    def _emit(self, hook: str) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self)
+
+    def log(self, message: str) -> None:
+        """Prints ``message`` when ``verbose`` (through tqdm, so progress bars stay intact)."""
+        if self.verbose:
+            from tqdm import tqdm
+
+            tqdm.write(message)
+
+    # ------------------------------------------------------------------------------------------
+    # Checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run after the current epoch.
+
+        Returns:
+            dict: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch``
+            (epochs finished), ``global_step``, ``best_score``, ``best_epoch``, ``history``,
+            ``rng`` (:func:`~pixbox.engine.checkpoint.get_rng_state`), ``loader_generator``
+            (the state of the epoch's DataLoader generator, or None; a resume does not need it,
+            since each epoch reseeds the generator) and :meth:`checkpoint_extra`.
+        """
+        generator = getattr(self.batches, "generator", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch + 1,
+            "global_step": self.global_step,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": [dict(row) for row in self.history],
+            "rng": get_rng_state(),
+            "loader_generator": generator.get_state() if isinstance(generator, torch.Generator) else None,
+            **self.checkpoint_extra(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores a :meth:`state_dict`; :meth:`fit` then continues with the next epoch.
+
+        Args:
+            state (dict): from :meth:`state_dict`, e.g. ``load_checkpoint("last.pt")``.
+        """
+        missing = [k for k in ("model", "optimizer", "epoch") if k not in state]
+        if missing:
+            raise ValueError(f"state must be a training checkpoint with 'model', 'optimizer' and 'epoch', "
+                             f"missing {missing}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = self.epoch = int(state["epoch"])
+        self.global_step = int(state.get("global_step", 0))
+        self.best_score = state.get("best_score")
+        self.best_epoch = state.get("best_epoch")
+        self.history = [dict(row) for row in state.get("history", [])]
+        self.lr = float(self.optimizer.param_groups[0]["lr"])
+        if state.get("rng") is not None:
+            set_rng_state(state["rng"])

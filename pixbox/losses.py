@@ -1,0 +1,186 @@
+"""Detection losses for anchor-based single-shot detectors (SSD, D2L's TinySSD).
+
+:func:`multibox_loss` takes the model's outputs (D2L layout) and the targets of
+:func:`pixbox.ops.multibox_target` and has two modes:
+
+- **SSD** (``negative_mining_ratio`` a number, default 3): cross-entropy over the positive
+  anchors and the hardest negatives, ``ratio`` negatives per positive in each image
+  (:func:`pixbox.ops.hard_negative_mining`, ranked by background cross-entropy), plus a smooth
+  L1 (or L1) loss over the offsets of the positive anchors; both are sums divided by the number
+  of positive anchors in the batch (at least 1). An image without objects still keeps
+  ``min_negatives`` negatives (default ``floor(ratio)``, what one positive would give), so
+  the background of object-free images keeps training.
+- **D2L** (``negative_mining_ratio=None``): the book's ``calc_loss``: per image, the mean
+  cross-entropy over all anchors plus the mean L1 loss over the masked offsets
+  (``bbox_preds * bbox_masks`` against ``bbox_labels * bbox_masks``), then the batch mean.
+
+Anchors labelled -1 (ignored, e.g. by mining in ``multibox_target``) never contribute, in either
+mode. A batch without objects gives a finite loss and finite gradients.
+
+Example:
+    >>> from pixbox.models import tiny_ssd
+    >>> from pixbox.ops import multibox_target
+    >>> net = tiny_ssd(num_classes=1)
+    >>> anchors, cls_preds, bbox_preds = net(torch.rand(2, 3, 64, 64))
+    >>> labels = torch.tensor([[[0, 0.1, 0.1, 0.5, 0.6]], [[-1, 0, 0, 0, 0]]])  # the 2nd image has no object
+    >>> bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, labels)
+    >>> out = multibox_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks)
+    >>> sorted(out), bool(out["loss"].isfinite())
+    (['box', 'cls', 'loss'], True)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pixbox._checks import check_choice, check_floating, check_number, check_same_device, check_shape, check_tensor
+from pixbox.ops.matching import hard_negative_mining
+
+__all__ = ["MultiBoxLoss", "multibox_loss"]
+
+_BOX_LOSSES = ("smooth_l1", "l1")
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_inputs(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks) -> tuple[int, int, int]:
+    check_floating(cls_preds, "cls_preds")
+    if cls_preds.dim() != 3 or cls_preds.shape[2] < 2:
+        raise ValueError(f"cls_preds must have shape [B, A, C + 1] with C >= 1, got {tuple(cls_preds.shape)}")
+    b, a, c1 = cls_preds.shape
+    check_tensor(cls_labels, "cls_labels")
+    if cls_labels.is_floating_point() or cls_labels.dtype == torch.bool:
+        raise TypeError(f"cls_labels must be an integer tensor, got dtype {cls_labels.dtype}")
+    check_shape(cls_labels, "cls_labels", (b, a), f"[B, A] = [{b}, {a}]")
+    for name, t in (("bbox_preds", bbox_preds), ("bbox_labels", bbox_labels), ("bbox_masks", bbox_masks)):
+        check_floating(t, name)
+        check_shape(t, name, (b, 4 * a), f"[B, 4A] = [{b}, {4 * a}]")
+    for name, t in (("bbox_preds", bbox_preds), ("cls_labels", cls_labels), ("bbox_labels", bbox_labels),
+                    ("bbox_masks", bbox_masks)):
+        check_same_device("cls_preds", cls_preds, name, t)
+    if cls_labels.numel():
+        lo, hi = int(cls_labels.min()), int(cls_labels.max())
+        if lo < -1 or hi >= c1:
+            raise ValueError(f"cls_labels must be in [-1, {c1 - 1}] (-1 ignored, 0 background, 1..C objects, "
+                             f"C + 1 = {c1} from cls_preds), got values in [{lo}, {hi}]")
+    return b, a, c1
+
+
+def multibox_loss(
+    cls_preds: Tensor,
+    bbox_preds: Tensor,
+    cls_labels: Tensor,
+    bbox_labels: Tensor,
+    bbox_masks: Tensor,
+    *,
+    negative_mining_ratio: float | None = 3.0,
+    box_loss: str | None = None,
+    reduction: str = "mean",
+    min_negatives: int | None = None,
+) -> dict[str, Tensor]:
+    """Class and box loss of a single-shot detector (see the module docstring for the two modes).
+
+    Args:
+        cls_preds (Tensor[B, A, C + 1]): class logits, background at index 0.
+        bbox_preds (Tensor[B, 4A]): predicted offsets.
+        cls_labels (Tensor[B, A]): integer; 0 background, ``1 .. C`` objects, -1 ignored.
+        bbox_labels (Tensor[B, 4A]): target offsets (0 where not assigned).
+        bbox_masks (Tensor[B, 4A]): 1 for the offsets of assigned anchors, 0 elsewhere.
+        negative_mining_ratio (float or None): negatives kept per positive (SSD mode, >= 0), or
+            None for D2L's plain loss over all anchors.
+        box_loss (str or None): ``"smooth_l1"`` (beta 1) or ``"l1"``; default ``"smooth_l1"`` in
+            SSD mode and ``"l1"`` in D2L mode (so ``negative_mining_ratio=None`` alone is
+            exactly the book's loss).
+        reduction (str): ``"mean"``, ``"sum"`` or ``"none"``. D2L mode: the per-image losses
+            ``[B]`` (``"none"``), their mean or their sum. SSD mode: ``"mean"`` is the SSD loss,
+            sums over the batch divided by ``max(1, positives in the batch)``; ``"none"`` the
+            per-image terms of that sum ``[B]`` (they add up to ``"mean"``); ``"sum"`` the
+            undivided sums.
+        min_negatives (int, optional): SSD mode, the fewest negatives kept per image (at most
+            the background anchors there are). Default ``floor(negative_mining_ratio)``.
+
+    Returns:
+        dict: ``loss = cls + box``, ``cls`` (class loss) and ``box`` (box loss), each a scalar
+        tensor (``[B]`` with ``reduction="none"``), differentiable w.r.t. the predictions.
+        Half and bfloat16 predictions (e.g. under autocast) are upcast: the losses are float32.
+    """
+    b, a, c1 = _check_inputs(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks)
+    reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+    if box_loss is None:
+        box_loss = "l1" if negative_mining_ratio is None else "smooth_l1"
+    box_loss = check_choice(box_loss, "box_loss", _BOX_LOSSES)
+    labels = cls_labels.long()
+    if cls_preds.dtype in (torch.float16, torch.bfloat16):  # e.g. from autocast: compute in float32
+        cls_preds = cls_preds.float()
+    if bbox_preds.dtype in (torch.float16, torch.bfloat16):
+        bbox_preds = bbox_preds.float()
+
+    if negative_mining_ratio is not None:
+        ratio = check_number(negative_mining_ratio, "negative_mining_ratio", low=0)
+        if min_negatives is None:
+            min_negatives = int(ratio)
+        min_negatives = int(check_number(min_negatives, "min_negatives", low=0))
+        labels = hard_negative_mining(cls_preds.detach(), labels, ratio, min_negative_samples=min_negatives)
+    elif min_negatives is not None:
+        raise ValueError("min_negatives is only used for hard negative mining; pass negative_mining_ratio too")
+
+    ce = F.cross_entropy(cls_preds.reshape(b * a, c1), labels.reshape(b * a), ignore_index=-1, reduction="none")
+    ce = ce.reshape(b, a)  # [B, A], 0 where ignored
+    fn = F.smooth_l1_loss if box_loss == "smooth_l1" else F.l1_loss
+    box = fn(bbox_preds * bbox_masks, bbox_labels * bbox_masks, reduction="none")  # [B, 4A]
+
+    if negative_mining_ratio is None:
+        valid = (labels >= 0).sum(dim=1).clamp(min=1).to(ce.dtype)  # [B]
+        cls_i = ce.sum(dim=1) / valid  # [B]; the mean over all anchors when none is ignored
+        box_i = box.mean(dim=1) if a else box.sum(dim=1)  # [B]
+        if reduction == "mean":
+            cls_i, box_i = cls_i.mean(), box_i.mean()
+        elif reduction == "sum":
+            cls_i, box_i = cls_i.sum(), box_i.sum()
+    else:
+        cls_i = ce.sum(dim=1)  # [B]
+        box_i = box.sum(dim=1)  # [B]
+        if reduction != "sum":
+            num_pos = (labels > 0).sum().clamp(min=1).to(ce.dtype)
+            cls_i, box_i = cls_i / num_pos, box_i / num_pos
+        if reduction != "none":
+            cls_i, box_i = cls_i.sum(), box_i.sum()
+    return {"loss": cls_i + box_i, "cls": cls_i, "box": box_i}
+
+
+class MultiBoxLoss(nn.Module):
+    """Stores the options of :func:`multibox_loss` and calls it.
+
+    Args:
+        negative_mining_ratio, box_loss, reduction, min_negatives: as in :func:`multibox_loss`.
+
+    Example:
+        >>> criterion = MultiBoxLoss(negative_mining_ratio=None)  # D2L's calc_loss, batch mean
+    """
+
+    def __init__(self, *, negative_mining_ratio: float | None = 3.0, box_loss: str | None = None,
+                 reduction: str = "mean", min_negatives: int | None = None) -> None:
+        super().__init__()
+        if negative_mining_ratio is not None:
+            check_number(negative_mining_ratio, "negative_mining_ratio", low=0)
+        elif min_negatives is not None:
+            raise ValueError("min_negatives is only used for hard negative mining; pass negative_mining_ratio too")
+        if min_negatives is not None:
+            check_number(min_negatives, "min_negatives", low=0)
+        if box_loss is not None:
+            check_choice(box_loss, "box_loss", _BOX_LOSSES)
+        self.negative_mining_ratio = negative_mining_ratio
+        self.box_loss = box_loss
+        self.reduction = check_choice(reduction, "reduction", _REDUCTIONS)
+        self.min_negatives = min_negatives
+
+    def forward(self, cls_preds: Tensor, bbox_preds: Tensor, cls_labels: Tensor, bbox_labels: Tensor,
+                bbox_masks: Tensor) -> dict[str, Tensor]:
+        return multibox_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks,
+                             negative_mining_ratio=self.negative_mining_ratio, box_loss=self.box_loss,
+                             reduction=self.reduction, min_negatives=self.min_negatives)
+
+    def extra_repr(self) -> str:
+        return (f"negative_mining_ratio={self.negative_mining_ratio}, box_loss={self.box_loss}, "
+                f"reduction={self.reduction!r}, min_negatives={self.min_negatives}")

@@ -1,0 +1,67 @@
+"""pixbox.models: detection models and their backbones.
+
+- :mod:`pixbox.models.backbones`: ResNet-18/34/50 with torchvision's ``state_dict`` names, and
+  :class:`~pixbox.models.backbones.ResNetFeatures` to tap their stages.
+- :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
+  and :func:`~pixbox.models.ssd.ssd` on a ResNet.
+
+:data:`MODELS` maps a name to a builder taking ``num_classes`` (and keyword options);
+:func:`build_model` looks a name up with a did-you-mean error.
+
+Example:
+    >>> net = build_model("tiny_ssd", num_classes=1)
+    >>> net.num_anchors_per_cell
+    [4, 4, 4, 4, 4]
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from torch import nn
+
+from pixbox._checks import check_choice
+from pixbox.models.backbones import BACKBONES, ResNet, ResNetFeatures, resnet18, resnet34, resnet50
+from pixbox.models.ssd import SSD, ssd, tiny_ssd
+
+__all__ = [
+    "BACKBONES",
+    "MODELS",
+    "ResNet",
+    "ResNetFeatures",
+    "SSD",
+    "build_model",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "ssd",
+    "tiny_ssd",
+]
+
+#: Detection model builders by name: ``MODELS[name](num_classes, **kwargs)``.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "tiny_ssd": tiny_ssd,
+    "ssd_resnet18": partial(ssd, "resnet18"),
+    "ssd_resnet34": partial(ssd, "resnet34"),
+    "ssd_resnet50": partial(ssd, "resnet50"),
+}
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Builds the model ``name`` of :data:`MODELS`.
+
+    Args:
+        name (str): a key of :data:`MODELS`, e.g. ``"tiny_ssd"`` or ``"ssd_resnet18"``.
+        num_classes (int): object classes (background excluded), >= 1.
+        **kwargs: passed to the builder, e.g. ``image_size=256``,
+            ``pretrained_backbone="resnet18.pth"`` (ResNet SSDs), ``score_threshold=0.05``.
+
+    Returns:
+        nn.Module: the model (an :class:`SSD` for every model listed today).
+
+    Raises:
+        ValueError: unknown ``name`` (with the closest valid name).
+    """
+    check_choice(name, "name", MODELS)
+    return MODELS[name](num_classes, **kwargs)
