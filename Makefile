@@ -24,6 +24,7 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors
+	$(VENV)/bin/pixbox demo detect --out runs/demo/detect
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info

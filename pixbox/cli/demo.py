@@ -26,6 +26,26 @@ def _run_anchors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from pixbox.demos import detect
+
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    result = detect.run(args.out, seed=args.seed, progress=not args.no_progress, **overrides)
+    print(f"\nval mAP@0.5 {result['map_50']:.3f}  mAP@[.5:.95] {result['map']:.3f}  "
+          f"mAP@0.75 {result['map_75']:.3f}")
+    print(f"wall time {result['wall_time'] / 60:.1f} min (training {result['train_time'] / 60:.1f} min)")
+    for key in ("report", "grid", "loss_curve", "map_curve", "predictions", "run_dir"):
+        print(f"{key:12s} {result[key]}")
+    return 0
+
+
 def add_parser(subparsers) -> None:
     """Registers ``demo`` and its actions on the top-level ``subparsers``."""
     parser = subparsers.add_parser("demo", help="run a walkthrough that writes figures",
@@ -40,3 +60,16 @@ def add_parser(subparsers) -> None:
                          help="output folder (default: %(default)s)")
     anchors.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
     anchors.set_defaults(func=_run_anchors)
+
+    detect = actions.add_parser(
+        "detect", help="generate bananas, train TinySSD, evaluate and predict (the main demo)",
+        description="pixbox's main job end to end and offline: generate the bananas dataset, train "
+                    "TinySSD, evaluate it and draw its detections on val images; prints the "
+                    "measured mAP, the wall time and where the files are.")
+    detect.add_argument("--out", type=Path, default=Path("runs/demo/detect"),
+                        help="output folder (default: %(default)s)")
+    detect.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
+    detect.add_argument("--epochs", type=_positive_int, default=None,
+                        help="override the recipe's number of epochs (default: the demo recipe)")
+    detect.add_argument("--no-progress", action="store_true", help="no progress bars")
+    detect.set_defaults(func=_run_detect)

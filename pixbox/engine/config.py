@@ -87,7 +87,8 @@ class DetectConfig:
         monitor (str): the validation metric that picks ``best.pt`` and drives early stopping
             (higher is better): ``"map"``, ``"map_50"``, ``"map_75"``, ``"voc07_ap50"`` or
             ``"voc_ap50"``.
-        amp (bool): mixed precision on CUDA (ignored on other devices).
+        amp (bool): mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16
+            (see :func:`pixbox.engine.trainer.cpu_bf16_supported`); ignored elsewhere.
         channels_last (bool): train in the ``channels_last`` memory format.
         negative_mining_ratio (float | None): negatives per positive anchor in the loss
             (SSD hard negative mining), > 0; None uses every anchor (the D2L loss).

@@ -59,6 +59,7 @@ from pixbox.engine.checkpoint import get_rng_state, set_rng_state
 
 __all__ = [
     "Trainer",
+    "cpu_bf16_supported",
     "check_device_name",
     "epoch_seed",
     "lr_schedule",
@@ -232,6 +233,18 @@ def _to_device(x, device: torch.device, channels_last: bool):
     return x
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX).
+
+    Without it, bfloat16 autocast on the CPU is emulated and slower than float32, so
+    ``amp`` leaves it off.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 class Trainer:
     """Runs ``epochs`` epochs of forward, loss, backward, step; callbacks do the rest.
 
@@ -246,8 +259,10 @@ class Trainer:
         device (str or torch.device): where to train (see :func:`select_device`).
         callbacks (sequence): objects with some of the hook methods (see the module docstring),
             e.g. from :mod:`pixbox.engine.callbacks`; run in this order.
-        amp (bool): mixed precision (``torch.autocast`` to float16 and a ``GradScaler``); only
-            used on CUDA, ignored elsewhere.
+        amp (bool): mixed precision. On CUDA: ``torch.autocast`` to float16 with a
+            ``GradScaler``. On a CPU with native bfloat16 (AVX512-BF16 or AMX, see
+            :func:`cpu_bf16_supported`): autocast to bfloat16 (no scaler needed; about twice as
+            fast for convolutions). Ignored elsewhere.
         channels_last (bool): the model and the 4-D float inputs in the ``channels_last``
             memory format.
         grad_clip (float, optional): clip the total gradient norm to this, > 0.
@@ -295,8 +310,13 @@ class Trainer:
         self.train_data = train_data
         self.epochs = epochs
         self.callbacks = list(callbacks)
-        self.amp = bool(amp) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp_dtype = None
+        if amp and self.device.type == "cuda":
+            self.amp_dtype = torch.float16
+        elif amp and self.device.type == "cpu" and cpu_bf16_supported():
+            self.amp_dtype = torch.bfloat16
+        self.amp = self.amp_dtype is not None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.grad_clip = grad_clip
         self.seed = seed
         self.verbose = verbose
@@ -357,7 +377,7 @@ class Trainer:
     def autocast(self):
         """The mixed-precision context of the forward pass (a no-op without ``amp``)."""
         if self.amp:
-            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------------------------------
