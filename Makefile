@@ -21,6 +21,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ops.py
+	$(PY) benchmarks/data.py
+	$(PY) benchmarks/train_ssd.py
 
 demo: $(STAMP)
 	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors

@@ -218,6 +218,8 @@ class SSD(nn.Module):
         score_threshold (float): :meth:`predict` default, keep class probabilities > this.
         nms_threshold (float): :meth:`predict` default, per-class NMS IoU threshold.
         topk (int): :meth:`predict` default, detections kept per image.
+        pre_nms_topk (int, optional): :meth:`predict` keeps at most this many candidates per
+            class and image before NMS (400, as torchvision's SSD; None keeps all).
         channels_last (bool): store the convolution weights channels-last (NHWC). On CPU the
             oneDNN convolutions then run in NHWC, 2-3x faster for training than NCHW, and the
             head outputs flatten without a copy. Inputs may have any memory format; outputs
@@ -248,6 +250,7 @@ class SSD(nn.Module):
         score_threshold: float = 0.01,
         nms_threshold: float = 0.45,
         topk: int = 200,
+        pre_nms_topk: int | None = 400,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
@@ -267,6 +270,7 @@ class SSD(nn.Module):
         self.score_threshold = check_number(score_threshold, "score_threshold", low=0, high=1)
         self.nms_threshold = check_number(nms_threshold, "nms_threshold", low=0, high=1)
         self.topk = int(check_number(topk, "topk", low=1))
+        self.pre_nms_topk = None if pre_nms_topk is None else int(check_number(pre_nms_topk, "pre_nms_topk", low=1))
 
         self.backbone = backbone
         self.feature_channels = feature_channels
@@ -386,7 +390,8 @@ class SSD(nn.Module):
         finally:
             self.train(was_training)
         probs = F.softmax(cls_preds, dim=2).permute(0, 2, 1)  # [B, C + 1, A]
-        dets = decode_detections(probs, bbox_preds, anchors, score_threshold=st, nms_threshold=nt, topk=k, clip=True)
+        dets = decode_detections(probs, bbox_preds, anchors, score_threshold=st, nms_threshold=nt, topk=k, clip=True,
+                                 pre_nms_topk=self.pre_nms_topk)
         h, w = images.shape[-2:]
         scale = images.new_tensor([w, h, w, h])
         for d in dets:

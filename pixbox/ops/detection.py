@@ -110,6 +110,7 @@ def decode_detections(
     means: Sequence[float] = DEFAULT_MEANS,
     stds: Sequence[float] = DEFAULT_STDS,
     clip: bool = False,
+    pre_nms_topk: int | None = None,
 ) -> list[dict[str, Tensor]]:
     """Detections as a list of dicts per image, with per-class NMS (the SSD post-processing).
 
@@ -126,6 +127,11 @@ def decode_detections(
         topk (int): detections kept per image, > 0.
         means, stds (4 floats): offset normalisation.
         clip (bool): clip boxes to [0, 1] (for normalized anchors).
+        pre_nms_topk (int, optional): before NMS, keep only the this many highest-scoring
+            candidates of each class in each image (torchvision's SSD keeps 400). None keeps
+            every candidate above ``score_threshold``. A cap bounds the NMS work of a model
+            that scores many anchors just above the threshold; it can only drop candidates
+            ranked below the cap within their class.
 
     Returns:
         list of B dicts: ``boxes`` (Tensor[K, 4] xyxy), ``scores`` (Tensor[K]) and ``labels``
@@ -143,7 +149,15 @@ def decode_detections(
     if clip:
         boxes = boxes.clamp(0, 1)
     scores = cls_probs[:, 1:, :]  # [B, C, A]
-    bi, ci, ai = (scores > score_threshold).nonzero().unbind(1)
+    if pre_nms_topk is not None and int(check_number(pre_nms_topk, "pre_nms_topk", low=1)) < a:
+        vals, idx = scores.topk(int(pre_nms_topk), dim=2)  # [B, C, k]
+        bi, ci, ki = (vals > score_threshold).nonzero().unbind(1)
+        ai = idx[bi, ci, ki]
+        # Back to (image, class, anchor) order, so ties break by anchor index as without a cap.
+        order = torch.argsort((bi * c + ci) * a + ai)
+        bi, ci, ai = bi[order], ci[order], ai[order]
+    else:
+        bi, ci, ai = (scores > score_threshold).nonzero().unbind(1)
     cand_scores = scores[bi, ci, ai]
     cand_boxes = boxes[bi, ai]
     keep = batched_nms(cand_boxes, cand_scores, bi * c + ci, nms_threshold)  # by decreasing score
