@@ -273,3 +273,26 @@ def test_decode_detections_bad_keywords():
         decode_detections(probs, offsets, anchors, score_threshold=float("nan"))
     with pytest.raises(ValueError, match="pos_threshold"):
         multibox_detection(probs, offsets, anchors, pos_threshold=float("nan"))
+
+
+def test_decode_detections_pre_nms_topk():
+    g = torch.Generator().manual_seed(3)
+    a = 300
+    xy = torch.rand(a, 2, generator=g) * 0.8
+    anchors = torch.cat([xy, xy + 0.05 + torch.rand(a, 2, generator=g) * 0.15], 1)
+    probs = torch.randn(2, 3, a, generator=g).softmax(1)
+    offsets = torch.randn(2, 4 * a, generator=g) * 0.1
+    full = decode_detections(probs, offsets, anchors, topk=1000)
+    same = decode_detections(probs, offsets, anchors, topk=1000, pre_nms_topk=a)
+    for x, y in zip(full, same):
+        assert all(torch.equal(x[k], y[k]) for k in ("boxes", "scores", "labels"))
+    capped = decode_detections(probs, offsets, anchors, topk=1000, pre_nms_topk=5)
+    for x, y, p in zip(full, capped, probs):
+        for c in range(2):
+            kept = set(y["scores"][y["labels"] == c].tolist())
+            top5 = set(p[c + 1].topk(5).values.tolist())
+            assert len(kept) <= 5 and kept <= top5
+            # A box among the 5 best can only be suppressed by a better one, also among them.
+            assert set(x["scores"][x["labels"] == c].tolist()) & top5 == kept
+    with pytest.raises(ValueError, match="pre_nms_topk"):
+        decode_detections(probs, offsets, anchors, pre_nms_topk=0)
