@@ -7,6 +7,11 @@ Book code runs unchanged with ``from pixbox.compat import d2l`` in place of
     assign_anchor_to_bbox, offset_boxes, multibox_target, offset_inverse, nms,
     multibox_detection
 
+and the building blocks of the book's TinySSD (section "Single Shot Multibox Detection"),
+from :mod:`pixbox.models.ssd`::
+
+    cls_predictor, bbox_predictor, flatten_pred, concat_preds, down_sample_blk, base_net
+
 Differences from D2L 1.0.3, all where D2L crashes or is wrong:
 
 - ``multibox_target`` accepts labels with no rows (``[B, 0, 5]``; D2L crashes) and ignores
@@ -39,6 +44,14 @@ from pixbox.ops.anchors import generate_anchors
 from pixbox.ops.coder import DEFAULT_LOG_CLAMP
 from pixbox.ops.detection import multibox_detection as _multibox_detection
 from pixbox.ops.matching import _batched_iou, _class_targets, _match
+from pixbox.models.ssd import (  # noqa: F401 - re-exported: the book's TinySSD blocks
+    base_net,
+    bbox_predictor,
+    cls_predictor,
+    concat_preds,
+    down_sample_blk,
+    flatten_pred,
+)
 from pixbox.ops.nms import nms as _nms
 
 __all__ = [
@@ -52,6 +65,12 @@ __all__ = [
     "offset_inverse",
     "nms",
     "multibox_detection",
+    "cls_predictor",
+    "bbox_predictor",
+    "flatten_pred",
+    "concat_preds",
+    "down_sample_blk",
+    "base_net",
 ]
 
 

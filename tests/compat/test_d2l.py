@@ -115,3 +115,17 @@ def test_matches_real_d2l_on_random_batches():
         torch.testing.assert_close(d2l.multibox_detection(probs, offs, anchors),
                                    real_d2l.multibox_detection(probs, offs, anchors), atol=1e-5, rtol=0)
     assert math.isfinite(1.0)
+
+
+def test_book_tinyssd_blocks_give_the_book_shapes():
+    from pixbox.compat import d2l as book
+
+    def forward(x, block):
+        return block(x)
+
+    y1 = forward(torch.zeros((2, 8, 20, 20)), book.cls_predictor(8, 5, 10))
+    y2 = forward(torch.zeros((2, 16, 10, 10)), book.cls_predictor(16, 3, 10))
+    assert y1.shape == (2, 55, 20, 20) and y2.shape == (2, 33, 10, 10)
+    assert book.concat_preds([y1, y2]).shape == (2, 25300)
+    assert forward(torch.zeros((2, 3, 20, 20)), book.down_sample_blk(3, 10)).shape == (2, 10, 10, 10)
+    assert forward(torch.zeros((2, 3, 256, 256)), book.base_net()).shape == (2, 64, 32, 32)
