@@ -17,3 +17,28 @@ def test_readme_python_example_runs():
     assert ns["offsets"].shape == (2, 16384) and ns["classes"].shape == (2, 4096)
     assert ns["classes"][0].max() == 1 and ns["classes"][1].max() == 2  # padding row ignored
     assert torch.equal(ns["ops"].nms(ns["boxes"], ns["scores"], 0.5), torch.tensor([0, 2]))
+
+
+def test_readme_detection_python_example_runs(tmp_path):
+    """The Detection section's snippet, on a 1-epoch run and two generated images."""
+    from pixbox.data.generators import make_dataset
+    from pixbox.engine.config import DetectConfig
+    from pixbox.engine.detection import train_detector
+
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    snippet = next(b for b in blocks if "pixbox.load(" in b)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        make_dataset("bananas", tmp_path / "data", num_train=8, num_val=2, image_size=64, progress=False)
+        run = train_detector(DetectConfig(data=str(tmp_path / "data"), project=str(tmp_path / "runs"), epochs=1,
+                                          batch=4, imgsz=64, workers=0, device="cpu"), progress=False, verbose=False)
+        images = sorted((tmp_path / "data" / "val" / "images").iterdir())
+        snippet = snippet.replace("runs/detect/train/best.pt", str(run / "best.pt"))
+        snippet = snippet.replace('["a.jpg", "b.png"]', repr([str(p) for p in images]))
+        ns: dict = {}
+        exec(compile(snippet, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    finally:
+        torch.set_num_threads(threads)
+    results = ns["results"]
+    assert len(results) == 2 and set(results[0]) >= {"boxes", "scores", "labels", "names"}
