@@ -37,7 +37,8 @@ def _run_detect(args: argparse.Namespace) -> int:
     from pixbox.demos import detect
 
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    result = detect.run(args.out, seed=args.seed, progress=not args.no_progress, **overrides)
+    result = detect.run(args.out, seed=args.seed, progress=not args.no_progress, log=lambda line: print(line, flush=True),
+                        **overrides)
     print(f"\nval mAP@0.5 {result['map_50']:.3f}  mAP@[.5:.95] {result['map']:.3f}  "
           f"mAP@0.75 {result['map_75']:.3f}")
     print(f"wall time {result['wall_time'] / 60:.1f} min (training {result['train_time'] / 60:.1f} min)")

@@ -70,7 +70,7 @@ from pixbox.data.formats import (
 from pixbox.data.formats.yolo import label_path
 from pixbox.data.io import read_image, read_mask
 
-__all__ = ["BOX_SIZE_BINS", "DatasetReport", "TASKS", "check_dataset", "detect_task"]
+__all__ = ["BOX_SIZE_BINS", "DatasetReport", "TASKS", "check_dataset", "detect_task", "resolve_task_format"]
 
 #: The tasks :func:`check_dataset` knows.
 TASKS: tuple[str, ...] = ("detection", "segmentation", "classification")
@@ -571,6 +571,26 @@ def _check_classification(fmt: str, sources: dict[str, Path], checker: _Checker)
     report.objects_per_class = {n: per_class[n] for n in names}
 
 
+def resolve_task_format(root: Path, task: str | None, fmt: str | None) -> tuple[str, str]:
+    """The task and format of the dataset at ``root``: the given ones, or found from its layout.
+
+    With no task, :func:`detect_task` finds both; with a task and no format, detection uses
+    :func:`pixbox.data.formats.detect_format`, segmentation is ``"voc"`` and classification is
+    ``"csv"`` when ``root`` holds a CSV file, else ``"folder"``. The format is not validated.
+    """
+    if task is None:
+        task, guessed = detect_task(root)
+        return task, guessed if fmt is None else fmt
+    if fmt is None:
+        if task == "detection":
+            fmt = detect_format(root)
+        elif task == "segmentation":
+            fmt = "voc"
+        else:
+            fmt = "csv" if any(p.suffix.lower() == ".csv" and p.is_file() for p in root.iterdir()) else "folder"
+    return task, fmt
+
+
 def check_dataset(root, *, task: str | None = None, fmt: str | None = None, split: str | None = None,
                   progress: bool = True, tolerance: float = 0.5) -> DatasetReport:
     """Validates a dataset folder and gathers its statistics (see the module docstring).
@@ -602,16 +622,7 @@ def check_dataset(root, *, task: str | None = None, fmt: str | None = None, spli
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     tolerance = float(check_number(tolerance, "tolerance", low=0))
-    if task is None:
-        task, guessed = detect_task(root)
-        fmt = guessed if fmt is None else fmt
-    elif fmt is None:
-        if task == "detection":
-            fmt = detect_format(root)
-        elif task == "segmentation":
-            fmt = "voc"
-        else:
-            fmt = "csv" if any(p.suffix.lower() == ".csv" for p in root.iterdir()) else "folder"
+    task, fmt = resolve_task_format(root, task, fmt)
     check_choice(fmt, f"fmt of a {task} dataset", _FORMATS[task])
     report = DatasetReport(root=str(root), task=task, fmt=fmt)
     checker = _Checker(report, tolerance, progress)

@@ -51,10 +51,9 @@ from torch import Tensor
 
 from pixbox._checks import check_choice
 from pixbox.data import transforms as T
-from pixbox.data.check import TASKS, detect_task
+from pixbox.data.check import TASKS, resolve_task_format
 from pixbox.data.formats import (
     DETECTION_FORMATS,
-    detect_format,
     list_splits,
     list_voc_segmentation_splits,
     read_classification_csv,
@@ -304,16 +303,7 @@ def _task_and_format(root: Path, task: str | None, fmt: str | None) -> tuple[str
         check_choice(task, "task", TASKS)
     if fmt is not None and not isinstance(fmt, str):
         raise TypeError(f"fmt must be a str or None, got {type(fmt).__name__}")
-    if task is None:
-        task, guessed = detect_task(root)
-        fmt = guessed if fmt is None else fmt
-    elif fmt is None:
-        if task == "detection":
-            fmt = detect_format(root)
-        elif task == "segmentation":
-            fmt = "voc"
-        else:
-            fmt = "csv" if any(p.suffix.lower() == ".csv" and p.is_file() for p in root.iterdir()) else "folder"
+    task, fmt = resolve_task_format(root, task, fmt)
     choices = PREVIEW_FORMATS[task]
     if fmt not in choices:
         hint = difflib.get_close_matches(fmt, choices, n=1)

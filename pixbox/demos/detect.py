@@ -32,10 +32,11 @@ A longer recipe (more epochs, ``augment="ssd"``) reaches higher mAP@[.5:.95]; se
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pixbox.viz import add_caption, make_grid, save_image
 
@@ -73,7 +74,8 @@ def _dataset_ready(root: Path, num_train: int, num_val: int) -> bool:
 
 
 def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_train: int = 1000,
-        num_val: int = 100, progress: bool = True, **overrides) -> dict[str, Any]:
+        num_val: int = 100, progress: bool = True, log: Callable[[str], None] | None = None,
+        **overrides) -> dict[str, Any]:
     """Runs the demo and returns what it measured and wrote.
 
     Args:
@@ -84,6 +86,8 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
         seed (int): seeds the dataset and the training.
         num_train, num_val (int): dataset size (the defaults are the demo's).
         progress (bool): progress bars.
+        log (callable, optional): called with a line per step (``pixbox demo detect`` passes
+            ``print``); None reports through the ``logging`` module.
         **overrides: keys of :data:`RECIPE` to change (for example ``epochs=1`` for a smoke test).
 
     Returns:
@@ -96,6 +100,7 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
     from pixbox.engine.detection import evaluate_detector, predict_detector, save_metrics_json, train_detector
     from pixbox.metrics.detection import summary_table
 
+    say = log if log is not None else logging.getLogger(__name__).info
     unknown = sorted(set(overrides) - set(RECIPE))
     if unknown:
         raise TypeError(f"unknown recipe keys {unknown}; the recipe has {sorted(RECIPE)}")
@@ -105,30 +110,30 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
 
     # 1. Data.
     if not _dataset_ready(data, num_train, num_val):
-        print(f"[1/4] generating {num_train} + {num_val} banana images in {data}", flush=True)
+        say(f"[1/4] generating {num_train} + {num_val} banana images in {data}")
         make_dataset("bananas", data, seed=seed, num_train=num_train, num_val=num_val, progress=progress,
                      overwrite=True)
         (data / "pixbox-demo.json").write_text(
             json.dumps({"task": "bananas", "num_train": num_train, "num_val": num_val}))
     else:
-        print(f"[1/4] reusing the banana images in {data}", flush=True)
+        say(f"[1/4] reusing the banana images in {data}")
 
     # 2. Training (a fresh run folder each time: runs are never overwritten).
     recipe = {**RECIPE, **overrides}
     config = DetectConfig(data=str(data), format="csv", name="train", project=str(out), seed=seed, **recipe)
-    print(f"[2/4] training {recipe['model']} for {recipe['epochs']} epochs at {recipe['imgsz']} px", flush=True)
+    say(f"[2/4] training {recipe['model']} for {recipe['epochs']} epochs at {recipe['imgsz']} px")
     t_train = time.perf_counter()
     run_dir = Path(train_detector(config, progress=progress))
     train_time = time.perf_counter() - t_train
 
     # 3. Evaluation of the best checkpoint on the val split.
-    print("[3/4] evaluating on the val split", flush=True)
+    say("[3/4] evaluating on the val split")
     weights = run_dir / "best.pt"
     metrics = evaluate_detector(weights, data, fmt="csv", split="val")
     save_metrics_json(metrics, out / "val_metrics.json")
 
     # 4. Predictions on val images, drawn.
-    print("[4/4] predicting on val images", flush=True)
+    say("[4/4] predicting on val images")
     val_images = sorted((data / "val" / "images").iterdir())[:12]
     predict_detector(weights, val_images, out=out / "predictions", score_threshold=0.5)
     from pixbox.data.io import read_image
