@@ -19,81 +19,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+
+from pixbox.cli._common import USER_ERRORS as _USER_ERRORS
+from pixbox.cli._common import ActionParser as _ActionParser
+from pixbox.cli._common import choice as _choice
+from pixbox.cli._common import fail as _fail
+from pixbox.cli._common import number as _number
 
 __all__ = ["add_parser"]
 
 _FORMATS = ("auto", "csv", "voc", "coco", "yolo")
 _AUGMENT = ("none", "light", "ssd")
-# What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
-# ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
-_USER_ERRORS = (ValueError, TypeError, OSError)
 # `pixbox detect train` flags that map to DetectConfig keys.
 _TRAIN_KEYS = ("data", "format", "model", "epochs", "batch", "imgsz", "lr", "optimizer", "workers", "device", "name",
                "project", "seed", "patience", "eval_every", "augment")
-
-
-class _ActionParser(argparse.ArgumentParser):
-    """An action's parser: unknown options are an error here, with the nearest valid option."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            options = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
-            message = f"unrecognized arguments: {' '.join(extras)}"
-            for token in extras:
-                if token.startswith("-"):
-                    hint = difflib.get_close_matches(token.split("=", 1)[0], options, n=1, cutoff=0.5)
-                    if hint:
-                        message += f"; did you mean {hint[0]!r}?"
-                        break
-            self.error(message)
-        return namespace, extras
-
-
-def _choice(kind: str, choices: Sequence[str] | Callable[[], Sequence[str]]) -> Callable[[str], str]:
-    """An argparse ``type`` accepting one of ``choices``, suggesting the nearest name otherwise."""
-    def parse(text: str) -> str:
-        options = list(choices() if callable(choices) else choices)
-        if text in options:
-            return text
-        hint = difflib.get_close_matches(text, options, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}{extra} (choose from {', '.join(options)})")
-
-    parse.__name__ = kind
-    return parse
 
 
 def _model_names() -> list[str]:
     from pixbox.models import MODELS
 
     return list(MODELS)
-
-
-def _number(kind: type, low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
-                                             f"got {text!r}") from None
-        if value != value or (value <= low if low_open else value < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _fail(error: BaseException | str) -> int:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
 
 
 def _defaults() -> dict:

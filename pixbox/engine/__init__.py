@@ -1,13 +1,18 @@
-"""pixbox.engine: training loop, callbacks, checkpoints, and the detection task on top of them.
+"""pixbox.engine: training loop, callbacks, checkpoints, and the detection and classification tasks.
 
 - :mod:`pixbox.engine.trainer`: :class:`Trainer`, a small loop (forward, loss, backward, step)
   with hooks; devices, seeds and the LR schedule.
 - :mod:`pixbox.engine.callbacks`: evaluation, CSV log, atomic ``last.pt``/``best.pt``, plots,
   early stopping, progress bar.
 - :mod:`pixbox.engine.checkpoint`: atomic save/load and RNG states.
-- :mod:`pixbox.engine.config`: :class:`DetectConfig`, the validated run config (YAML, dict).
+- :mod:`pixbox.engine.config`: :class:`DetectConfig` and :class:`ClassifyConfig`, the validated
+  run configs (YAML, dict).
+- :mod:`pixbox.engine.runs`: run folders, resuming, optimizer and LR schedule, image sources.
 - :mod:`pixbox.engine.detection`: :func:`train_detector`, :func:`evaluate_detector`,
   :func:`predict_detector`.
+- :mod:`pixbox.engine.finetune`: :func:`finetune` (new head, head learning rate, freezing).
+- :mod:`pixbox.engine.classification`: :func:`train_classifier`, :func:`evaluate_classifier`,
+  :func:`predict_classifier`.
 - :mod:`pixbox.engine.predict`: :func:`load` a checkpoint into a :class:`Predictor`.
 
 Example:
@@ -26,8 +31,17 @@ from pixbox.engine.callbacks import (
     ProgressBar,
 )
 from pixbox.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from pixbox.engine.config import DetectConfig
+from pixbox.engine.classification import (
+    ClassificationTrainer,
+    ClassifierPredictor,
+    evaluate_classifier,
+    load_classifier,
+    predict_classifier,
+    train_classifier,
+)
+from pixbox.engine.config import ClassifyConfig, DetectConfig
 from pixbox.engine.detection import DetectionTrainer, evaluate_detector, predict_detector, train_detector
+from pixbox.engine.finetune import FrozenBatchNorm2d, finetune, freeze_batchnorm
 from pixbox.engine.predict import Predictor, load
 from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything, select_device
 
@@ -35,24 +49,34 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "CheckpointCallback",
+    "ClassificationTrainer",
+    "ClassifierPredictor",
+    "ClassifyConfig",
     "DetectConfig",
     "DetectionTrainer",
     "EarlyStopping",
     "EvalCallback",
+    "FrozenBatchNorm2d",
     "PlotCallback",
     "Predictor",
     "ProgressBar",
     "Trainer",
     "epoch_seed",
+    "evaluate_classifier",
     "evaluate_detector",
+    "finetune",
+    "freeze_batchnorm",
     "get_rng_state",
     "load",
     "load_checkpoint",
+    "load_classifier",
     "lr_schedule",
+    "predict_classifier",
     "predict_detector",
     "save_checkpoint",
     "seed_everything",
     "select_device",
     "set_rng_state",
+    "train_classifier",
     "train_detector",
 ]

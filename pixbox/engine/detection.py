@@ -32,9 +32,7 @@ Example:
 from __future__ import annotations
 
 import difflib
-import glob
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -53,10 +51,20 @@ from pixbox.engine.callbacks import (
     PlotCallback,
     ProgressBar,
 )
-from pixbox.engine.checkpoint import load_checkpoint
-from pixbox.engine.config import FORMATS, DetectConfig, read_yaml_values
+from pixbox.engine.config import FORMATS, DetectConfig
 from pixbox.engine.predict import Predictor, load, prepare_image
-from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything
+from pixbox.engine.runs import (
+    IMAGE_SUFFIXES,
+    build_optimizer,
+    build_scheduler,
+    find_images,
+    output_names,
+    save_metrics_json,
+    start_run,
+    steps_per_epoch,
+    unique_dir,
+)
+from pixbox.engine.trainer import Trainer, epoch_seed, seed_everything
 
 __all__ = [
     "DetectionTrainer",
@@ -73,8 +81,6 @@ __all__ = [
 
 #: Config keys a resumed run may change (everything else comes from its checkpoint).
 RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every")
-#: The file suffixes :func:`find_images` takes from folders.
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_box", "map", "map_50", "map_75", "voc07_ap50",
                 "voc_ap50", "img_s", "epoch_time")
@@ -235,100 +241,6 @@ class DetectionTrainer(Trainer):
 # Building a run
 
 
-def unique_dir(parent, name: str) -> Path:
-    """``parent/name``, or ``parent/name2``, ``name3``, ... when it exists; created, never reused.
-
-    Args:
-        parent (str or PathLike): the folder holding the runs.
-        name (str): the wanted name.
-
-    Returns:
-        Path: a new, empty folder.
-    """
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    k = 1
-    while True:
-        path = parent / (name if k == 1 else f"{name}{k}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            k += 1
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)  # no decay on biases and norm scales
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _optimizer(model: nn.Module, cfg: DetectConfig) -> torch.optim.Optimizer:
-    groups = _param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-
-
-def _scheduler(optimizer, cfg: DetectConfig, steps_per_epoch: int):
-    step_epochs = cfg.step_epochs if cfg.step_epochs is not None else max(1, cfg.epochs // 3)
-    factor = lr_schedule(total_steps=cfg.epochs * steps_per_epoch,
-                         warmup_steps=int(round(cfg.warmup_epochs * steps_per_epoch)), kind=cfg.scheduler,
-                         final_ratio=cfg.final_lr_ratio, step_size=step_epochs * steps_per_epoch, gamma=cfg.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _as_config(config) -> DetectConfig:
-    if isinstance(config, DetectConfig):
-        return config
-    if isinstance(config, dict):
-        return DetectConfig.from_dict(config)
-    if isinstance(config, (str, os.PathLike)):
-        return DetectConfig.from_yaml(config)
-    raise TypeError(f"config must be a DetectConfig, a dict or a YAML file path, got {type(config).__name__}")
-
-
-def _find_checkpoint(resume, project) -> Path:
-    path = Path(resume)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        path = path / "last.pt"
-    elif not path.suffix and path.parent == Path("."):
-        path = Path(project) / str(resume) / "last.pt"  # a run name
-    if not path.is_file():
-        raise FileNotFoundError(f"cannot resume: checkpoint {str(path)!r} does not exist")
-    return path
-
-
-def _resume_config(saved: DetectConfig, config) -> DetectConfig:
-    """The saved config, with the changes ``config`` asks for (only :data:`RESUME_KEYS`)."""
-    if config is None:
-        return saved
-    if isinstance(config, (str, os.PathLike)):
-        config = read_yaml_values(config)
-    if isinstance(config, dict):
-        changes = DetectConfig.from_dict(config)  # validates the keys and values
-        changes = {k.replace("-", "_"): getattr(changes, k.replace("-", "_")) for k in config
-                   if k not in ("name", "project")}  # these locate the run
-    elif isinstance(config, DetectConfig):
-        ignore = ("name", "project", "data")
-        changes = {k: v for k, v in config.to_dict().items() if k not in ignore and v != getattr(saved, k)}
-    else:
-        raise TypeError(f"config must be None, a dict, a DetectConfig or a YAML path when resuming, "
-                        f"got {type(config).__name__}")
-    changes = {k: v for k, v in changes.items() if v != getattr(saved, k)}
-    if "data" in changes and changes["data"] is not None and os.path.abspath(changes["data"]) == saved.data:
-        del changes["data"]
-    bad = sorted(k for k in changes if k not in RESUME_KEYS)
-    if bad:
-        raise ValueError(f"a resumed run keeps the config of its checkpoint; only {list(RESUME_KEYS)} may change, "
-                         f"got changes to {bad}")
-    return saved.replace(**changes)
-
-
 def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None, *, resume=None,
                    progress: bool = True, verbose: bool = True, callbacks: Sequence = ()) -> Path:
     """Trains a detector as ``config`` says and returns its run folder.
@@ -357,7 +269,7 @@ def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None
         FileNotFoundError: the data folder or the checkpoint to resume does not exist.
         DatasetError: a problem in the dataset files.
     """
-    cfg, state, run_dir = _start_run(config, resume)
+    cfg, state, run_dir = start_run(config, resume, DetectConfig, RESUME_KEYS)
     data = _TrainingData(cfg)
     if state is not None and list(state.get("class_names", [])) != data.class_names:
         raise ValueError(f"{run_dir}: the checkpoint's classes {state.get('class_names')} differ from the "
@@ -381,33 +293,6 @@ def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None
     return run_dir
 
 
-def _start_run(config, resume) -> tuple[DetectConfig, dict | None, Path | None]:
-    """The run's config, and for a resumed run its checkpoint state and folder."""
-    if resume is None or resume is False:
-        if config is None:
-            raise ValueError("config is required for a new run (at least data=...)")
-        cfg = _as_config(config)
-        if cfg.data is None:
-            raise ValueError("data must be given: the dataset folder to train on")
-        if not Path(cfg.data).is_dir():
-            raise FileNotFoundError(f"data folder {cfg.data!r} does not exist")
-        return cfg.replace(data=os.path.abspath(cfg.data)), None, None
-    where = config if isinstance(config, DetectConfig) else DetectConfig()
-    if isinstance(config, dict):  # project and name only locate the run to resume
-        where = where.replace(**{k: v for k, v in config.items() if k in ("project", "name")})
-    if resume is True:
-        resume = Path(where.project) / where.name
-    ckpt_path = _find_checkpoint(resume, where.project)
-    state = load_checkpoint(ckpt_path)
-    if "config" not in state or "optimizer" not in state:
-        raise ValueError(f"{ckpt_path}: cannot resume from it: not a training checkpoint (no config or optimizer)")
-    cfg = _resume_config(DetectConfig.from_dict(state["config"]), config)
-    if int(state["epoch"]) >= cfg.epochs:
-        raise ValueError(f"{ckpt_path}: the run already finished its {cfg.epochs} epochs; to train longer, "
-                         f"resume with more epochs (e.g. --epochs {cfg.epochs + 10})")
-    return cfg, state, ckpt_path.parent
-
-
 class _TrainingData:
     """The datasets and loaders of a run (read and checked before the run folder is made)."""
 
@@ -426,9 +311,8 @@ class _TrainingData:
                                  f"{cfg.train_split!r} split has {self.class_names}")
             self.val_loader = _val_loader(val_set, cfg.batch, cfg.workers)
         self.num_val = 0 if self.val_loader is None else len(self.val_loader.dataset)
-        n, batch = len(self.train_set), cfg.batch
-        drop_last = n > batch and n % batch == 1  # a last batch of one image: BatchNorm cannot train on it
-        self.steps_per_epoch = n // batch if drop_last else math.ceil(n / batch)
+        batch = cfg.batch
+        self.steps_per_epoch, drop_last = steps_per_epoch(len(self.train_set), batch)
 
         def batches(epoch: int):
             # A new loader per epoch, seeded from (seed, epoch): the epoch's order and augmentation
@@ -446,8 +330,8 @@ def _detection_trainer(cfg: DetectConfig, data: _TrainingData, run_dir: Path, *,
 
     seed_everything(cfg.seed)
     model = build_model(cfg.model, len(data.class_names), image_size=cfg.imgsz)
-    optimizer = _optimizer(model, cfg)
-    scheduler = _scheduler(optimizer, cfg, data.steps_per_epoch)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
     if data.val_loader is not None:
         standard.append(EvalCallback(cfg.eval_every, log=verbose))
@@ -531,55 +415,6 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
                      score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
 
 
-def find_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
-    """The image files named by ``sources``: files, folders (their images, sorted) or glob patterns.
-
-    Args:
-        sources (sequence of str or PathLike): each a file, a folder (its files with a suffix
-            of :data:`IMAGE_SUFFIXES`, not recursive) or a glob pattern (``*``, ``?``, ``[``;
-            ``**`` recurses).
-
-    Returns:
-        list[Path]: in the order given, without duplicates.
-
-    Raises:
-        FileNotFoundError: a source matches no image.
-    """
-    if isinstance(sources, (str, os.PathLike)):
-        sources = [sources]
-    found: list[Path] = []
-    for source in sources:
-        text = os.fspath(source)
-        path = Path(text)
-        if path.is_file():
-            matches = [path]
-        elif path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise FileNotFoundError(f"folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                             if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise FileNotFoundError(f"pattern {text!r} matches no image file")
-        else:
-            raise FileNotFoundError(f"source {text!r} does not exist")
-        for p in matches:
-            if p not in found:
-                found.append(p)
-    return found
-
-
-def _output_names(paths: Sequence[Path]) -> list[str]:
-    """``<stem>.png`` per image, with ``_2``, ``_3`` ... for repeated stems."""
-    seen: dict[str, int] = {}
-    names = []
-    for p in paths:
-        seen[p.stem] = seen.get(p.stem, 0) + 1
-        names.append(f"{p.stem}.png" if seen[p.stem] == 1 else f"{p.stem}_{seen[p.stem]}.png")
-    return names
-
-
 def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.25, nms_threshold: float = 0.45,
                      topk: int = 100, device: str = "auto", batch: int = 16) -> list[dict[str, Any]]:
     """Detects objects in image files and writes the drawn images and a JSON of the detections.
@@ -609,7 +444,7 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
     paths = find_images(sources)
     results, records = [], []
     out_dir = None if out is None else Path(out)
-    names = _output_names(paths)
+    names = output_names(paths)
     for start in range(0, len(paths), predictor.batch):
         chunk = paths[start:start + predictor.batch]
         images = [read_image(p) for p in chunk]
@@ -638,38 +473,4 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
             json.dump(doc, f, indent=1)
     return results
 
-
-def _json_ready(value):
-    """Metrics with numpy arrays and NaN made JSON-friendly (arrays to lists, NaN to None)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = False) -> Path:
-    """Writes evaluation metrics to a JSON file (NaN as null; PR curves only when asked).
-
-    Args:
-        metrics (dict): from :func:`evaluate_detector`.
-        path (str or PathLike): the ``.json`` file.
-        include_curves (bool): also write the raw ``pr_curves`` arrays.
-
-    Returns:
-        Path: ``path``.
-    """
-    doc = {k: v for k, v in metrics.items() if include_curves or k != "pr_curves"}
-    path = Path(path)
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(_json_ready(doc), f, indent=1)
-    return path
 

@@ -274,8 +274,12 @@ def model_from_checkpoint(state: dict[str, Any], path="checkpoint") -> nn.Module
 
 
 def load(path, *, device: str | torch.device = "auto", score_threshold: float = 0.25, nms_threshold: float = 0.45,
-         topk: int = 100, batch: int = 16) -> Predictor:
-    """Loads a trained detector for inference.
+         topk: int = 100, batch: int = 16):
+    """Loads a trained detector (or classifier) for inference.
+
+    A classification checkpoint (``runs/classify/NAME/best.pt``) gives a
+    :class:`pixbox.engine.classification.ClassifierPredictor` instead (``device`` and ``batch``
+    apply; the detection thresholds are ignored).
 
     Args:
         path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run
@@ -294,6 +298,10 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
         ValueError: the file is not a pixbox detection checkpoint.
     """
     state = load_checkpoint(path, map_location="cpu")
+    if isinstance(state, dict) and state.get("task") == "classify":
+        from pixbox.engine.classification import load_classifier
+
+        return load_classifier(path, device=device, batch=batch, state=state)
     model = model_from_checkpoint(state, path)
     predictor = Predictor(model, list(state["class_names"]), int(state["imgsz"]), device=device,
                           score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk, batch=batch,

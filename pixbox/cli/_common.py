@@ -1,0 +1,68 @@
+"""What the task commands share: an action parser with did-you-mean, argument types, errors."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["ActionParser", "USER_ERRORS", "choice", "fail", "number"]
+
+#: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
+#: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
+USER_ERRORS = (ValueError, TypeError, OSError)
+
+
+class ActionParser(argparse.ArgumentParser):
+    """An action's parser: unknown options are an error here, with the nearest valid option."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            options = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            message = f"unrecognized arguments: {' '.join(extras)}"
+            for token in extras:
+                if token.startswith("-"):
+                    hint = difflib.get_close_matches(token.split("=", 1)[0], options, n=1, cutoff=0.5)
+                    if hint:
+                        message += f"; did you mean {hint[0]!r}?"
+                        break
+            self.error(message)
+        return namespace, extras
+
+
+def choice(kind: str, choices: Sequence[str] | Callable[[], Sequence[str]]) -> Callable[[str], str]:
+    """An argparse ``type`` accepting one of ``choices``, suggesting the nearest name otherwise."""
+    def parse(text: str) -> str:
+        options = list(choices() if callable(choices) else choices)
+        if text in options:
+            return text
+        hint = difflib.get_close_matches(text, options, n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise argparse.ArgumentTypeError(f"unknown {kind} {text!r}{extra} (choose from {', '.join(options)})")
+
+    parse.__name__ = kind
+    return parse
+
+
+def number(kind: type, low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value != value or (value <= low if low_open else value < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def fail(error: BaseException | str) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
