@@ -301,7 +301,7 @@ def output_names(paths: Sequence[Path]) -> list[str]:
 
 
 def _json_ready(value):
-    """Metrics with numpy arrays and NaN made JSON-friendly (arrays to lists, NaN to None)."""
+    """Metrics with numpy arrays, tensors and NaN made JSON-friendly (arrays to lists, NaN to None)."""
     import numpy as np
 
     if isinstance(value, dict):
@@ -309,6 +309,8 @@ def _json_ready(value):
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
     if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, torch.Tensor):
         return _json_ready(value.tolist())
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(float(value)) else float(value)

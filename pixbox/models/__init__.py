@@ -1,7 +1,9 @@
-"""pixbox.models: detection models and their backbones.
+"""pixbox.models: classification backbones and detection models.
 
-- :mod:`pixbox.models.backbones`: ResNet-18/34/50 with torchvision's ``state_dict`` names, and
-  :class:`~pixbox.models.backbones.ResNetFeatures` to tap their stages.
+- :mod:`pixbox.models.backbones`: ResNet-18/34/50 and VGG-11/16/19 with torchvision's
+  ``state_dict`` names, EfficientNet-Lite0 with offline ImageNet weights, one interface for all
+  (``forward_features``, ``features_at``, ``reset_classifier``), :func:`load_pretrained`, and
+  :class:`~pixbox.models.backbones.ResNetFeatures` to tap a ResNet's stages.
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
   and :func:`~pixbox.models.ssd.ssd` on a ResNet.
 
@@ -22,21 +24,46 @@ from typing import Callable
 from torch import nn
 
 from pixbox._checks import check_choice
-from pixbox.models.backbones import BACKBONES, ResNet, ResNetFeatures, resnet18, resnet34, resnet50
+from pixbox.models.backbones import (
+    BACKBONES,
+    VGG,
+    Backbone,
+    EfficientNetLite,
+    LoadReport,
+    ResNet,
+    ResNetFeatures,
+    efficientnet_lite0,
+    load_pretrained,
+    resnet18,
+    resnet34,
+    resnet50,
+    vgg11,
+    vgg16,
+    vgg19,
+)
 from pixbox.models.ssd import SSD, ssd, tiny_ssd
 
 __all__ = [
     "BACKBONES",
+    "Backbone",
+    "EfficientNetLite",
+    "LoadReport",
     "MODELS",
     "ResNet",
     "ResNetFeatures",
     "SSD",
+    "VGG",
     "build_model",
+    "efficientnet_lite0",
+    "load_pretrained",
     "resnet18",
     "resnet34",
     "resnet50",
     "ssd",
     "tiny_ssd",
+    "vgg11",
+    "vgg16",
+    "vgg19",
 ]
 
 #: Detection model builders by name: ``MODELS[name](num_classes, **kwargs)``.

