@@ -11,7 +11,9 @@ experiment offline, on a dataset of at most 50 training photos per class:
 - model: the same backbone (``efficientnet_lite0``) and the same budget (epochs, batch size,
   image size, augmentation, learning rate, schedule) for both runs; one starts from the
   offline ImageNet weights (``--pretrained default``, head at 10x the learning rate), the other
-  from a random initialization (``--pretrained none``, one learning rate for all);
+  from a random initialization (``--pretrained none``, one learning rate for all). As D2L gives
+  its scratch network a 10x larger learning rate, a third run does the same, so that the
+  comparison does not hinge on the learning rate;
 - result: a table of the test accuracy of each run and its wall time, averaged over
   ``--seeds`` seeds (the data split is the same; the initialization and batches vary).
 
@@ -71,8 +73,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--imgsz", type=int, default=96)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=ClassifyConfig.lr)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,30 +85,34 @@ def main(argv=None) -> int:
         print(f"wrote {counts['train']} training and {counts['test']} test photos to {data}")
     common = dict(data=str(data), model=args.model, epochs=args.epochs, batch=args.batch, imgsz=args.imgsz,
                   lr=args.lr, val_split=None, workers=0, device="cpu", project=str(args.out / "runs"))
-    results: dict[str, list[tuple[float, float]]] = {"pretrained": [], "scratch": []}
+    kinds = {"pretrained": ("default", 1.0), "scratch": ("none", 1.0), "scratch_lr10": ("none", 10.0)}
+    labels = {"pretrained": "ImageNet (offline default)", "scratch": "random (from scratch)",
+              "scratch_lr10": "random, 10x lr (D2L's scratch setting)"}
+    results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
     for seed in range(args.seeds):
-        for kind, pretrained in (("pretrained", "default"), ("scratch", "none")):
-            cfg = ClassifyConfig(pretrained=pretrained, seed=seed, name=f"{kind}_seed{seed}", **common)
+        for kind, (pretrained, lr_mult) in kinds.items():
+            cfg = ClassifyConfig(pretrained=pretrained, seed=seed, name=f"{kind}_seed{seed}",
+                                 **dict(common, lr=args.lr * lr_mult))
             start = time.perf_counter()
             run = train_classifier(cfg, progress=False, verbose=False)
             seconds = time.perf_counter() - start
             acc = evaluate_classifier(run / "last.pt", data, split="test", device="cpu")["accuracy"]
             results[kind].append((acc, seconds))
-            print(f"seed {seed} {kind:>10}: test accuracy {acc:.3f} ({seconds:.0f} s)", flush=True)
+            print(f"seed {seed} {kind:>12}: test accuracy {acc:.3f} ({seconds:.0f} s)", flush=True)
 
     print(f"\n{args.model}, {args.epochs} epochs, batch {args.batch}, imgsz {args.imgsz}, lr {args.lr}, "
           f"100 training photos (50 per class), 100 test photos, {args.seeds} seeds, "
           f"{torch.get_num_threads()} threads\n")
     print("| initialization | test accuracy (mean) | per seed | wall time per run |")
     print("|---|---|---|---|")
-    for kind in ("pretrained", "scratch"):
+    for kind in kinds:
         accs = [a for a, _ in results[kind]]
         secs = [s for _, s in results[kind]]
-        label = "ImageNet (offline default)" if kind == "pretrained" else "random (from scratch)"
-        print(f"| {label} | {statistics.mean(accs):.3f} | {' / '.join(f'{a:.3f}' for a in accs)} | "
+        print(f"| {labels[kind]} | {statistics.mean(accs):.3f} | {' / '.join(f'{a:.3f}' for a in accs)} | "
               f"{statistics.mean(secs):.0f} s |")
-    gap = statistics.mean(a for a, _ in results["pretrained"]) - statistics.mean(a for a, _ in results["scratch"])
-    print(f"\npretrained - scratch: {100 * gap:+.1f} points (target: >= +5)")
+    best_scratch = max(statistics.mean(a for a, _ in results[k]) for k in ("scratch", "scratch_lr10"))
+    gap = statistics.mean(a for a, _ in results["pretrained"]) - best_scratch
+    print(f"\npretrained - best scratch: {100 * gap:+.1f} points (target: >= +5)")
     return 0 if gap >= 0.05 else 1
 
 

@@ -94,8 +94,6 @@ def _run_val(args: argparse.Namespace) -> int:
         return fail(e)
     print(f"{args.weights} on split {split!r} of {data} ({metrics['num_images']} images):")
     print(classification_table(metrics, predictor.class_names))
-    top5 = f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else ""
-    print(f"accuracy {metrics['accuracy']:.4f}{top5}, mean recall {metrics['mean_recall']:.4f}")
     print(f"wrote {json_path} and {png_path}")
     return 0
 

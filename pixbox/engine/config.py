@@ -293,7 +293,7 @@ class ClassifyConfig(RunConfig):
     epochs: int = 10
     batch: int = 32
     imgsz: int = 224
-    lr: float = 0.01
+    lr: float = 0.003
     head_lr_mult: float = 10.0
     freeze: str = "none"
     momentum: float = 0.9

@@ -68,7 +68,7 @@ def test_val_prints_accuracy_table_and_writes_files(run, data, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "accuracy" in out and "starfish" in out and "banana" in out
     metrics = json.loads((tmp_path / "val_metrics.json").read_text())
-    assert f"accuracy {metrics['accuracy']:.4f}" in out
+    assert f"accuracy {metrics['accuracy']:.3f}" in out
     with Image.open(tmp_path / "confusion_matrix.png") as im:
         assert im.size[0] > 100
 

@@ -71,7 +71,7 @@ def test_architecture_relu6_no_squeeze_excitation_tf_batchnorm(net):
     assert "ReLU6" in kinds and not kinds & {"SiLU", "ReLU", "Sigmoid", "Hardswish"}
     assert not any("se" in name.split(".") or "_se_" in name for name, _ in net.named_modules())
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert len(bns) == 1 + 1 + 15 * 3 + 2 and all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
+    assert len(bns) == 1 + 1 + 15 * 3 + 2 and all(m.eps == 1e-3 and m.momentum == 0.1 for m in bns)
     assert len(net.blocks) == 16
     assert {i for i, b in enumerate(net.blocks) if b.has_residual} == RESIDUAL
     assert {i for i, b in enumerate(net.blocks) if b.depthwise.conv.stride == (2, 2)} == STRIDE_2
