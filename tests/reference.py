@@ -443,3 +443,29 @@ def generate_anchors(h: int, w: int, sizes, ratios, *, steps=None, offsets=(0.5,
     if clip:
         out = [[min(max(v, 0.0), 1.0) for v in box] for box in out]
     return torch.tensor(out, dtype=torch.float64).reshape(-1, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# transposed convolution
+
+
+def trans_conv_loop(X: Tensor, K: Tensor, stride: int = 1, padding: int = 0) -> Tensor:
+    """D2L's ``trans_conv`` with batches, channels, stride and padding: one input element at a time.
+
+    ``X`` is ``[B, C_in, H, W]`` and ``K`` ``[C_in, C_out, kh, kw]``. Input element
+    ``X[b, c, i, j]`` scales the kernel slab ``K[c]`` and adds it into the output of image ``b`` at
+    rows ``i * stride ...`` and columns ``j * stride ...``; the borders are cropped last. Computed
+    in float64 with numpy; returns float64.
+    """
+    x = X.detach().cpu().double().numpy()
+    k = K.detach().cpu().double().numpy()
+    B, C_in, H, W = x.shape
+    _, C_out, kh, kw = k.shape
+    Y = np.zeros((B, C_out, (H - 1) * stride + kh, (W - 1) * stride + kw))
+    for b in range(B):
+        for c in range(C_in):
+            for i in range(H):
+                for j in range(W):
+                    Y[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += x[b, c, i, j] * k[c]
+    Y = Y[:, :, padding:Y.shape[2] - padding, padding:Y.shape[3] - padding]
+    return torch.from_numpy(np.ascontiguousarray(Y))

@@ -4,6 +4,9 @@
   recall and F1, balanced accuracy, a text table and a confusion-matrix image.
 - :mod:`pixbox.metrics.detection`: COCO mAP (through pycocotools), Pascal VOC AP, per-class
   tables, precision-recall curves, and the D2L book's SSD training metrics.
+- :mod:`pixbox.metrics.segmentation`: pixel confusion matrix (with an ignored label), pixel
+  accuracy, mean class accuracy, per-class and mean IoU, frequency-weighted IoU, a text table and
+  a confusion-matrix image.
 """
 
 from pixbox.metrics.classification import (
@@ -25,10 +28,17 @@ from pixbox.metrics.detection import (
     voc_ap,
     voc_match,
 )
+from pixbox.metrics.segmentation import (
+    SegmentationEvaluator,
+    save_segmentation_confusion,
+    segmentation_confusion_matrix,
+    segmentation_table,
+)
 
 __all__ = [
     "ClassificationEvaluator",
     "DetectionEvaluator",
+    "SegmentationEvaluator",
     "accuracy",
     "bbox_eval",
     "bbox_mae",
@@ -38,6 +48,9 @@ __all__ = [
     "confusion_matrix",
     "save_confusion_matrix",
     "save_pr_curves",
+    "save_segmentation_confusion",
+    "segmentation_confusion_matrix",
+    "segmentation_table",
     "summary_table",
     "targets_from_annotations",
     "voc_ap",

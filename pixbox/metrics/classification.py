@@ -438,7 +438,7 @@ def _cell_font(draw: ImageDraw.ImageDraw, cell: float, lines: list[str]):
 
 
 def save_confusion_matrix(confusion, class_names: Sequence[str], path: str | os.PathLike, *,
-                          normalize: bool = True) -> Path:
+                          normalize: bool = True, unit: str = "samples") -> Path:
     """Draws a confusion matrix as a PNG image (Pillow only).
 
     Rows are true classes (top to bottom), columns predicted classes (left to right), in the
@@ -456,6 +456,7 @@ def save_confusion_matrix(confusion, class_names: Sequence[str], path: str | os.
         class_names (Sequence[str]): the ``C`` class names.
         path (str or PathLike): a ``.png`` file, written atomically (parent folders created).
         normalize (bool): also print row percentages in the cells.
+        unit (str): what is counted, for the title (``"samples"``, ``"pixels"``).
 
     Returns:
         Path: ``path``.
@@ -502,7 +503,7 @@ def save_confusion_matrix(confusion, class_names: Sequence[str], path: str | os.
     # column names (vertical), axis title "predicted".
     x0 = pad + title_h + pad + label_w + pad
     y0 = pad + title_h + pad
-    title = f"confusion matrix ({int(counts.sum())} samples)"
+    title = f"confusion matrix ({int(counts.sum())} {unit})"
     overhang = max(0, line_h - int(cell)) // 2 + 1  # the last column name may be wider than its cell
     width = max(x0 + grid + overhang + pad, pad + _text_box(scratch, title, title_font)[0] + pad)
     height = y0 + grid + pad + label_w + pad + title_h + pad

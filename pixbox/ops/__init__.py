@@ -1,4 +1,5 @@
-"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS and decoding.
+"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS, decoding and
+transposed convolution.
 
 Boxes are ``xyxy`` floats (absolute pixels unless a name says ``normalized``). Every function
 takes its device and dtype from its inputs and handles empty inputs.
@@ -17,6 +18,7 @@ from pixbox.ops.boxes import (
     sanitize_boxes,
 )
 from pixbox.ops.coder import BoxCoder, decode_boxes, encode_boxes
+from pixbox.ops.conv import bilinear_kernel, kernel_to_matrix, trans_conv, upsample_params
 from pixbox.ops.detection import decode_detections, multibox_detection
 from pixbox.ops.matching import hard_negative_mining, match_anchors, multibox_target
 from pixbox.ops.nms import batched_nms, nms
@@ -25,6 +27,7 @@ __all__ = [
     "AnchorGenerator",
     "BoxCoder",
     "batched_nms",
+    "bilinear_kernel",
     "box_area",
     "box_convert",
     "box_iou",
@@ -37,6 +40,7 @@ __all__ = [
     "generate_anchors",
     "generate_multiscale_anchors",
     "hard_negative_mining",
+    "kernel_to_matrix",
     "match_anchors",
     "multibox_detection",
     "multibox_target",
@@ -45,4 +49,6 @@ __all__ = [
     "num_anchors_per_cell",
     "remove_small_boxes",
     "sanitize_boxes",
+    "trans_conv",
+    "upsample_params",
 ]
