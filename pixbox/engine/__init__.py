@@ -13,6 +13,8 @@
 - :mod:`pixbox.engine.finetune`: :func:`finetune` (new head, head learning rate, freezing).
 - :mod:`pixbox.engine.classification`: :func:`train_classifier`, :func:`evaluate_classifier`,
   :func:`predict_classifier`.
+- :mod:`pixbox.engine.segmentation`: :func:`train_segmenter`, :func:`evaluate_segmenter`,
+  :func:`predict_segmenter`.
 - :mod:`pixbox.engine.predict`: :func:`load` a checkpoint into a :class:`Predictor`.
 
 Example:
@@ -39,9 +41,17 @@ from pixbox.engine.classification import (
     predict_classifier,
     train_classifier,
 )
-from pixbox.engine.config import ClassifyConfig, DetectConfig
+from pixbox.engine.config import ClassifyConfig, DetectConfig, SegmentConfig
 from pixbox.engine.detection import DetectionTrainer, evaluate_detector, predict_detector, train_detector
 from pixbox.engine.finetune import FrozenBatchNorm2d, finetune, freeze_batchnorm
+from pixbox.engine.segmentation import (
+    SegmentationTrainer,
+    SegmenterPredictor,
+    evaluate_segmenter,
+    load_segmenter,
+    predict_segmenter,
+    train_segmenter,
+)
 from pixbox.engine.predict import Predictor, load
 from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything, select_device
 
@@ -60,23 +70,30 @@ __all__ = [
     "PlotCallback",
     "Predictor",
     "ProgressBar",
+    "SegmentConfig",
+    "SegmentationTrainer",
+    "SegmenterPredictor",
     "Trainer",
     "epoch_seed",
     "evaluate_classifier",
     "evaluate_detector",
+    "evaluate_segmenter",
     "finetune",
     "freeze_batchnorm",
     "get_rng_state",
     "load",
     "load_checkpoint",
     "load_classifier",
+    "load_segmenter",
     "lr_schedule",
     "predict_classifier",
     "predict_detector",
+    "predict_segmenter",
     "save_checkpoint",
     "seed_everything",
     "select_device",
     "set_rng_state",
     "train_classifier",
     "train_detector",
+    "train_segmenter",
 ]

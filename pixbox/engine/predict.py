@@ -279,7 +279,8 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
 
     A classification checkpoint (``runs/classify/NAME/best.pt``) gives a
     :class:`pixbox.engine.classification.ClassifierPredictor` instead (``device`` and ``batch``
-    apply; the detection thresholds are ignored).
+    apply; the detection thresholds are ignored), a segmentation one a
+    :class:`pixbox.engine.segmentation.SegmenterPredictor`.
 
     Args:
         path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run
@@ -302,6 +303,10 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
         from pixbox.engine.classification import load_classifier
 
         return load_classifier(path, device=device, batch=batch, state=state)
+    if isinstance(state, dict) and state.get("task") == "segment":
+        from pixbox.engine.segmentation import load_segmenter
+
+        return load_segmenter(path, device=device, state=state)
     model = model_from_checkpoint(state, path)
     predictor = Predictor(model, list(state["class_names"]), int(state["imgsz"]), device=device,
                           score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk, batch=batch,

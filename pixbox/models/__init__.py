@@ -4,6 +4,8 @@
   ``state_dict`` names, EfficientNet-Lite0 with offline ImageNet weights, one interface for all
   (``forward_features``, ``features_at``, ``reset_classifier``), :func:`load_pretrained`, and
   :class:`~pixbox.models.backbones.ResNetFeatures` to tap a ResNet's stages.
+- :mod:`pixbox.models.fcn`: :class:`~pixbox.models.fcn.FCN`, D2L's fully convolutional network
+  (FCN-32s) and its FCN-8s variant, on any backbone; :data:`SEGMENTATION_MODELS`.
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
   and :func:`~pixbox.models.ssd.ssd` on a ResNet.
 
@@ -41,20 +43,24 @@ from pixbox.models.backbones import (
     vgg16,
     vgg19,
 )
+from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
 from pixbox.models.ssd import SSD, ssd, tiny_ssd
 
 __all__ = [
     "BACKBONES",
     "Backbone",
     "EfficientNetLite",
+    "FCN",
     "LoadReport",
     "MODELS",
     "ResNet",
     "ResNetFeatures",
+    "SEGMENTATION_MODELS",
     "SSD",
     "VGG",
     "build_model",
     "efficientnet_lite0",
+    "fcn",
     "load_pretrained",
     "resnet18",
     "resnet34",

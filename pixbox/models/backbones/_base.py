@@ -12,6 +12,8 @@ fine-tuning and dense prediction::
 - ``feature_info``: the recommended taps, ``{"name", "channels", "reduction"}`` in increasing depth;
 - ``get_classifier()`` / ``classifier_name`` / ``reset_classifier(n)``: the output layer, its
   ``state_dict`` prefix, and its replacement by a fresh one for a new class count;
+- ``remove_head()``: drops pooling and classifier for dense prediction (FCN), so that every
+  remaining parameter is used by ``forward_features``;
 - ``pretrained_cfg``: the input the weights expect (``mean``, ``std``, ``input_size``,
   ``crop_pct``, ``interpolation``) and ``default_weights`` (the offline default, or ``None``).
 
@@ -58,6 +60,21 @@ def _pretrained_cfg(architecture: str | None, **overrides) -> dict:
     return cfg
 
 
+class _RemovedHead(nn.Module):
+    """Placeholder for a layer dropped by :meth:`Backbone.remove_head`: no parameters, raises when called."""
+
+    def __init__(self, owner: str, name: str) -> None:
+        super().__init__()
+        self.owner, self.name = owner, name
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError(f"{self.owner}.{self.name} was removed by remove_head(): this backbone has no "
+                           "classification head any more; use forward_features or features_at")
+
+    def extra_repr(self) -> str:
+        return "removed"
+
+
 class Backbone(nn.Module):
     """Base class of the classification backbones (see the module docstring for the interface).
 
@@ -79,6 +96,9 @@ class Backbone(nn.Module):
     num_classes: int
     num_features: int
     classifier_name: str
+    #: Top-level modules that only :meth:`forward_head` uses, besides the one holding the
+    #: classifier; :meth:`remove_head` drops those present.
+    head_extras: tuple[str, ...] = ("avgpool", "dropout")
     feature_info: list[dict]
     pretrained_cfg: dict
 
@@ -161,6 +181,8 @@ class Backbone(nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The output layer (``state_dict`` prefix :attr:`classifier_name`)."""
+        if self.num_classes == 0:
+            raise RuntimeError(f"{type(self).__name__} has no classifier: it was removed by remove_head()")
         return self.get_submodule(self.classifier_name)
 
     def _init_classifier(self, layer: nn.Linear) -> None:
@@ -183,6 +205,29 @@ class Backbone(nn.Module):
         parent_name, _, child = self.classifier_name.rpartition(".")
         setattr(self.get_submodule(parent_name) if parent_name else self, child, new)
         self.num_classes = num_classes
+
+    def remove_head(self) -> None:
+        """Removes pooling and classifier, keeping the network up to :meth:`forward_features`.
+
+        For dense prediction (e.g. :class:`pixbox.models.fcn.FCN`): the top-level module holding
+        the classifier (``fc`` for ResNet, ``classifier`` for EfficientNet-Lite, the whole
+        three-layer ``classifier`` of VGG) and those of :attr:`head_extras` (``avgpool``,
+        ``dropout``) are replaced by parameter-free placeholders that raise when called.
+        Afterwards:
+
+        - every parameter left is used by :meth:`forward_features` (as distributed training
+          requires) and the ``state_dict`` holds no head keys;
+        - :meth:`forward`, :meth:`forward_head`, :meth:`get_classifier` and
+          :meth:`reset_classifier` raise ``RuntimeError``; :attr:`num_classes` is 0.
+
+        Load pretrained weights before calling it: a checkpoint's head keys no longer fit.
+        Calling it again does nothing.
+        """
+        names = [self.classifier_name.split(".")[0]] + [n for n in self.head_extras if n in self._modules]
+        for name in names:
+            if not isinstance(self._modules.get(name), _RemovedHead):
+                setattr(self, name, _RemovedHead(type(self).__name__, name))
+        self.num_classes = 0
 
     def _check_features(self, features: Tensor) -> Tensor:
         check_floating(features, "features")

@@ -1,0 +1,204 @@
+"""``pixbox segment <action>``: train, validate and run semantic segmentation (FCN).
+
+- ``pixbox segment train --data VOCDIR [--model fcn_resnet18] [--pretrained none|default|PATH]
+  [--crop 320x480] [--epochs N] ... [--config cfg.yaml]``: train
+  (:func:`pixbox.engine.segmentation.train_segmenter`); runs go to ``runs/segment/<name>/``;
+  ``--resume`` continues a stopped run;
+- ``pixbox segment val --weights best.pt [--data VOCDIR]``: print pixel accuracy, mean class
+  accuracy, mIoU and the per-class IoU table; write ``val_metrics.json`` and
+  ``confusion_matrix.png``;
+- ``pixbox segment predict --weights best.pt IMAGES... --out DIR``: write each label map as a VOC
+  palette PNG and an overlay on the image, plus ``predictions.json``.
+
+Usage mistakes print the usage and return exit code 2; mistakes in the data, files or values print
+``error: ...`` and return 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number
+
+__all__ = ["add_parser"]
+
+_AUGMENT = ("crop", "flip", "scale")
+_TRAIN_KEYS = ("data", "model", "pretrained", "crop", "epochs", "batch", "lr", "optimizer", "workers", "device",
+               "name", "project", "seed", "patience", "eval_every", "augment")
+
+
+def _model_names() -> list[str]:
+    from pixbox.models.fcn import SEGMENTATION_MODELS
+
+    return list(SEGMENTATION_MODELS)
+
+
+def _defaults() -> dict:
+    from pixbox.engine.config import SegmentConfig
+
+    return {f.name: f.default for f in dataclasses.fields(SegmentConfig)}
+
+
+def _crop(text: str) -> str:
+    parts = text.lower().split("x")
+    if not (1 <= len(parts) <= 2 and all(p.isdigit() and int(p) >= 32 for p in parts)):
+        raise argparse.ArgumentTypeError(f"must be HxW (e.g. 320x480) or one side, each >= 32, got {text!r}")
+    return text
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pixbox.engine.config import SegmentConfig, read_yaml_values
+    from pixbox.engine.segmentation import train_segmenter
+
+    flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
+    if "data" in flags:
+        flags["data"] = str(flags["data"])
+    if args.freeze_upsample:
+        flags["freeze_upsample"] = True
+    try:
+        values = read_yaml_values(args.config, SegmentConfig) if args.config is not None else {}
+        values.update(flags)
+        if args.resume is not None:
+            resume = True if args.resume == "" else args.resume
+            run = train_segmenter(values or None, resume=resume)
+        else:
+            config = SegmentConfig.from_dict(values)
+            if config.data is None:
+                return fail("--data is required: the VOC-format dataset folder (or 'data:' in --config)")
+            run = train_segmenter(config)
+    except USER_ERRORS as e:
+        return fail(e)
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue with: pixbox segment train --resume RUN_DIR", file=sys.stderr)
+        return 130
+    print(f"results in {run}")
+    return 0
+
+
+def _run_val(args: argparse.Namespace) -> int:
+    from pixbox.engine.checkpoint import load_checkpoint
+    from pixbox.engine.runs import save_metrics_json
+    from pixbox.engine.segmentation import evaluate_segmenter, load_segmenter
+    from pixbox.metrics.segmentation import save_segmentation_confusion, segmentation_table
+
+    try:
+        state = load_checkpoint(args.weights, map_location="cpu")
+        saved = state.get("config") or {}
+        data = args.data if args.data is not None else saved.get("data")
+        if data is None:
+            return fail(f"--data is required: {args.weights} does not name its dataset")
+        split = args.split or saved.get("val_split") or "val"
+        predictor = load_segmenter(args.weights, device=args.device, state=state)
+        metrics = evaluate_segmenter(predictor, data, split=split, batch=args.batch, workers=args.workers)
+        out = Path(args.out) if args.out is not None else Path(args.weights).parent
+        out.mkdir(parents=True, exist_ok=True)
+        json_path = save_metrics_json(metrics, out / "val_metrics.json")
+        png_path = save_segmentation_confusion(metrics["confusion"], predictor.class_names,
+                                               out / "confusion_matrix.png")
+    except USER_ERRORS as e:
+        return fail(e)
+    print(f"{args.weights} on split {split!r} of {data} ({metrics['num_images']} images):")
+    print(segmentation_table(metrics, predictor.class_names))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from pixbox.engine.runs import find_images, unique_dir
+    from pixbox.engine.segmentation import load_segmenter, predict_segmenter
+
+    try:
+        predictor = load_segmenter(args.weights, device=args.device)
+        find_images(args.sources)  # fail on a bad source before making the output folder
+        out = Path(args.out) if args.out is not None else unique_dir("runs/segment", "predict")
+        results = predict_segmenter(predictor, args.sources, out=out, alpha=args.alpha)
+    except USER_ERRORS as e:
+        return fail(e)
+    names = predictor.class_names
+    for r in results:
+        counts = r["mask"].flatten().bincount(minlength=len(names)).tolist()
+        total = max(1, sum(counts))
+        shown = ", ".join(f"{names[c]} {100 * n / total:.0f}%" for c, n in
+                          sorted(enumerate(counts), key=lambda cn: -cn[1]) if n)
+        print(f"{r['path']}: {shown}")
+    print(f"wrote {len(results)} label map{'s' if len(results) != 1 else ''}, overlays and predictions.json to {out}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Registers ``segment`` and its actions on the top-level ``subparsers``."""
+    d = _defaults()
+    parser = subparsers.add_parser("segment", help="train, validate and run semantic segmentation (FCN)",
+                                   description="Train, validate and run fully convolutional networks on Pascal "
+                                               "VOC-format data (JPEGImages/, SegmentationClass/, ImageSets/).")
+    actions = parser.add_subparsers(dest="action", metavar="<action>", required=True, parser_class=ActionParser)
+
+    train = actions.add_parser(
+        "train", help="train an FCN on a VOC-format folder",
+        description="Train an FCN on random crops of the training split; the run (config.yaml, last.pt, best.pt, "
+                    "metrics.csv, loss.png, miou.png, confusion_matrix.png) goes to PROJECT/NAME. Images smaller "
+                    "than the crop are padded (the padding is ignored), never dropped.")
+    train.add_argument("--config", type=Path, metavar="YAML",
+                       help="a YAML file of config keys (see pixbox.engine.config.SegmentConfig)")
+    train.add_argument("--data", type=Path, metavar="DIR", help="the VOC-format dataset folder")
+    train.add_argument("--model", type=choice("model", _model_names), metavar="NAME",
+                       help=f"fcn_resnet18, fcn_efficientnet_lite0, ... (default: {d['model']})")
+    train.add_argument("--pretrained", metavar="W",
+                       help="backbone weights: 'default' (offline; efficientnet_lite0 only), a local file (e.g. "
+                            f"torchvision's resnet18-f37072fd.pth) or 'none' (default: {d['pretrained']})")
+    train.add_argument("--crop", type=_crop, metavar="HxW",
+                       help=f"training window (default: {d['crop'][0]}x{d['crop'][1]})")
+    train.add_argument("--epochs", type=number(int, 1), metavar="N", help=f"(default: {d['epochs']})")
+    train.add_argument("--batch", type=number(int, 1), metavar="N", help=f"images per batch (default: {d['batch']})")
+    train.add_argument("--lr", type=number(float, 0, low_open=True), help=f"learning rate (default: {d['lr']})")
+    train.add_argument("--optimizer", type=choice("optimizer", ("sgd", "adamw")), metavar="OPT",
+                       help=f"sgd or adamw (default: {d['optimizer']})")
+    train.add_argument("--augment", type=choice("augment preset", _AUGMENT), metavar="PRESET",
+                       help=f"crop, flip (crop + horizontal flip) or scale (random 0.5-2x rescale + flip) "
+                            f"(default: {d['augment']})")
+    train.add_argument("--freeze-upsample", dest="freeze_upsample", action="store_true",
+                       help="keep the transposed convolution at its bilinear initialization")
+    train.add_argument("--workers", type=number(int, 0), metavar="N",
+                       help=f"data loading processes (default: {d['workers']})")
+    train.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--name", help=f"the run's folder name (default: {d['name']})")
+    train.add_argument("--project", metavar="DIR", help=f"the folder of the runs (default: {d['project']})")
+    train.add_argument("--seed", type=number(int, 0), help=f"(default: {d['seed']})")
+    train.add_argument("--patience", type=number(int, 0), metavar="N",
+                       help="stop after N epochs without improvement, 0 never (default: 0)")
+    train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
+                       help=f"validate every N epochs (default: {d['eval_every']})")
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
+                       help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
+                            "file; alone, the run --name")
+    train.set_defaults(func=_run_train)
+
+    val = actions.add_parser(
+        "val", help="evaluate a checkpoint: pixel accuracy, mIoU, per-class IoU",
+        description="Evaluate an FCN on whole images of a split: print pixel accuracy, mean class accuracy, "
+                    "mIoU and the per-class IoU table; write val_metrics.json and confusion_matrix.png (next to "
+                    "the weights, or to --out).")
+    val.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
+    val.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (default: the run's)")
+    val.add_argument("--split", metavar="S", help="the split (default: the run's validation split)")
+    val.add_argument("--batch", type=number(int, 1), default=1, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    val.add_argument("--workers", type=number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
+    val.set_defaults(func=_run_val)
+
+    predict = actions.add_parser(
+        "predict", help="write label maps (VOC palette PNG) and overlays",
+        description="Segment images (files, folders or glob patterns): write OUT/<stem>.png (the label map as a "
+                    "VOC palette PNG), OUT/<stem>_overlay.png and OUT/predictions.json.")
+    predict.add_argument("sources", nargs="+", metavar="IMAGE", help="image files, folders or globs ('imgs/*.jpg')")
+    predict.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
+    predict.add_argument("--out", type=Path, metavar="DIR",
+                         help="output folder (default: runs/segment/predict, predict2, ...)")
+    predict.add_argument("--alpha", type=number(float, 0, high=1), default=0.5,
+                         help="overlay opacity (default: %(default)s)")
+    predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    predict.set_defaults(func=_run_predict)
