@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ops.py
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/train_ssd.py
+	$(PY) benchmarks/train_fcn.py
 	$(PY) benchmarks/finetune.py
 
 demo: $(STAMP)

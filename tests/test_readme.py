@@ -58,3 +58,16 @@ def test_readme_finetune_python_example_runs():
     rates = sorted({g["lr"] for g in ns["optimizer"].param_groups})
     assert rates == [0.003, pytest.approx(0.03)]
     assert [tuple(m.shape) for m in ns["maps"]] == [(1, 40, 28, 28), (1, 1280, 7, 7)]
+
+
+def test_readme_segmentation_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    snippet = next(b for b in blocks if "trans_conv(" in b)
+    ns: dict = {}
+    exec(compile(snippet, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    ops = ns["ops"]
+    assert ops.trans_conv(ns["X"], ns["K"]).tolist() == [[0, 0, 1], [0, 4, 6], [4, 12, 9]]
+    assert ops.trans_conv(ns["X"], ns["K"], stride=2).tolist() == [[0, 0, 0, 1], [0, 0, 2, 3], [0, 2, 0, 3],
+                                                                    [4, 6, 6, 9]]
+    assert ops.upsample_params(32) == (64, 32, 16)
+    assert ns["W"].shape == (3, 3, 64, 64) and ns["W"][0, 1].abs().sum() == 0

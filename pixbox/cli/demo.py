@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 __all__ = ["add_parser"]
@@ -47,6 +48,24 @@ def _run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_segment(args: argparse.Namespace) -> int:
+    from pixbox.demos import segment
+
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    try:
+        result = segment.run(args.out, seed=args.seed, progress=not args.no_progress,
+                             log=lambda line: print(line, flush=True), **overrides)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"\nval mIoU {result['miou']:.3f}  pixel accuracy {result['pixel_accuracy']:.3f}  "
+          f"mean class accuracy {result['mean_class_accuracy']:.3f}")
+    print(f"wall time {result['wall_time'] / 60:.1f} min (training {result['train_time'] / 60:.1f} min)")
+    for key in ("report", "grid", "predictions", "run_dir"):
+        print(f"{key:12s} {result[key]}")
+    return 0
+
+
 def add_parser(subparsers) -> None:
     """Registers ``demo`` and its actions on the top-level ``subparsers``."""
     parser = subparsers.add_parser("demo", help="run a walkthrough that writes figures",
@@ -74,3 +93,16 @@ def add_parser(subparsers) -> None:
                         help="override the recipe's number of epochs (default: the demo recipe)")
     detect.add_argument("--no-progress", action="store_true", help="no progress bars")
     detect.set_defaults(func=_run_detect)
+
+    segment = actions.add_parser(
+        "segment", help="generate VOC-format data, train an FCN-8s, evaluate and predict",
+        description="Semantic segmentation end to end and offline: generate a VOC-format dataset, train an "
+                    "FCN-8s on EfficientNet-Lite0 (offline ImageNet weights), evaluate it (pixel accuracy, "
+                    "mIoU) and write label maps and overlays of val images.")
+    segment.add_argument("--out", type=Path, default=Path("runs/demo/segment"),
+                         help="output folder (default: %(default)s)")
+    segment.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
+    segment.add_argument("--epochs", type=_positive_int, default=None,
+                         help="override the recipe's number of epochs (default: the demo recipe)")
+    segment.add_argument("--no-progress", action="store_true", help="no progress bars")
+    segment.set_defaults(func=_run_segment)
