@@ -196,7 +196,8 @@ def _resolve_default(model: Backbone) -> Path:
         example = _TORCHVISION_FILES.get(arch, "resnet18-f37072fd.pth")
         raise ValueError(f"weights='default': {type(model).__name__} ({arch or 'custom'}) has no offline default "
                          "weights, and pixbox never downloads any; pass the path of a local torchvision checkpoint, "
-                         f"e.g. weights='{example}'")
+                         f"e.g. weights='{example}' (--pretrained {example} on the command line), or start from "
+                         "random weights (--pretrained none)")
     package = default.get("package")
     if package not in _DEFAULT_FILES:
         raise ValueError(f"weights='default': unknown default weights source {default!r}")
