@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pixbox.data.datasets as D
+import pixbox.data.loaders as L
 import pixbox.data.io as pio
 from pixbox.data import transforms as T
 from pixbox.data.annotations import DatasetError, DetectionAnnotations, DetectionRecord
@@ -489,7 +490,7 @@ def test_seed_worker_seeds_python_and_numpy():
     np.random.seed(1234)
     assert (a, b) == (random.random(), np.random.rand())
     g = torch.Generator()
-    assert D._reseed_generators(T.Compose([_Noise(g), _Noise(g), _Noise(torch.Generator())]), 7) == 2
+    assert L._reseed_generators(T.Compose([_Noise(g), _Noise(g), _Noise(torch.Generator())]), 7) == 2
     assert g.initial_seed() == 7
 
 
