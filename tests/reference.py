@@ -469,3 +469,158 @@ def trans_conv_loop(X: Tensor, K: Tensor, stride: int = 1, padding: int = 0) -> 
                     Y[b, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += x[b, c, i, j] * k[c]
     Y = Y[:, :, padding:Y.shape[2] - padding, padding:Y.shape[3] - padding]
     return torch.from_numpy(np.ascontiguousarray(Y))
+
+
+# --------------------------------------------------------------------------------------------
+# RoI pooling and RoI align (torchvision's CPU kernels, one RoI, bin and sample at a time)
+
+
+def _roi_scalar(dtype: torch.dtype):
+    """numpy scalar type that rounds every operation like the C++ kernel's ``T``."""
+    return np.float64 if dtype == torch.float64 else np.float32
+
+
+def _c_round(v) -> int:
+    """C's ``round``: halves away from zero."""
+    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
+
+
+def roi_pool_loop(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float):
+    """RoI max pooling, bin by bin. ``rois`` is ``[K, 5]`` (batch_index, x1, y1, x2, y2).
+
+    Returns ``(output, argmax)``: output ``[K, C, oh, ow]`` in the input dtype and the flat
+    ``h * W + w`` index of each maximum within its image and channel (-1 when none was taken).
+    Corners are scaled in the input dtype and rounded half away from zero; a malformed RoI is
+    1x1; bin ``p`` spans ``floor(p * bin) .. ceil((p + 1) * bin)`` from the RoI start, clipped to
+    the map; the maximum starts at ``-FLT_MAX`` and is replaced by strictly greater values
+    (so ties keep the first in row-major order); an empty bin gives 0.
+    """
+    T = _roi_scalar(input.dtype)
+    x = input.detach().cpu().numpy()
+    r = rois.detach().cpu().to(input.dtype).numpy()
+    N, C, H, W = x.shape
+    oh, ow = output_size
+    s = T(spatial_scale)
+    out = np.zeros((len(r), C, oh, ow), dtype=x.dtype)
+    arg = np.full((len(r), C, oh, ow), -1, dtype=np.int64)
+    flt_max = float(np.finfo(np.float32).max)
+    for k, roi in enumerate(r):
+        b = int(roi[0])
+        x1, y1, x2, y2 = (_c_round(T(v) * s) for v in roi[1:])
+        rw = max(x2 - x1 + 1, 1)
+        rh = max(y2 - y1 + 1, 1)
+        bin_h = T(rh) / T(oh)
+        bin_w = T(rw) / T(ow)
+        for ph in range(oh):
+            hs = min(max(int(math.floor(T(ph) * bin_h)) + y1, 0), H)
+            he = min(max(int(math.ceil(T(ph + 1) * bin_h)) + y1, 0), H)
+            for pw in range(ow):
+                ws = min(max(int(math.floor(T(pw) * bin_w)) + x1, 0), W)
+                we = min(max(int(math.ceil(T(pw + 1) * bin_w)) + x1, 0), W)
+                empty = he <= hs or we <= ws
+                for c in range(C):
+                    best, best_i = (0.0 if empty else -flt_max), -1
+                    for h in range(hs, he):
+                        for w in range(ws, we):
+                            if x[b, c, h, w] > best:
+                                best, best_i = x[b, c, h, w], h * W + w
+                    out[k, c, ph, pw] = best
+                    arg[k, c, ph, pw] = best_i
+    return torch.from_numpy(out), torch.from_numpy(arg)
+
+
+def roi_pool_loop_backward(input: Tensor, rois: Tensor, grad_output: Tensor, output_size: tuple[int, int],
+                           spatial_scale: float) -> Tensor:
+    """Gradient of ``roi_pool_loop`` w.r.t. the input: each output's gradient goes to its argmax."""
+    _, arg = roi_pool_loop(input, rois, output_size, spatial_scale)
+    N, C, H, W = input.shape
+    g = grad_output.detach().cpu().double().numpy()
+    grad = np.zeros((N, C, H * W))
+    for k in range(arg.shape[0]):
+        b = int(rois[k, 0])
+        for c in range(C):
+            for ph in range(arg.shape[2]):
+                for pw in range(arg.shape[3]):
+                    i = int(arg[k, c, ph, pw])
+                    if i >= 0:
+                        grad[b, c, i] += g[k, c, ph, pw]
+    return torch.from_numpy(grad.reshape(N, C, H, W))
+
+
+def _roi_align_taps(input_shape, dtype: torch.dtype, rois: Tensor, output_size: tuple[int, int],
+                    spatial_scale: float, sampling_ratio: int, aligned: bool):
+    """Yields ``(k, ph, pw, b, h, w, weight)`` for every bilinear tap of every sample of every bin.
+
+    ``weight`` already includes the division by the bin's sample count. Follows torchvision's
+    ``roi_align`` CPU kernel step by step, in the input dtype ``T``.
+    """
+    T = _roi_scalar(dtype)
+    _, _, H, W = input_shape
+    oh, ow = output_size
+    r = rois.detach().cpu().to(dtype).numpy()
+    s = T(spatial_scale)
+    offset = T(0.5) if aligned else T(0.0)
+    for k, roi in enumerate(r):
+        b = int(roi[0])
+        start_w, start_h = T(roi[1]) * s - offset, T(roi[2]) * s - offset
+        end_w, end_h = T(roi[3]) * s - offset, T(roi[4]) * s - offset
+        roi_w, roi_h = end_w - start_w, end_h - start_h
+        if not aligned:
+            roi_w, roi_h = max(roi_w, T(1.0)), max(roi_h, T(1.0))
+        bin_h, bin_w = roi_h / T(oh), roi_w / T(ow)
+        grid_h = sampling_ratio if sampling_ratio > 0 else int(math.ceil(roi_h / T(oh)))
+        grid_w = sampling_ratio if sampling_ratio > 0 else int(math.ceil(roi_w / T(ow)))
+        count = max(grid_h * grid_w, 1)
+        for ph in range(oh):
+            for pw in range(ow):
+                for iy in range(grid_h):
+                    y = start_h + T(ph) * bin_h + T(iy + 0.5) * bin_h / T(grid_h)
+                    for ix in range(grid_w):
+                        xx = start_w + T(pw) * bin_w + T(ix + 0.5) * bin_w / T(grid_w)
+                        yy = y
+                        if yy < -1.0 or yy > H or xx < -1.0 or xx > W:
+                            continue  # outside the map: contributes 0
+                        if yy <= 0:
+                            yy = T(0.0)
+                        if xx <= 0:
+                            xx = T(0.0)
+                        y_low, x_low = int(yy), int(xx)
+                        if y_low >= H - 1:
+                            y_low = y_high = H - 1
+                            yy = T(y_low)
+                        else:
+                            y_high = y_low + 1
+                        if x_low >= W - 1:
+                            x_low = x_high = W - 1
+                            xx = T(x_low)
+                        else:
+                            x_high = x_low + 1
+                        ly, lx = yy - T(y_low), xx - T(x_low)
+                        hy, hx = T(1.0) - ly, T(1.0) - lx
+                        for h, w, wt in ((y_low, x_low, hy * hx), (y_low, x_high, hy * lx),
+                                         (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)):
+                            yield k, ph, pw, b, h, w, float(wt) / count
+
+
+def roi_align_loop(input: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float,
+                   sampling_ratio: int, aligned: bool) -> Tensor:
+    """RoI align from the definition: each bin averages its bilinear samples. Returns float64
+    ``[K, C, oh, ow]``. ``rois`` is ``[K, 5]`` (batch_index, x1, y1, x2, y2)."""
+    x = input.detach().cpu().double().numpy()
+    oh, ow = output_size
+    out = np.zeros((rois.shape[0], x.shape[1], oh, ow))
+    for k, ph, pw, b, h, w, wt in _roi_align_taps(input.shape, input.dtype, rois, output_size, spatial_scale,
+                                                  sampling_ratio, aligned):
+        out[k, :, ph, pw] += wt * x[b, :, h, w]
+    return torch.from_numpy(out)
+
+
+def roi_align_loop_backward(input: Tensor, rois: Tensor, grad_output: Tensor, output_size: tuple[int, int],
+                            spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
+    """Gradient of ``roi_align_loop`` w.r.t. the input: each tap sends ``weight * grad`` back."""
+    g = grad_output.detach().cpu().double().numpy()
+    grad = np.zeros(tuple(input.shape))
+    for k, ph, pw, b, h, w, wt in _roi_align_taps(input.shape, input.dtype, rois, output_size, spatial_scale,
+                                                  sampling_ratio, aligned):
+        grad[b, :, h, w] += wt * g[k, :, ph, pw]
+    return torch.from_numpy(grad)

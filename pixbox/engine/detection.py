@@ -212,6 +212,8 @@ class DetectionTrainer(Trainer):
         from pixbox.ops import multibox_target
 
         images, labels = self.to_device(batch)
+        if hasattr(self.model, "detection_losses"):  # two-stage detectors compute their own losses
+            return self.model.detection_losses(images, labels)
         anchors, cls_preds, bbox_preds = self.model(images)
         cls_preds, bbox_preds = cls_preds.float(), bbox_preds.float()
         bbox_labels, bbox_masks, cls_labels = multibox_target(anchors.float(), labels)  # whole batch at once

@@ -6,6 +6,8 @@
   :class:`~pixbox.models.backbones.ResNetFeatures` to tap a ResNet's stages.
 - :mod:`pixbox.models.fcn`: :class:`~pixbox.models.fcn.FCN`, D2L's fully convolutional network
   (FCN-32s) and its FCN-8s variant, on any backbone; :data:`SEGMENTATION_MODELS`.
+- :mod:`pixbox.models.rcnn`: :class:`~pixbox.models.rcnn.FasterRCNN` (backbone, region
+  proposal network :mod:`~pixbox.models.rpn`, RoI head :mod:`~pixbox.models.roi_heads`).
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
   and :func:`~pixbox.models.ssd.ssd` on a ResNet.
 
@@ -44,6 +46,7 @@ from pixbox.models.backbones import (
     vgg19,
 )
 from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
+from pixbox.models.rcnn import FasterRCNN, faster_rcnn
 from pixbox.models.ssd import SSD, ssd, tiny_ssd
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "Backbone",
     "EfficientNetLite",
     "FCN",
+    "FasterRCNN",
     "LoadReport",
     "MODELS",
     "ResNet",
@@ -60,6 +64,7 @@ __all__ = [
     "VGG",
     "build_model",
     "efficientnet_lite0",
+    "faster_rcnn",
     "fcn",
     "load_pretrained",
     "resnet18",
@@ -78,6 +83,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "ssd_resnet18": partial(ssd, "resnet18"),
     "ssd_resnet34": partial(ssd, "resnet34"),
     "ssd_resnet50": partial(ssd, "resnet50"),
+    "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
+    "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
+    "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),
 }
 
 

@@ -1,5 +1,5 @@
-"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS, decoding and
-transposed convolution.
+"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS, decoding,
+RoI pooling/align and transposed convolution.
 
 Boxes are ``xyxy`` floats (absolute pixels unless a name says ``normalized``). Every function
 takes its device and dtype from its inputs and handles empty inputs.
@@ -22,10 +22,13 @@ from pixbox.ops.conv import bilinear_kernel, kernel_to_matrix, trans_conv, upsam
 from pixbox.ops.detection import decode_detections, multibox_detection
 from pixbox.ops.matching import hard_negative_mining, match_anchors, multibox_target
 from pixbox.ops.nms import batched_nms, nms
+from pixbox.ops.roi import RoIAlign, RoIPool, roi_align, roi_pool
 
 __all__ = [
     "AnchorGenerator",
     "BoxCoder",
+    "RoIAlign",
+    "RoIPool",
     "batched_nms",
     "bilinear_kernel",
     "box_area",
@@ -48,6 +51,8 @@ __all__ = [
     "normalize_boxes",
     "num_anchors_per_cell",
     "remove_small_boxes",
+    "roi_align",
+    "roi_pool",
     "sanitize_boxes",
     "trans_conv",
     "upsample_params",

@@ -1,0 +1,250 @@
+"""The box head of Fast and Faster R-CNN: RoI features, two fully connected layers, classes and boxes.
+
+Given a feature map and proposed regions (from a region proposal network or an external source
+such as selective search), :class:`RoIHeads` cuts a fixed-size feature for each region with RoI
+align (or RoI pool), runs two fully connected layers and predicts, per region, scores for the
+``num_classes + 1`` categories (index 0 is the background) and class-specific box offsets
+(``4 (num_classes + 1)`` numbers, in the Faster R-CNN parametrisation with weights
+``(10, 10, 5, 5)``, i.e. pixbox ``stds = (0.1, 0.1, 0.2, 0.2)``).
+
+Training (``targets`` given):
+
+1. the ground-truth boxes are added to each image's proposals;
+2. each proposal is matched to the ground-truth box it overlaps most: IoU >= ``fg_iou_threshold``
+   makes it a foreground sample of that box's class, IoU < ``bg_iou_threshold`` a background
+   sample, anything between is ignored;
+3. ``batch_size_per_image`` proposals are sampled per image, at most ``positive_fraction`` of
+   them foreground;
+4. losses: cross-entropy over the sampled proposals (``roi_cls``) and smooth L1 (beta 1/9) on the
+   foreground proposals' offsets for their own class, summed and divided by the number of
+   sampled proposals (``roi_box``).
+
+Inference: softmax scores; each class's offsets decoded and clipped to the image; background,
+scores <= ``score_threshold`` and boxes smaller than ``min_size`` dropped; per-class NMS at
+``nms_threshold``; the ``detections_per_image`` best kept. Labels in the output are
+``0 .. num_classes - 1`` (no background), as pixbox's SSD gives them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pixbox._checks import check_number
+
+__all__ = ["RoIHeads", "TwoMLPHead", "match_proposals", "sample_balanced"]
+
+_STDS = (0.1, 0.1, 0.2, 0.2)  # torchvision's box coder weights (10, 10, 5, 5)
+
+
+def match_proposals(proposals: Tensor, gt_boxes: Tensor, fg_iou_threshold: float,
+                    bg_iou_threshold: float) -> tuple[Tensor, Tensor]:
+    """The ground-truth box of each proposal and whether it is foreground, background or ignored.
+
+    Args:
+        proposals (Tensor[P, 4]): xyxy.
+        gt_boxes (Tensor[G, 4]): xyxy (``G`` may be 0: every proposal is background).
+        fg_iou_threshold (float): IoU at or above which a proposal is foreground.
+        bg_iou_threshold (float): IoU below which a proposal is background.
+
+    Returns:
+        tuple: ``matched`` (Tensor[P] int64, the index of the best ground-truth box; 0 when
+        ``G == 0``) and ``state`` (Tensor[P] int64: 1 foreground, 0 background, -1 ignored).
+    """
+    from pixbox.ops import box_iou
+
+    if gt_boxes.numel() == 0:
+        zeros = torch.zeros(len(proposals), dtype=torch.int64, device=proposals.device)
+        return zeros, zeros.clone()
+    iou = box_iou(proposals, gt_boxes)  # [P, G]
+    best, matched = iou.max(dim=1)
+    state = torch.full_like(matched, -1)
+    state[best >= fg_iou_threshold] = 1
+    state[best < bg_iou_threshold] = 0
+    return matched, state
+
+
+def sample_balanced(state: Tensor, batch_size: int, positive_fraction: float) -> tuple[Tensor, Tensor]:
+    """Random foreground and background indices: at most ``batch_size * positive_fraction``
+    foreground, the rest of ``batch_size`` background (fewer when there are not enough).
+
+    Args:
+        state (Tensor[N] int64): 1 foreground, 0 background, -1 ignored.
+        batch_size (int): samples per image.
+        positive_fraction (float): the largest fraction of foreground samples.
+
+    Returns:
+        tuple[Tensor, Tensor]: foreground and background indices (int64).
+    """
+    fg = torch.nonzero(state == 1).flatten()
+    bg = torch.nonzero(state == 0).flatten()
+    num_fg = min(int(batch_size * positive_fraction), fg.numel())
+    num_bg = min(batch_size - num_fg, bg.numel())
+    fg = fg[torch.randperm(fg.numel(), device=fg.device)[:num_fg]]
+    bg = bg[torch.randperm(bg.numel(), device=bg.device)[:num_bg]]
+    return fg, bg
+
+
+class TwoMLPHead(nn.Module):
+    """Flatten, then two fully connected layers with ReLU (the R-CNN "fc6, fc7").
+
+    Args:
+        in_features (int): ``C * h * w`` of the RoI features.
+        representation_size (int): width of both layers.
+    """
+
+    def __init__(self, in_features: int, representation_size: int = 1024):
+        super().__init__()
+        self.fc6 = nn.Linear(in_features, representation_size)
+        self.fc7 = nn.Linear(representation_size, representation_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.fc7(F.relu(self.fc6(x.flatten(1)))))
+
+
+class RoIHeads(nn.Module):
+    """RoI features -> :class:`TwoMLPHead` -> class scores and class-specific box offsets.
+
+    Args:
+        in_channels (int): channels of the feature map.
+        num_classes (int): object classes (background excluded), >= 1.
+        spatial_scale (float): feature-map pixels per image pixel (``1 / stride``).
+        pooler (str): ``"align"`` (RoI align, sampling ratio 2) or ``"pool"`` (RoI pooling, as
+            Fast R-CNN).
+        output_size (int): side of the RoI features.
+        representation_size (int): width of the two fully connected layers.
+        fg_iou_threshold, bg_iou_threshold (float): proposal matching (see the module docstring).
+        batch_size_per_image (int): proposals sampled per image in training.
+        positive_fraction (float): the largest fraction of foreground samples.
+        score_threshold (float): inference keeps detections scoring above this.
+        nms_threshold (float): per-class NMS IoU threshold at inference.
+        detections_per_image (int): detections kept per image.
+        min_size (float): boxes smaller than this (pixels) are dropped at inference.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *, spatial_scale: float, pooler: str = "align",
+                 output_size: int = 7, representation_size: int = 1024, fg_iou_threshold: float = 0.5,
+                 bg_iou_threshold: float = 0.5, batch_size_per_image: int = 512, positive_fraction: float = 0.25,
+                 score_threshold: float = 0.05, nms_threshold: float = 0.5, detections_per_image: int = 100,
+                 min_size: float = 1e-2):
+        super().__init__()
+        if pooler not in ("align", "pool"):
+            raise ValueError(f"pooler must be 'align' or 'pool', got {pooler!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.spatial_scale = float(check_number(spatial_scale, "spatial_scale", low=0, low_open=True))
+        self.pooler, self.output_size = pooler, int(output_size)
+        self.fg_iou_threshold = float(check_number(fg_iou_threshold, "fg_iou_threshold", low=0, high=1))
+        self.bg_iou_threshold = float(check_number(bg_iou_threshold, "bg_iou_threshold", low=0, high=1))
+        if self.bg_iou_threshold > self.fg_iou_threshold:
+            raise ValueError(f"bg_iou_threshold ({bg_iou_threshold}) must be <= fg_iou_threshold ({fg_iou_threshold})")
+        self.batch_size_per_image = int(check_number(batch_size_per_image, "batch_size_per_image", low=1))
+        self.positive_fraction = float(check_number(positive_fraction, "positive_fraction", low=0, high=1))
+        self.score_threshold = float(check_number(score_threshold, "score_threshold", low=0, high=1))
+        self.nms_threshold = float(check_number(nms_threshold, "nms_threshold", low=0, high=1))
+        self.detections_per_image = int(check_number(detections_per_image, "detections_per_image", low=1))
+        self.min_size = float(check_number(min_size, "min_size", low=0))
+        self.box_head = TwoMLPHead(in_channels * self.output_size ** 2, representation_size)
+        self.cls_score = nn.Linear(representation_size, num_classes + 1)
+        self.bbox_pred = nn.Linear(representation_size, 4 * (num_classes + 1))
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.zeros_(self.cls_score.bias)
+        nn.init.zeros_(self.bbox_pred.bias)
+
+    # ------------------------------------------------------------------------------------------
+
+    def roi_features(self, features: Tensor, proposals: Sequence[Tensor]) -> Tensor:
+        """``[sum P_i, C, s, s]`` features of the proposals (xyxy image pixels) of each image."""
+        from pixbox.ops import roi_align, roi_pool
+
+        boxes = [p.to(features.dtype) for p in proposals]
+        with torch.autocast(features.device.type, enabled=False):  # sampling geometry in the input's precision
+            if self.pooler == "align":
+                return roi_align(features, boxes, self.output_size, self.spatial_scale, sampling_ratio=2, aligned=True)
+            return roi_pool(features, boxes, self.output_size, self.spatial_scale)
+
+    def _targets(self, proposals: Sequence[Tensor], targets: Sequence[dict]):
+        """Sampled proposals with their class (0 background) and regression targets, per image."""
+        from pixbox.ops import encode_boxes
+
+        sampled, classes, deltas = [], [], []
+        for props, target in zip(proposals, targets):
+            gt = target["boxes"].to(props)
+            labels = target["labels"].to(props.device)
+            props = torch.cat([props, gt])  # the ground truth is always a candidate
+            matched, state = match_proposals(props, gt, self.fg_iou_threshold, self.bg_iou_threshold)
+            fg, bg = sample_balanced(state, self.batch_size_per_image, self.positive_fraction)
+            keep = torch.cat([fg, bg])
+            cls = torch.zeros(len(keep), dtype=torch.int64, device=props.device)
+            reg = props.new_zeros((len(keep), 4))
+            if len(fg):
+                cls[: len(fg)] = labels[matched[fg]] + 1
+                reg[: len(fg)] = encode_boxes(props[fg], gt[matched[fg]], stds=_STDS)
+            sampled.append(props[keep])
+            classes.append(cls)
+            deltas.append(reg)
+        return sampled, torch.cat(classes), torch.cat(deltas)
+
+    def forward(self, features: Tensor, proposals: Sequence[Tensor], image_sizes: Sequence[tuple[int, int]],
+                targets: Sequence[dict] | None = None):
+        """Detections (eval) or losses (training).
+
+        Args:
+            features (Tensor[B, C, H, W]): the backbone's feature map at ``spatial_scale``.
+            proposals (list of Tensor[P_i, 4]): per image, xyxy pixels (no gradient needed).
+            image_sizes (list of (int, int)): ``(h, w)`` of each image, for clipping.
+            targets (list of dict, optional): per image ``boxes`` (Tensor[G, 4]) and ``labels``
+                (Tensor[G], ``0 .. num_classes - 1``); required in training.
+
+        Returns:
+            tuple: ``(detections, losses)``. In training ``detections`` is ``[]`` and ``losses``
+            holds ``roi_cls`` and ``roi_box``; otherwise ``losses`` is ``{}`` and ``detections``
+            a list of ``{"boxes", "scores", "labels"}`` per image.
+        """
+        if len(proposals) != len(features) or len(image_sizes) != len(features):
+            raise ValueError(f"proposals and image_sizes must have one entry per image ({len(features)}), got "
+                             f"{len(proposals)} and {len(image_sizes)}")
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            proposals, classes, deltas = self._targets([p.detach() for p in proposals], targets)
+            x = self.box_head(self.roi_features(features, proposals))
+            logits, box_deltas = self.cls_score(x).float(), self.bbox_pred(x).float()
+            loss_cls = F.cross_entropy(logits, classes)
+            fg = torch.nonzero(classes > 0).flatten()
+            pred = box_deltas.view(len(box_deltas), -1, 4)[fg, classes[fg]]  # [F, 4] for each own class
+            loss_box = F.smooth_l1_loss(pred, deltas[fg].float(), beta=1 / 9, reduction="sum") / max(1, len(classes))
+            return [], {"roi_cls": loss_cls, "roi_box": loss_box}
+        x = self.box_head(self.roi_features(features, proposals))
+        logits, box_deltas = self.cls_score(x).float(), self.bbox_pred(x).float()
+        return self._postprocess(logits, box_deltas, proposals, image_sizes), {}
+
+    def _postprocess(self, logits: Tensor, box_deltas: Tensor, proposals: Sequence[Tensor],
+                     image_sizes: Sequence[tuple[int, int]]) -> list[dict]:
+        from pixbox.ops import batched_nms, clip_boxes, decode_boxes, remove_small_boxes
+
+        scores_all = logits.softmax(-1)
+        out = []
+        start = 0
+        k = self.num_classes + 1
+        for props, size in zip(proposals, image_sizes):
+            n = len(props)
+            scores = scores_all[start:start + n, 1:]  # [n, C] without the background
+            deltas = box_deltas[start:start + n].view(n, k, 4)[:, 1:]  # [n, C, 4]
+            start += n
+            boxes = decode_boxes(props.float()[:, None, :].expand(-1, self.num_classes, -1), deltas, stds=_STDS)
+            boxes = clip_boxes(boxes, size)  # [n, C, 4]
+            labels = torch.arange(self.num_classes, device=boxes.device).expand(n, -1)
+            boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
+            keep = torch.nonzero(scores > self.score_threshold).flatten()
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            keep = remove_small_boxes(boxes, self.min_size)
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            keep = batched_nms(boxes, scores, labels, self.nms_threshold)[: self.detections_per_image]
+            out.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
+        return out

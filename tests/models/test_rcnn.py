@@ -1,0 +1,104 @@
+"""Tests for pixbox.models.rcnn: Faster R-CNN on tiny inputs, and through the detection engine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixbox.models import MODELS, build_model
+from pixbox.models.rcnn import FasterRCNN, faster_rcnn
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _image_with_square():
+    image = torch.full((1, 3, 64, 64), 0.2)
+    image[:, :, 16:48, 20:44] = 0.9
+    labels = torch.tensor([[[0.0, 20 / 64, 16 / 64, 44 / 64, 48 / 64]]])  # (class, normalized xyxy)
+    return image, labels
+
+
+def test_losses_are_finite_and_fall():
+    torch.manual_seed(0)
+    net = faster_rcnn("resnet18", 2, image_size=64, roi_options={"batch_size_per_image": 64})
+    image, labels = _image_with_square()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    net.train()
+    history = []
+    for _ in range(12):
+        parts = net.detection_losses(image, labels)
+        assert set(parts) == {"loss", "rpn", "roi"} and torch.isfinite(parts["loss"])
+        history.append(float(parts["loss"].detach()))
+        opt.zero_grad()
+        parts["loss"].backward()
+        opt.step()
+    assert min(history[-3:]) < history[0]
+
+
+def test_images_without_objects():
+    torch.manual_seed(0)
+    net = faster_rcnn("resnet18", 2, image_size=64).train()
+    images = torch.rand(2, 3, 64, 64)
+    labels = torch.full((2, 1, 5), -1.0)  # padding only
+    parts = net.detection_losses(images, labels)
+    assert torch.isfinite(parts["loss"])
+    parts["loss"].backward()
+    losses = net(images, [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}] * 2)
+    assert float(losses["rpn_box"].detach()) == 0.0 and float(losses["roi_box"].detach()) == 0.0
+
+
+def test_predict_format_matches_ssd():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 64)
+    frcnn = faster_rcnn("resnet18", 3, image_size=64, score_threshold=0.0)
+    ssd = build_model("tiny_ssd", 3, image_size=64)
+    a = frcnn.predict(images, score_threshold=0.0, topk=10)
+    b = ssd.predict(images, score_threshold=0.0, topk=10)
+    assert len(a) == len(b) == 2
+    for da, db in zip(a, b):
+        assert set(da) == set(db) == {"boxes", "scores", "labels"}
+        for key in da:
+            assert da[key].dtype == db[key].dtype and da[key].dim() == db[key].dim()
+        assert len(da["boxes"]) <= 10 and ((da["labels"] >= 0) & (da["labels"] < 3)).all()
+        assert (da["boxes"] >= 0).all() and (da["boxes"] <= 64).all()
+    assert frcnn.training  # predict restores the mode
+
+
+def test_registered_and_buildable_by_the_engine():
+    assert {"faster_rcnn_resnet18", "faster_rcnn_resnet34", "faster_rcnn_resnet50"} <= set(MODELS)
+    net = build_model("faster_rcnn_resnet18", 4, image_size=128)
+    assert isinstance(net, FasterRCNN) and net.num_classes == 4
+    assert net.rpn.sizes == (16.0, 32.0, 64.0, 128.0) or list(net.rpn.sizes) == [16.0, 32.0, 64.0, 128.0]
+
+
+def test_trains_through_the_detection_engine(tmp_path):
+    from pixbox.data import make_dataset
+    from pixbox.engine import DetectConfig, evaluate_detector, load, train_detector
+
+    make_dataset("shapes", tmp_path / "data", num_train=4, num_val=2, image_size=64, progress=False)
+    cfg = DetectConfig(data=str(tmp_path / "data"), model="faster_rcnn_resnet18", epochs=1, batch=2, imgsz=64,
+                       workers=0, device="cpu", amp=False, project=str(tmp_path / "runs"))
+    run = train_detector(cfg, progress=False, verbose=False)
+    metrics = evaluate_detector(run / "best.pt", tmp_path / "data")
+    assert 0.0 <= metrics["map_50"] <= 1.0
+    predictor = load(run / "best.pt", device="cpu")
+    results = predictor.predict(torch.rand(3, 80, 100), score_threshold=0.0)
+    assert results[0]["boxes"].shape[1] == 4 and results[0]["size"] == (80, 100)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="backbone"):
+        faster_rcnn("vgg16", 2)
+    with pytest.raises(ValueError, match="num_classes"):
+        faster_rcnn("resnet18", 0)
+    net = faster_rcnn("resnet18", 2).train()
+    with pytest.raises(ValueError, match="targets are required"):
+        net(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="images must be"):
+        net.predict(torch.rand(3, 64, 64))

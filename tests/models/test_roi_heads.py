@@ -1,0 +1,115 @@
+"""Tests for pixbox.models.roi_heads: proposal matching, sampling, losses, and inference output."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixbox.models.roi_heads import RoIHeads, match_proposals, sample_balanced
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_match_proposals_thresholds():
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    props = torch.tensor([[0.0, 0.0, 10.0, 10.0],     # IoU 1 with gt 0
+                          [0.0, 0.0, 10.0, 5.0],      # IoU 0.5 with gt 0
+                          [0.0, 0.0, 10.0, 4.0],      # IoU 0.4
+                          [21.0, 21.0, 30.0, 30.0],   # IoU 0.81 with gt 1
+                          [50.0, 50.0, 60.0, 60.0]])  # no overlap
+    matched, state = match_proposals(props, gt, 0.5, 0.3)
+    assert matched[[0, 1, 2, 3]].tolist() == [0, 0, 0, 1]
+    assert state.tolist() == [1, 1, -1, 1, 0]
+    matched, state = match_proposals(props, gt[:0], 0.5, 0.5)
+    assert state.tolist() == [0] * 5
+
+
+def test_sample_balanced_counts():
+    torch.manual_seed(0)
+    state = torch.tensor([1] * 30 + [0] * 100 + [-1] * 10)
+    fg, bg = sample_balanced(state, 64, 0.25)
+    assert len(fg) == 16 and len(bg) == 48
+    assert (state[fg] == 1).all() and (state[bg] == 0).all()
+    assert len(set(fg.tolist())) == 16 and len(set(bg.tolist())) == 48
+    fg, bg = sample_balanced(torch.tensor([1, 0, 0]), 64, 0.25)
+    assert len(fg) == 1 and len(bg) == 2
+
+
+def _head(**kw):
+    torch.manual_seed(0)
+    return RoIHeads(8, 2, spatial_scale=1 / 8, representation_size=32, batch_size_per_image=32, **kw)
+
+
+@pytest.mark.parametrize("pooler", ["align", "pool"])
+def test_training_losses_are_finite_and_learn(pooler):
+    head = _head(pooler=pooler)
+    features = torch.randn(2, 8, 8, 8)
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]  # an empty image
+    proposals = [torch.tensor([[10.0, 6.0, 38.0, 42.0], [0.0, 40.0, 20.0, 64.0]]), torch.tensor([[4.0, 4.0, 30.0, 30.0]])]
+    opt = torch.optim.SGD(head.parameters(), lr=0.05)
+    head.train()
+    first = None
+    for _ in range(30):
+        _, losses = head(features, proposals, [(64, 64)] * 2, targets)
+        assert set(losses) == {"roi_cls", "roi_box"} and all(torch.isfinite(v) for v in losses.values())
+        total = sum(losses.values())
+        first = float(total.detach()) if first is None else first
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    assert float(total.detach()) < 0.5 * first
+
+
+def test_inference_output_format_and_thresholds():
+    head = _head(score_threshold=0.0, detections_per_image=5).eval()
+    features = torch.randn(1, 8, 8, 8)
+    proposals = [torch.tensor([[0.0, 0.0, 30.0, 30.0], [10.0, 10.0, 50.0, 60.0], [5.0, 5.0, 20.0, 20.0]])]
+    with torch.no_grad():
+        dets, losses = head(features, proposals, [(64, 64)])
+    assert losses == {} and len(dets) == 1
+    d = dets[0]
+    assert set(d) == {"boxes", "scores", "labels"}
+    assert d["boxes"].shape[1] == 4 and len(d["boxes"]) == len(d["scores"]) == len(d["labels"]) <= 5
+    assert ((d["labels"] >= 0) & (d["labels"] < 2)).all()
+    assert (d["boxes"] >= 0).all() and (d["boxes"][:, [0, 2]] <= 64).all() and (d["boxes"][:, [1, 3]] <= 64).all()
+    assert torch.all(d["scores"][:-1] >= d["scores"][1:])
+    # a high threshold leaves nothing, in the same format
+    head.score_threshold = 0.99
+    with torch.no_grad():
+        empty = head(features, proposals, [(64, 64)])[0][0]
+    assert empty["boxes"].shape == (0, 4) and empty["labels"].dtype == torch.int64
+
+
+def test_empty_proposals():
+    head = _head().eval()
+    with torch.no_grad():
+        dets, _ = head(torch.randn(1, 8, 8, 8), [torch.zeros(0, 4)], [(64, 64)])
+    assert dets[0]["boxes"].shape == (0, 4)
+
+
+def test_gradient_reaches_the_features():
+    head = _head()
+    features = torch.randn(1, 8, 8, 8, requires_grad=True)
+    _, losses = head(features, [torch.tensor([[8.0, 8.0, 40.0, 40.0]])], [(64, 64)],
+                     [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([0])}])
+    sum(losses.values()).backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="pooler"):
+        RoIHeads(8, 2, spatial_scale=0.125, pooler="max")
+    with pytest.raises(ValueError, match="num_classes"):
+        RoIHeads(8, 0, spatial_scale=0.125)
+    with pytest.raises(ValueError, match="bg_iou_threshold"):
+        RoIHeads(8, 2, spatial_scale=0.125, fg_iou_threshold=0.3, bg_iou_threshold=0.5)
+    head = _head()
+    with pytest.raises(ValueError, match="targets are required"):
+        head(torch.randn(1, 8, 8, 8), [torch.zeros(1, 4)], [(64, 64)])
