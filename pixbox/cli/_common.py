@@ -7,7 +7,7 @@ import difflib
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["ActionParser", "USER_ERRORS", "choice", "fail", "number"]
+__all__ = ["ActionParser", "USER_ERRORS", "choice", "fail", "number", "run_training"]
 
 #: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
 #: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
@@ -66,3 +66,37 @@ def number(kind: type, low: float, *, low_open: bool = False, high: float | None
 def fail(error: BaseException | str) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 1
+
+
+def run_training(args, flags: dict, config_class: type, train, *, task: str, data_help: str) -> int:
+    """The ``pixbox <task> train`` handler every task shares: ``--config`` values, overridden by
+    the flags, then a new run or ``--resume``; user mistakes print ``error: ...`` (exit 1).
+
+    Args:
+        args (argparse.Namespace): with ``config`` and ``resume``.
+        flags (dict): the config keys given on the command line.
+        config_class (type): the task's config (e.g. ``DetectConfig``).
+        train (callable): ``train(config, resume=...) -> run folder``.
+        task (str): the command name, for the resume hint.
+        data_help (str): what ``--data`` is, for the "required" message.
+    """
+    from pixbox.engine.config import read_yaml_values
+
+    try:
+        values = read_yaml_values(args.config, config_class) if args.config is not None else {}
+        values.update(flags)
+        if args.resume is not None:
+            run = train(values or None, resume=True if args.resume == "" else args.resume)
+        else:
+            config = config_class.from_dict(values)
+            if config.data is None:
+                return fail(f"--data is required: {data_help} (or 'data:' in --config)")
+            run = train(config)
+    except USER_ERRORS as e:
+        return fail(e)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: pixbox {task} train --resume RUN_DIR", file=sys.stderr)
+        return 130
+    print(f"results in {run}")
+    return 0
+

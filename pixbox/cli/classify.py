@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number
+from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number, run_training
 
 __all__ = ["add_parser"]
 
@@ -45,29 +44,13 @@ def _defaults() -> dict:
 
 def _run_train(args: argparse.Namespace) -> int:
     from pixbox.engine.classification import train_classifier
-    from pixbox.engine.config import ClassifyConfig, read_yaml_values
+    from pixbox.engine.config import ClassifyConfig
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
     if "data" in flags:
         flags["data"] = str(flags["data"])
-    try:
-        values = read_yaml_values(args.config, ClassifyConfig) if args.config is not None else {}
-        values.update(flags)
-        if args.resume is not None:
-            resume = True if args.resume == "" else args.resume
-            run = train_classifier(values or None, resume=resume)
-        else:
-            config = ClassifyConfig.from_dict(values)
-            if config.data is None:
-                return fail("--data is required: the dataset folder to train on (or 'data:' in --config)")
-            run = train_classifier(config)
-    except USER_ERRORS as e:
-        return fail(e)
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with: pixbox classify train --resume RUN_DIR", file=sys.stderr)
-        return 130
-    print(f"results in {run}")
-    return 0
+    return run_training(args, flags, ClassifyConfig, train_classifier, task="classify",
+                        data_help="the dataset folder to train on")
 
 
 def _run_val(args: argparse.Namespace) -> int:

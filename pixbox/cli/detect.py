@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from pixbox.cli._common import USER_ERRORS as _USER_ERRORS
@@ -27,6 +26,7 @@ from pixbox.cli._common import ActionParser as _ActionParser
 from pixbox.cli._common import choice as _choice
 from pixbox.cli._common import fail as _fail
 from pixbox.cli._common import number as _number
+from pixbox.cli._common import run_training
 
 __all__ = ["add_parser"]
 
@@ -54,30 +54,14 @@ def _defaults() -> dict:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pixbox.engine.config import DetectConfig, read_yaml_values
+    from pixbox.engine.config import DetectConfig
     from pixbox.engine.detection import train_detector
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
     if "data" in flags:
         flags["data"] = str(flags["data"])
-    try:
-        values = read_yaml_values(args.config) if args.config is not None else {}
-        values.update(flags)
-        if args.resume is not None:
-            resume = True if args.resume == "" else args.resume
-            run = train_detector(values or None, resume=resume)
-        else:
-            config = DetectConfig.from_dict(values)
-            if config.data is None:
-                return _fail("--data is required: the dataset folder to train on (or 'data:' in --config)")
-            run = train_detector(config)
-    except _USER_ERRORS as e:
-        return _fail(e)
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with: pixbox detect train --resume RUN_DIR", file=sys.stderr)
-        return 130
-    print(f"results in {run}")
-    return 0
+    return run_training(args, flags, DetectConfig, train_detector, task="detect",
+                        data_help="the dataset folder to train on")
 
 
 def _run_val(args: argparse.Namespace) -> int:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
-from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number
+from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number, run_training
 
 __all__ = ["add_parser"]
 
@@ -50,7 +49,7 @@ def _crop(text: str) -> str:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pixbox.engine.config import SegmentConfig, read_yaml_values
+    from pixbox.engine.config import SegmentConfig
     from pixbox.engine.segmentation import train_segmenter
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
@@ -58,24 +57,8 @@ def _run_train(args: argparse.Namespace) -> int:
         flags["data"] = str(flags["data"])
     if args.freeze_upsample:
         flags["freeze_upsample"] = True
-    try:
-        values = read_yaml_values(args.config, SegmentConfig) if args.config is not None else {}
-        values.update(flags)
-        if args.resume is not None:
-            resume = True if args.resume == "" else args.resume
-            run = train_segmenter(values or None, resume=resume)
-        else:
-            config = SegmentConfig.from_dict(values)
-            if config.data is None:
-                return fail("--data is required: the VOC-format dataset folder (or 'data:' in --config)")
-            run = train_segmenter(config)
-    except USER_ERRORS as e:
-        return fail(e)
-    except KeyboardInterrupt:
-        print("\ninterrupted; continue with: pixbox segment train --resume RUN_DIR", file=sys.stderr)
-        return 130
-    print(f"results in {run}")
-    return 0
+    return run_training(args, flags, SegmentConfig, train_segmenter, task="segment",
+                        data_help="the VOC-format dataset folder")
 
 
 def _run_val(args: argparse.Namespace) -> int:
