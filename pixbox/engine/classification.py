@@ -63,6 +63,7 @@ from pixbox.engine.runs import (
     build_optimizer,
     build_scheduler,
     find_images,
+    keep_random_subset,
     param_groups,
     save_metrics_json,
     start_run,
@@ -156,11 +157,7 @@ def _dataset(data, fmt: str, split: str | None, transforms, limit: int | None = 
     if len(ds) == 0:
         raise ValueError(f"{where} has no images: expected one sub-folder per class holding image files "
                          f"(.jpg, .png, ...), or a {split}.csv file of path,label rows")
-    if limit is not None and limit < len(ds):
-        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
-        keep = sorted(order[:limit])
-        ds.annotations.samples = [ds.annotations.samples[i] for i in keep]
-    return ds
+    return keep_random_subset(ds, limit, seed)
 
 
 def _loader(dataset, batch: int, workers: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):

@@ -37,6 +37,7 @@ __all__ = [
     "build_scheduler",
     "find_images",
     "output_names",
+    "keep_random_subset",
     "param_groups",
     "resume_config",
     "save_metrics_json",
@@ -140,6 +141,20 @@ def steps_per_epoch(num_images: int, batch: int) -> tuple[int, bool]:
     single image (BatchNorm cannot train on one)."""
     drop_last = num_images > batch and num_images % batch == 1
     return (num_images // batch if drop_last else math.ceil(num_images / batch)), drop_last
+
+
+def keep_random_subset(dataset, limit: int | None, seed: int = 0):
+    """Keeps a fixed random subset of ``limit`` samples of a dataset with ``annotations.samples``
+    (in their original order; the same subset for the same seed), in place.
+
+    Returns:
+        the dataset.
+    """
+    if limit is not None and limit < len(dataset):
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+        samples = dataset.annotations.samples
+        dataset.annotations.samples = [samples[i] for i in sorted(order[:limit])]
+    return dataset
 
 
 # ----------------------------------------------------------------------------------------------

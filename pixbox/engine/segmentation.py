@@ -47,6 +47,7 @@ from pixbox.engine.runs import (
     build_optimizer,
     build_scheduler,
     find_images,
+    keep_random_subset,
     output_names,
     save_metrics_json,
     start_run,
@@ -160,11 +161,7 @@ def _dataset(data, split: str, transforms, limit: int | None = None, *, seed: in
     ds = SegmentationDataset(root, split, transforms=transforms)
     if len(ds) == 0:
         raise ValueError(f"split {split!r} of {root} has no images")
-    if limit is not None and limit < len(ds):
-        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
-        keep = sorted(order[:limit])
-        ds.annotations.samples = [ds.annotations.samples[i] for i in keep]
-    return ds
+    return keep_random_subset(ds, limit, seed)
 
 
 def _loader(dataset, batch: int, workers: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
