@@ -11,11 +11,16 @@ computed in the input's dtype with the same operations in the same order.
 at least 1x1 pixel, bin ``(ph, pw)`` covers rows ``[floor(ph * bh), ceil((ph + 1) * bh))``
 (likewise columns) offset by the RoI start and clipped to the map; the output is the bin's
 maximum (0 for an empty bin) and the gradient goes to the first maximal element in row-major
-order. It is computed as a maximum over the columns of each column bin, then over the rows of
-each row bin, on chunks of RoIs. For float32 (and half) inputs the maximum runs on int64 keys
-that order like ``(value, -position)``, so one integer ``amax`` yields the first maximal
-position too. The argmax indices are found without autograd; the output is one differentiable
-gather whose backward is a ``scatter_add``.
+order. For float32 (and half) inputs the maximum runs on int64 keys that order like
+``(value, -position)``, so one integer maximum yields the first maximal position too, and bins
+are looked up in a 2-D sparse table of range maxima (levels up to the largest bin side): each
+bin is the union of four power-of-two ranges anchored at its corners, so four lookups per
+output whatever the bin size. The table lives in a scratch buffer reused across calls (at most
+``_POOL_TABLE_ELEMS`` int64 elements, 256 MB, per thread; fresh allocations of that size cost
+more in page faults than the table's computation). float64 inputs, and tables that would be
+larger, take a maximum over the columns of each column bin, then over the rows of each row bin,
+on chunks of RoIs. The argmax indices are found without autograd; the output is one
+differentiable gather whose backward is a ``scatter_add``.
 
 :func:`roi_align` (Mask R-CNN): each bin averages bilinear samples on a regular
 ``grid_h x grid_w`` grid (``sampling_ratio``, or ``ceil(roi_size / output_size)`` per RoI
@@ -41,6 +46,7 @@ Example (D2L's RoI pooling example):
 from __future__ import annotations
 
 import math
+import threading
 from typing import Sequence, Union
 
 import numpy as np
@@ -55,7 +61,9 @@ BoxesLike = Union[Tensor, Sequence[Tensor]]
 
 _CHUNK_ELEMS = 1 << 22  # gathered feature elements per vectorised step of roi_align
 _POOL_CHUNK_ELEMS = 1 << 19  # ... of roi_pool (its gathers are reduced at once: stay in cache)
-_SAMPLE_ELEMS = 1 << 20  # sample positions per step when building the interpolation weights
+_POOL_TABLE_ELEMS = 1 << 25  # largest range-maximum table of roi_pool (int64 elements), else windows
+_SAMPLE_ELEMS = 1 << 20
+_SCRATCH = threading.local()  # roi_pool's reusable table buffer (see _workspace)  # sample positions per step when building the interpolation weights
 _FLT_MAX = float(np.finfo(np.float32).max)  # torchvision's roi_pool starts each bin at -FLT_MAX
 _LOW_MASK = (1 << 32) - 1  # low half of a roi_pool order key
 
@@ -225,6 +233,109 @@ def _order_keys(x: Tensor, H: int, W: int) -> Tensor:
     return (ordered << 32) | (_LOW_MASK - pos)[:, None]
 
 
+def _bin_level(length: Tensor) -> Tensor:
+    """``floor(log2(length))`` of positive int64 lengths (exact; 0 for lengths < 2)."""
+    level = torch.zeros_like(length)
+    for j in range(1, int(length.max()).bit_length()):
+        level += (length >> j > 0).long()
+    return level
+
+
+def _workspace(numel: int, like: Tensor) -> Tensor:
+    """A flat scratch tensor of ``numel`` elements, reused across calls (per thread, dtype and
+    device). Fresh large allocations cost page faults on every touch: for roi_pool's table they
+    took longer than computing it."""
+    cache = _SCRATCH.__dict__.setdefault("buffers", {})
+    key = (like.dtype, like.device)
+    buf = cache.get(key)
+    if buf is None or buf.numel() < numel:
+        cache.pop(key, None)
+        buf = cache[key] = like.new_empty(numel)
+    return buf[:numel]
+
+
+def _range_max_table(x: Tensor, N: int, H: int, W: int, levels_h: int, levels_w: int) -> Tensor:
+    """2-D sparse table of order-key range maxima (:func:`_order_keys`) of a channels-last map:
+    ``table[k, l, n, h, w] = max(keys[n, h:h + 2**k, w:w + 2**l])``.
+
+    Args:
+        x (Tensor[N * H * W, C]): the channels-last float map (not float64).
+        N, H, W (int): its shape.
+        levels_h, levels_w (int): levels ``k < levels_h``, ``l < levels_w``.
+
+    Returns:
+        Tensor[levels_h, levels_w, N, H, W, C] int64, in the reusable :func:`_workspace`.
+        Entries whose range would cross the map's end hold the maximum of the part inside;
+        lookups never use them.
+    """
+    C = x.shape[1]
+    table = _workspace(levels_h * levels_w * x.numel(), x.new_empty(0, dtype=torch.int64))
+    table = table.view(levels_h, levels_w, N, H, W, C)
+    keys = table[0, 0].view(N * H * W, C)
+    bits = (x.float() + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0
+    keys.copy_(bits ^ ((bits >> 31) & 0x7FFFFFFF)).bitwise_left_shift_(32)  # negatives: all but the sign flipped
+    keys.bitwise_or_((_LOW_MASK - torch.arange(H * W, device=x.device)).repeat(N)[:, None])
+    for l in range(1, levels_w):
+        half, prev, cur = 1 << (l - 1), table[0, l - 1], table[0, l]
+        cur[:, :, W - half:] = prev[:, :, W - half:]
+        torch.maximum(prev[:, :, : W - half], prev[:, :, half:], out=cur[:, :, : W - half])
+    for k in range(1, levels_h):
+        half, prev, cur = 1 << (k - 1), table[k - 1], table[k]
+        cur[:, :, H - half:] = prev[:, :, H - half:]
+        torch.maximum(prev[:, :, : H - half], prev[:, :, half:], out=cur[:, :, : H - half])
+    return table
+
+
+@torch.no_grad()
+def _roi_pool_argmax_table(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float):
+    """:func:`_roi_pool_argmax` by range-maximum lookups, or None when the table is too large.
+
+    Every bin ``[hs, he) x [ws, we)`` is covered by the (overlapping) four ranges of sides
+    ``2**k <= he - hs`` and ``2**l <= we - ws`` anchored at its corners, so its maximum order key
+    (value first, then the first row-major position) is the maximum of four entries of a 2-D
+    sparse table (:func:`_range_max_table`): four gathers per output whatever the bin size.
+    The index is returned as a ``[K, C, oh, ow]`` view of a ``[K, oh, ow, C]`` tensor.
+    """
+    N, C, H, W = input.shape
+    K = rois.shape[0]
+    device = input.device
+    s = torch.tensor(scale, dtype=input.dtype, device=device)
+    b = rois[:, 0].long()
+    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
+    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
+    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
+    bh = (he - hs).clamp(min=0)  # [K, oh] bin heights
+    bw = (we - ws).clamp(min=0)  # [K, ow]
+    kh, kw = _bin_level(bh.clamp(min=1)), _bin_level(bw.clamp(min=1))  # [K, oh], [K, ow]
+    levels_h, levels_w = int(kh.max()) + 1, int(kw.max()) + 1
+    if levels_h * levels_w * input.numel() > _POOL_TABLE_ELEMS:
+        return None
+    x = input.detach().permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last
+    table = _range_max_table(x, N, H, W, levels_h, levels_w).view(-1, C)
+    # The two anchor rows (columns) of each bin: its start, and its end minus the range side.
+    # Empty bins get the 1-pixel range at a clipped position (masked by the caller).
+    r = torch.stack([hs, he - (1 << kh)], dim=-1).clamp_(0, H - 1)  # [K, oh, 2]
+    c = torch.stack([ws, we - (1 << kw)], dim=-1).clamp_(0, W - 1)  # [K, ow, 2]
+    level = (kh[:, :, None] * levels_w + kw[:, None, :]) * N + b[:, None, None]  # [K, oh, ow]
+    flat = (level[..., None, None] * H + r[:, :, None, :, None]) * W + c[:, None, :, None, :]  # [K, oh, ow, 2, 2]
+    flat = flat.reshape(K, oh * ow * 4)
+    index = torch.empty((K, oh, ow, C), dtype=torch.long, device=device)
+    base = (b[:, None, None, None] * C + torch.arange(C, device=device)) * (H * W)  # [K, 1, 1, C]
+    buf = [table.new_empty(0)]
+    step = max(1, _POOL_CHUNK_ELEMS // (oh * ow * 4 * C))
+    for start in range(0, K, step):
+        stop = min(K, start + step)
+        v = _gather_rows(table, flat[start:stop].reshape(-1), buf).view(stop - start, oh, ow, 4, C)
+        out = index[start:stop]
+        torch.maximum(v[:, :, :, 0], v[:, :, :, 1], out=out)
+        torch.maximum(out, v[:, :, :, 2], out=out)
+        torch.maximum(out, v[:, :, :, 3], out=out)
+        out.bitwise_and_(_LOW_MASK)  # [k, oh, ow, C]: 2**32 - 1 - (h * W + w)
+        torch.sub(base[start:stop] + _LOW_MASK, out, out=out)
+    empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
+    return index.permute(0, 3, 1, 2), empty[:, None]
+
+
 @torch.no_grad()
 def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> tuple[Tensor, Tensor]:
     """Flat input index of each output's bin maximum and the empty-bin mask, both ``[K, C, oh, ow]``.
@@ -349,7 +460,8 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
     rois = _to_rois(boxes, input)
     if rois.shape[0] == 0:
         return _empty_output(input, oh, ow)
-    index, empty = _roi_pool_argmax(input, rois, oh, ow, scale)
+    found = None if input.dtype == torch.float64 else _roi_pool_argmax_table(input, rois, oh, ow, scale)
+    index, empty = found if found is not None else _roi_pool_argmax(input, rois, oh, ow, scale)
     values = _TakeFlat.apply(input, index)  # differentiable gather, [K, C, oh, ow]
     # The kernel's running maximum starts at -FLT_MAX and only takes strictly greater values.
     taken = ~empty & (values.detach() > -_FLT_MAX)

@@ -73,7 +73,14 @@ def test_roi_align_hand_computed():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_roi_pool_matches_reference(dtype):
+@pytest.mark.parametrize("path", ["table", "windows"])
+def test_roi_pool_matches_reference(dtype, path, monkeypatch):
+    # float32/16 use the range-maximum table unless it would be too large, then (like float64)
+    # the per-RoI windows; a zero budget forces the windows.
+    import pixbox.ops.roi as roi_module
+
+    if path == "windows":
+        monkeypatch.setattr(roi_module, "_POOL_TABLE_ELEMS", 0)
     for seed in range(40):
         x, rois, size, scale = random_case(seed, dtype, ties=seed % 3 == 0)
         xg = x.clone().requires_grad_()
