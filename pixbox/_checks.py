@@ -63,7 +63,7 @@ def check_same_device(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
 def check_choice(value, name: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value not in choices:
-        hint = difflib.get_close_matches(str(value), choices, n=1)
+        hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ValueError(f"{name} must be one of {choices}, got {value!r}{extra}")
     return value

@@ -29,14 +29,53 @@ import os
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_number
 
-__all__ = ["FasterRCNN", "faster_rcnn"]
+__all__ = ["FasterRCNN", "TopDownNeck", "faster_rcnn"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TopDownNeck(nn.Module):
+    """Fuses a backbone's maps of increasing stride into one map at the finest stride.
+
+    The top-down path of a feature pyramid network (Lin et al. 2017), keeping only its finest
+    level: each map goes through a 1x1 "lateral" convolution to ``out_channels``; from the
+    coarsest up, the running sum is upsampled (nearest) to the next finer map and added to it;
+    a 3x3 convolution smooths the result. The finest map's resolution (small objects) gets the
+    deepest map's context (large objects and class evidence).
+
+    Args:
+        in_channels (sequence of int): channels of the input maps, finest first.
+        out_channels (int): channels of the output map.
+
+    Input: list of ``[B, C_i, H_i, W_i]``, finest first. Output: ``[B, out_channels, H_0, W_0]``.
+    """
+
+    def __init__(self, in_channels: Sequence[int], out_channels: int = 256):
+        super().__init__()
+        in_channels = [int(c) for c in in_channels]
+        if not in_channels or min(in_channels) < 1:
+            raise ValueError(f"in_channels must be a non-empty list of positive ints, got {in_channels!r}")
+        self.out_channels = int(check_number(out_channels, "out_channels", low=1))
+        self.lateral = nn.ModuleList(nn.Conv2d(c, self.out_channels, 1) for c in in_channels)
+        self.smooth = nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        if len(features) != len(self.lateral):
+            raise ValueError(f"expected {len(self.lateral)} feature maps, got {len(features)}")
+        x = self.lateral[-1](features[-1])
+        for f, lateral in zip(reversed(features[:-1]), reversed(self.lateral[:-1])):
+            x = lateral(f) + F.interpolate(x, size=f.shape[-2:], mode="nearest")
+        return self.smooth(x)
 
 
 class FasterRCNN(nn.Module):
@@ -44,8 +83,8 @@ class FasterRCNN(nn.Module):
 
     Args:
         body (nn.Module): images ``[B, 3, H, W]`` (normalized) -> a feature map at ``stride``
-            (or a list of maps, the last of which is used).
-        feature_channels (int): channels of that map.
+            (or a list of maps: the input of ``neck`` if given, else the last map is used).
+        feature_channels (int): channels of the map the RPN and RoI head see.
         num_classes (int): object classes (no background), >= 1.
         stride (int): the feature map's stride in pixels.
         anchor_sizes (sequence of float): anchor sizes in pixels at every cell.
@@ -56,13 +95,15 @@ class FasterRCNN(nn.Module):
         roi_options (dict, optional): keyword arguments of
             :class:`~pixbox.models.roi_heads.RoIHeads`.
         score_threshold, nms_threshold (float), topk (int): the defaults of :meth:`predict`.
+        neck (nn.Module, optional): maps the body's output to the one feature map at ``stride``
+            (e.g. :class:`TopDownNeck`).
     """
 
     def __init__(self, body: nn.Module, feature_channels: int, num_classes: int, *, stride: int = 16,
                  anchor_sizes: Sequence[float] = (32, 64, 128, 256), anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                  image_mean: Sequence[float] = _IMAGENET_MEAN, image_std: Sequence[float] = _IMAGENET_STD,
                  rpn_options: dict | None = None, roi_options: dict | None = None, score_threshold: float = 0.05,
-                 nms_threshold: float = 0.5, topk: int = 100):
+                 nms_threshold: float = 0.5, topk: int = 100, neck: nn.Module | None = None):
         super().__init__()
         from pixbox.models.roi_heads import RoIHeads
         from pixbox.models.rpn import RegionProposalNetwork, RPNHead, num_rpn_anchors_per_cell
@@ -71,6 +112,7 @@ class FasterRCNN(nn.Module):
             raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
         self.num_classes = num_classes
         self.body = body
+        self.neck = neck
         num_anchors = num_rpn_anchors_per_cell(anchor_sizes, anchor_ratios)
         self.rpn = RegionProposalNetwork(RPNHead(feature_channels, num_anchors), anchor_sizes, anchor_ratios, stride,
                                          **(rpn_options or {}))
@@ -90,6 +132,8 @@ class FasterRCNN(nn.Module):
             raise ValueError(f"images must be a Tensor[B, 3, H, W] of floats in [0, 1], got {got}")
         x = (images - self.image_mean.to(images.dtype)) / self.image_std.to(images.dtype)
         out = self.body(x)
+        if self.neck is not None:
+            return self.neck(out)
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     def forward(self, images: Tensor, targets: Sequence[dict] | None = None):
@@ -173,15 +217,29 @@ class FasterRCNN(nn.Module):
 
 
 def faster_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: int | None = None,
-                pretrained_backbone: str | os.PathLike | None = None, **kwargs) -> FasterRCNN:
-    """A single-scale Faster R-CNN on a ResNet cut after ``layer3`` (stride 16).
+                pretrained_backbone: str | os.PathLike | None = None, feature_stride: int = 8,
+                neck_channels: int = 128, **kwargs) -> FasterRCNN:
+    """A single-map Faster R-CNN on a ResNet.
+
+    Two forms of the feature map that the RPN and the RoI head share:
+
+    * ``feature_stride=8`` (default): ``layer2``, ``layer3`` and ``layer4`` fused top-down by a
+      :class:`TopDownNeck` into one stride-8 map of ``neck_channels``. Small objects span more
+      cells and the RoI features see the deepest stage; on the generated ``shapes`` set this is
+      what lifts the box head's classification (see the README's Detection section).
+    * ``feature_stride=16``: the original single-scale "C4" form, ``layer3`` only (no neck).
 
     Args:
         backbone (str): ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
         num_classes (int): object classes (no background).
         image_size (int, optional): the training image side; anchor sizes default to
-            ``image_size / 8 .. image_size`` (four sizes) when given, else (32, 64, 128, 256).
+            ``image_size / 16 .. image_size`` (five sizes) at stride 8, ``image_size / 8 ..
+            image_size`` (four) at stride 16, when given; else (32, 64, 128, 256) (plus 16 at
+            stride 8).
         pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint.
+        feature_stride (int): 8 or 16 (above).
+        neck_channels (int): channels of the fused map (stride 8 only). 128 (FPN uses 256) keeps
+            the RoI head's input at 128 x 7 x 7 and training as fast as the stride-16 form here.
         **kwargs: :class:`FasterRCNN` options (``anchor_sizes``, ``rpn_options``,
             ``roi_options`` (default ``batch_size_per_image=128``, ``representation_size=512``),
             ``score_threshold``, ...).
@@ -189,13 +247,22 @@ def faster_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size
     from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_state_dict_file
 
     check_choice(backbone, "backbone", ("resnet18", "resnet34", "resnet50"))
+    check_choice(feature_stride, "feature_stride", (8, 16))
     resnet = BACKBONES[backbone]()
     if pretrained_backbone is not None:
         load_state_dict_file(resnet, pretrained_backbone)
-    body = ResNetFeatures(resnet, ("layer3",))
     # A CPU-sized RoI head: 128 sampled proposals per image and 512-wide fc layers (torchvision
     # uses 512 and 1024): 3x the training speed here (9.1 against 2.9 images/s at 256 px).
     kwargs["roi_options"] = {"batch_size_per_image": 128, "representation_size": 512, **(kwargs.get("roi_options") or {})}
-    if image_size is not None and "anchor_sizes" not in kwargs:
-        kwargs["anchor_sizes"] = tuple(image_size * f for f in (0.125, 0.25, 0.5, 1.0))
-    return FasterRCNN(body, body.feature_channels[-1], num_classes, stride=16, **kwargs)
+    if feature_stride == 16:
+        body = ResNetFeatures(resnet, ("layer3",))
+        fractions, default_sizes = (0.125, 0.25, 0.5, 1.0), (32, 64, 128, 256)
+        neck, channels = None, body.feature_channels[-1]
+    else:
+        body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
+        fractions, default_sizes = (0.0625, 0.125, 0.25, 0.5, 1.0), (16, 32, 64, 128, 256)
+        neck = TopDownNeck(body.feature_channels, neck_channels)
+        channels = neck.out_channels
+    if "anchor_sizes" not in kwargs:
+        kwargs["anchor_sizes"] = default_sizes if image_size is None else tuple(image_size * f for f in fractions)
+    return FasterRCNN(body, channels, num_classes, stride=feature_stride, neck=neck, **kwargs)

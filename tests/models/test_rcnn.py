@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pixbox.models import MODELS, build_model
-from pixbox.models.rcnn import FasterRCNN, faster_rcnn
+from pixbox.models.rcnn import FasterRCNN, TopDownNeck, faster_rcnn
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +24,10 @@ def _image_with_square():
     return image, labels
 
 
-def test_losses_are_finite_and_fall():
+@pytest.mark.parametrize("stride", [8, 16])
+def test_losses_are_finite_and_fall(stride):
     torch.manual_seed(0)
-    net = faster_rcnn("resnet18", 2, image_size=64, roi_options={"batch_size_per_image": 64})
+    net = faster_rcnn("resnet18", 2, image_size=64, feature_stride=stride, roi_options={"batch_size_per_image": 64})
     image, labels = _image_with_square()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     net.train()
@@ -74,7 +75,32 @@ def test_registered_and_buildable_by_the_engine():
     assert {"faster_rcnn_resnet18", "faster_rcnn_resnet34", "faster_rcnn_resnet50"} <= set(MODELS)
     net = build_model("faster_rcnn_resnet18", 4, image_size=128)
     assert isinstance(net, FasterRCNN) and net.num_classes == 4
-    assert net.rpn.sizes == (16.0, 32.0, 64.0, 128.0) or list(net.rpn.sizes) == [16.0, 32.0, 64.0, 128.0]
+    assert list(net.rpn.sizes) == [8.0, 16.0, 32.0, 64.0, 128.0] and net.rpn.stride == (8.0, 8.0)
+    assert isinstance(net.neck, TopDownNeck) and net.roi_heads.spatial_scale == 1 / 8
+    c4 = faster_rcnn("resnet18", 4, image_size=128, feature_stride=16)
+    assert c4.neck is None and list(c4.rpn.sizes) == [16.0, 32.0, 64.0, 128.0] and c4.roi_heads.spatial_scale == 1 / 16
+    assert c4.features(torch.rand(1, 3, 128, 96)).shape == (1, 256, 8, 6)
+    assert net.features(torch.rand(1, 3, 128, 96)).shape == (1, 128, 16, 12)
+    # The backbone keeps torchvision's key names under body.
+    assert "body.layer4.1.conv2.weight" in net.state_dict() and "body.layer4.0.conv1.weight" not in c4.state_dict()
+
+
+def test_top_down_neck_matches_a_direct_computation():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    neck = TopDownNeck([4, 6, 8], 5)
+    maps = [torch.randn(2, 4, 12, 10), torch.randn(2, 6, 6, 5), torch.randn(2, 8, 3, 3)]  # 5 -> 3 rounds up
+    lat = [F.conv2d(m, l.weight, l.bias) for m, l in zip(maps, neck.lateral)]
+    p4 = lat[2]
+    p3 = lat[1] + p4.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :6, :5]
+    p2 = lat[0] + p3.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :12, :10]
+    expected = F.conv2d(p2, neck.smooth.weight, neck.smooth.bias, padding=1)
+    assert torch.allclose(neck(maps), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="expected 3 feature maps"):
+        neck(maps[:2])
+    with pytest.raises(ValueError, match="in_channels"):
+        TopDownNeck([], 5)
 
 
 def test_trains_through_the_detection_engine(tmp_path):
@@ -97,6 +123,8 @@ def test_bad_arguments():
         faster_rcnn("vgg16", 2)
     with pytest.raises(ValueError, match="num_classes"):
         faster_rcnn("resnet18", 0)
+    with pytest.raises(ValueError, match="feature_stride"):
+        faster_rcnn("resnet18", 2, feature_stride=32)
     net = faster_rcnn("resnet18", 2).train()
     with pytest.raises(ValueError, match="targets are required"):
         net(torch.rand(1, 3, 64, 64))
