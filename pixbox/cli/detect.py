@@ -8,7 +8,11 @@
   ``val_metrics.json`` and ``pr_curve.png`` (:func:`pixbox.engine.detection.evaluate_detector`);
 - ``pixbox detect predict --weights best.pt SOURCE... [--out DIR]``: draw the detections on
   images given as files, folders or globs, and write ``predictions.json``
-  (:func:`pixbox.engine.detection.predict_detector`).
+  (:func:`pixbox.engine.detection.predict_detector`);
+- ``pixbox detect proposals --data DIR -o FILE [--split S ...] [--mode fast|quality]``: run
+  selective search over a dataset and write the region proposals file that the Fast R-CNN
+  models (``fast_rcnn_*``) take with ``--proposals FILE`` in ``train``, ``val`` and
+  ``predict`` (:func:`pixbox.data.proposals.make_proposals`; needs OpenCV contrib).
 
 Usage mistakes (an unknown option or value, with the nearest valid name) print the usage and
 return exit code 2. Mistakes in the data, files or config values print ``error: ...`` on stderr
@@ -33,8 +37,8 @@ __all__ = ["add_parser"]
 _FORMATS = ("auto", "csv", "voc", "coco", "yolo")
 _AUGMENT = ("none", "light", "ssd")
 # `pixbox detect train` flags that map to DetectConfig keys.
-_TRAIN_KEYS = ("data", "format", "model", "epochs", "batch", "imgsz", "lr", "optimizer", "workers", "device", "name",
-               "project", "seed", "patience", "eval_every", "augment")
+_TRAIN_KEYS = ("data", "format", "model", "proposals", "epochs", "batch", "imgsz", "lr", "optimizer", "workers",
+               "device", "name", "project", "seed", "patience", "eval_every", "augment")
 
 
 def _model_names() -> list[str]:
@@ -58,8 +62,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from pixbox.engine.detection import train_detector
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
-    if "data" in flags:
-        flags["data"] = str(flags["data"])
+    for key in ("data", "proposals"):
+        if key in flags:
+            flags[key] = str(flags[key])
     return run_training(args, flags, DetectConfig, train_detector, task="detect",
                         data_help="the dataset folder to train on")
 
@@ -76,13 +81,15 @@ def _run_val(args: argparse.Namespace) -> int:
             return _fail(f"--data is required: {args.weights} does not name its dataset")
         split = args.split or saved.get("val_split") or "val"
         fmt = args.format or saved.get("format") or "auto"
+        proposals = args.proposals if args.proposals is not None else saved.get("proposals")
         metrics = evaluate_detector(args.weights, data, fmt=fmt, split=split, batch=args.batch, device=args.device,
-                                    score_threshold=args.conf, nms_threshold=args.iou, workers=args.workers)
+                                    score_threshold=args.conf, nms_threshold=args.iou, workers=args.workers,
+                                    proposals=proposals)
         out = Path(args.out) if args.out is not None else Path(args.weights).parent
         out.mkdir(parents=True, exist_ok=True)
         json_path = save_metrics_json(metrics, out / "val_metrics.json")
         png_path = save_pr_curves(metrics, out / "pr_curve.png")
-    except _USER_ERRORS as e:
+    except (*_USER_ERRORS, ImportError) as e:
         return _fail(e)
     print(f"{args.weights} on split {split!r} of {data}:")
     print(summary_table(metrics))
@@ -101,8 +108,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         find_images(args.sources)  # fail on a bad source before making the output folder
         out = Path(args.out) if args.out is not None else unique_dir("runs/detect", "predict")
         results = predict_detector(predictor, args.sources, out=out, score_threshold=args.conf,
-                                   nms_threshold=args.iou)
-    except _USER_ERRORS as e:
+                                   nms_threshold=args.iou, proposals=args.proposals)
+    except (*_USER_ERRORS, ImportError) as e:
         return _fail(e)
     for r in results:
         counts: dict[str, int] = {}
@@ -114,6 +121,21 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_proposals(args: argparse.Namespace) -> int:
+    from pixbox.data.proposals import load_proposals, make_proposals
+
+    try:
+        path = make_proposals(args.data, args.out, fmt=args.format, splits=args.split, mode=args.mode,
+                              max_proposals=args.max_proposals, max_side=args.max_side,
+                              min_side=min(args.min_side, args.max_side))
+        table = load_proposals(path)
+    except (*_USER_ERRORS, ImportError) as e:
+        return _fail(e)
+    boxes = sum(len(v) for v in table.values())
+    print(f"wrote {path}: {len(table)} images, {boxes / max(1, len(table)):.0f} proposals per image")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------
 # Parsers
 
@@ -122,7 +144,8 @@ def add_parser(subparsers) -> None:
     """Registers ``detect`` and its actions on the top-level ``subparsers``."""
     d = _defaults()
     parser = subparsers.add_parser("detect", help="train, validate and run object detectors",
-                                   description="Train, validate and run object detectors (SSD, TinySSD).")
+                                   description="Train, validate and run object detectors (SSD, TinySSD, Faster "
+                                               "and Fast R-CNN).")
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True, parser_class=_ActionParser)
 
     train = actions.add_parser(
@@ -155,6 +178,9 @@ def add_parser(subparsers) -> None:
                        help="stop after N epochs without improvement, 0 never (default: 0)")
     train.add_argument("--eval-every", dest="eval_every", type=_number(int, 1), metavar="N",
                        help=f"validate every N epochs (default: {d['eval_every']})")
+    train.add_argument("--proposals", type=Path, metavar="FILE",
+                       help="region proposals of the images (fast_rcnn_* models; make the file with "
+                            "`pixbox detect proposals`)")
     train.add_argument("--augment", type=_choice("augment preset", _AUGMENT), metavar="PRESET",
                        help=f"{', '.join(_AUGMENT)} (default: {d['augment']})")
     train.add_argument("--resume", nargs="?", const="", metavar="RUN",
@@ -177,6 +203,8 @@ def add_parser(subparsers) -> None:
                      help="NMS IoU threshold (default: %(default)s)")
     val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     val.add_argument("--workers", type=_number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--proposals", type=Path, metavar="FILE",
+                     help="region proposals of the split's images (fast_rcnn_* models; default: the run's)")
     val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
     val.set_defaults(func=_run_val)
 
@@ -196,4 +224,28 @@ def add_parser(subparsers) -> None:
     predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     predict.add_argument("--batch", type=_number(int, 1), default=16, metavar="N",
                          help="images per forward pass (default: %(default)s)")
+    predict.add_argument("--proposals", type=Path, metavar="FILE",
+                         help="region proposals of the images (fast_rcnn_* models; default: selective search "
+                              "on each image, which needs opencv-contrib-python-headless)")
     predict.set_defaults(func=_run_predict)
+
+    proposals = actions.add_parser(
+        "proposals", help="selective search over a dataset: the proposals file of Fast R-CNN",
+        description="Run selective search (OpenCV contrib: pip install opencv-contrib-python-headless) on every "
+                    "image of a dataset's splits and write a region proposals JSON file, keyed by the image "
+                    "paths relative to the dataset folder, for `--model fast_rcnn_* --proposals FILE`.")
+    proposals.add_argument("--data", type=Path, required=True, metavar="DIR", help="the dataset folder")
+    proposals.add_argument("--format", type=_choice("format", _FORMATS), default="auto", metavar="FMT",
+                           help=f"{', '.join(_FORMATS)} (default: %(default)s)")
+    proposals.add_argument("--split", action="append", metavar="S",
+                           help="a split to cover (repeat for several; default: all)")
+    proposals.add_argument("-o", "--out", type=Path, required=True, metavar="FILE", help="the JSON file to write")
+    proposals.add_argument("--mode", type=_choice("mode", ("fast", "quality")), default="fast",
+                           help="selective search strategy: fast or quality (default: %(default)s)")
+    proposals.add_argument("--max-proposals", dest="max_proposals", type=_number(int, 1), default=2000, metavar="N",
+                           help="boxes kept per image, best first (default: %(default)s)")
+    proposals.add_argument("--max-side", dest="max_side", type=_number(int, 16), default=500, metavar="PX",
+                           help="larger images are searched shrunk to this long side (default: %(default)s)")
+    proposals.add_argument("--min-side", dest="min_side", type=_number(int, 1), default=256, metavar="PX",
+                           help="smaller images are searched enlarged to this long side (default: %(default)s)")
+    proposals.set_defaults(func=_run_proposals)

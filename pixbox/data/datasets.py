@@ -19,7 +19,9 @@ A detection target holds ``"boxes"`` (``float32 [N, 4]``, xyxy pixels of the ima
 returned), ``"labels"`` (``int64 [N]``, indices into ``class_names``, no background),
 ``"iscrowd"`` and ``"difficult"`` (``bool [N]``), ``"image_id"`` (``int``, the index of the
 sample in the dataset) and ``"path"`` (``str``, the image file). Images without objects are
-valid samples with ``N = 0``.
+valid samples with ``N = 0``. With ``proposals=`` (Fast R-CNN) it also holds ``"proposals"``
+(``float32 [P, 4]``, xyxy pixels of the image as returned: the geometric transforms move them
+like the boxes; see :mod:`pixbox.data.proposals`).
 
 **Bad files.** ``on_error="raise"`` (the default) raises a
 :class:`~pixbox.data.annotations.DatasetError` naming the file as soon as something cannot be
@@ -227,6 +229,29 @@ class _LazyDataset(Dataset):
 # Detection
 
 
+def _record_proposals(annotations: DetectionAnnotations, proposals, root) -> list[torch.Tensor] | None:
+    """The proposals of each record (``float32 [P, 4]``), or None without ``proposals``."""
+    if proposals is None:
+        return None
+    records = annotations.records
+    if isinstance(proposals, (list, tuple)):
+        if len(proposals) != len(records):
+            raise ValueError(f"proposals as a list must have one Tensor[P, 4] per image ({len(records)}), "
+                             f"got {len(proposals)}")
+        out = []
+        for i, p in enumerate(proposals):
+            p = torch.as_tensor(p, dtype=torch.float32)
+            if p.numel() == 0:
+                p = p.reshape(0, 4)
+            if p.dim() != 2 or p.shape[1] != 4:
+                raise ValueError(f"proposals[{i}] must have shape [P, 4], got {tuple(p.shape)}")
+            out.append(p)
+        return out
+    from pixbox.data.proposals import proposals_for
+
+    return proposals_for([r.image for r in records], proposals, root)
+
+
 class DetectionDataset(_LazyDataset):
     """One split of a detection dataset on disk (CSV, VOC, COCO or YOLO layout), loaded lazily.
 
@@ -244,9 +269,14 @@ class DetectionDataset(_LazyDataset):
             ``(image, target)``, for example a :class:`pixbox.data.transforms.Compose`. It gets
             the ``uint8 [3, H, W]`` image and a new target dict per call.
         on_error (str): ``"raise"`` or ``"skip"``; see the module docstring.
+        proposals (str, PathLike or dict, optional): region proposals, a file or the dict of
+            :func:`pixbox.data.proposals.load_proposals`, keyed by image path relative to
+            ``root``; every image needs an entry. Each target then holds ``"proposals"``.
 
     Attributes:
         annotations (DetectionAnnotations): what was read (boxes in pixels of the original images).
+        proposals (list[Tensor[P_i, 4]] | None): the proposals of each image, in pixels of the
+            original image.
         class_names (list[str]): the class names.
         num_classes (int): ``len(class_names)`` (no background class).
         problems (list[DatasetError]): annotation problems skipped at construction.
@@ -259,7 +289,7 @@ class DetectionDataset(_LazyDataset):
     """
 
     def __init__(self, root, fmt: str | None = None, split: str = "train", *, transforms=None,
-                 on_error: str = "raise"):
+                 on_error: str = "raise", proposals=None):
         root = _check_root(root)
         if fmt is None:
             fmt = detect_format(root)
@@ -267,12 +297,12 @@ class DetectionDataset(_LazyDataset):
             check_choice(fmt, "fmt", DETECTION_FORMATS)
         on_error = _check_on_error(on_error)
         annotations = read_detection(root, fmt, split, on_error=on_error)
-        self._setup(annotations, transforms, on_error)
+        self._setup(annotations, transforms, on_error, proposals, root)
         self.root, self.fmt, self.split = root, fmt, split
 
     @classmethod
     def from_annotations(cls, annotations: DetectionAnnotations, *, transforms=None,
-                         on_error: str = "raise") -> "DetectionDataset":
+                         on_error: str = "raise", proposals=None, root=None) -> "DetectionDataset":
         """A dataset over annotations already in memory (read, converted or generated).
 
         Args:
@@ -281,6 +311,10 @@ class DetectionDataset(_LazyDataset):
             transforms (callable or None): as in the constructor.
             on_error (str): what ``dataset[i]`` does with an unreadable image: ``"raise"`` or
                 ``"skip"``. ``annotations.problems`` are reported by :meth:`report`.
+            proposals (str, PathLike, dict or list, optional): as in the constructor, or a list
+                of ``Tensor[P_i, 4]``, one per record.
+            root (str or PathLike, optional): the folder the proposal keys are relative to
+                (without it, keys match the ends of the image paths).
 
         Returns:
             DetectionDataset: with ``root``, ``fmt`` and ``split`` set to None.
@@ -288,14 +322,16 @@ class DetectionDataset(_LazyDataset):
         if not isinstance(annotations, DetectionAnnotations):
             raise TypeError(f"annotations must be a DetectionAnnotations, got {type(annotations).__name__}")
         self = cls.__new__(cls)
-        self._setup(annotations, transforms, _check_on_error(on_error))
+        self._setup(annotations, transforms, _check_on_error(on_error), proposals, root)
         self.root = self.fmt = self.split = None
         return self
 
-    def _setup(self, annotations: DetectionAnnotations, transforms, on_error: str) -> None:
+    def _setup(self, annotations: DetectionAnnotations, transforms, on_error: str, proposals=None,
+               root=None) -> None:
         self.annotations = annotations
         self.transforms = _check_transforms(transforms)
         self.on_error = on_error
+        self.proposals = _record_proposals(annotations, proposals, root)
         self._init_skipping()
 
     def __len__(self) -> int:
@@ -315,6 +351,8 @@ class DetectionDataset(_LazyDataset):
             "image_id": index,
             "path": str(rec.image),
         }
+        if self.proposals is not None:
+            target["proposals"] = self.proposals[index].clone()
         return image, target
 
     def _finish(self, index: int, data):

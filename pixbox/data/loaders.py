@@ -13,7 +13,8 @@ RNG streams (model initialization, dropout) are not consumed by data augmentatio
 collate function          batch
 ========================  =====================================================================
 :func:`collate_detection`     images (stacked, or a list when sizes differ) and the target dicts
-:func:`collate_multibox`      images ``[B, 3, H, W]`` and D2L labels ``[B, G, 5]`` (class -1 pads)
+:func:`collate_multibox`      images ``[B, 3, H, W]``, D2L labels ``[B, G, 5]`` (class -1 pads)
+                              and, with proposals, their list of ``[P_i, 4]``
 :func:`collate_segmentation`  images ``[B, 3, H, W]`` and masks ``[B, H, W]`` int64
 ========================  =====================================================================
 """
@@ -85,7 +86,7 @@ def collate_detection(batch) -> tuple[Tensor | list[Tensor], list[dict]]:
         tuple:
         - images (Tensor[B, C, H, W] or list[Tensor[C, H, W]]): stacked when all images share
           their shape and dtype, else the list as it is (models that resize inside take it).
-        - targets (list[dict]): the ``B`` target dicts, unchanged.
+        - targets (list[dict]): the ``B`` target dicts, unchanged (``"proposals"`` included).
     """
     batch = _check_batch(batch, "collate_detection")
     images = [s[0] for s in batch]
@@ -96,7 +97,7 @@ def collate_detection(batch) -> tuple[Tensor | list[Tensor], list[dict]]:
     return images, targets
 
 
-def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor]:
+def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, list[Tensor]]:
     """Collates detection samples into the padded label tensor of :func:`pixbox.ops.multibox_target`.
 
     Each object becomes a row ``(class, x1 / W, y1 / H, x2 / W, y2 / H)``: the class index (no
@@ -120,10 +121,12 @@ def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor
         - images (Tensor[B, C, H, W]): stacked.
         - labels (Tensor[B, G, 5]): ``float32`` rows ``(class, x1, y1, x2, y2)``, normalized
           xyxy, ``-1`` rows for padding.
+        - proposals (list of B Tensor[P_i, 4]): only when the targets hold ``"proposals"``
+          (Fast R-CNN): each image's ``float32`` xyxy proposals in pixels of the collated image.
 
     Raises:
-        ValueError: images of different sizes (add a ``Resize((H, W))`` transform), or a target
-            without ``"boxes"``/``"labels"``.
+        ValueError: images of different sizes (add a ``Resize((H, W))`` transform), a target
+            without ``"boxes"``/``"labels"``, or ``"proposals"`` in some targets only.
     """
     batch = _check_batch(batch, "collate_multibox")
     _check_bool(keep_crowd, "keep_crowd")
@@ -148,7 +151,14 @@ def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor
     out = torch.full((len(rows), g, 5), -1.0, dtype=torch.float32)  # [B, G, 5]
     for i, r in enumerate(rows):
         out[i, :len(r)] = r
-    return images, out
+    has = ["proposals" in target for _, target in batch]
+    if not any(has):
+        return images, out
+    if not all(has):
+        raise ValueError(f"batch[{has.index(False)}][1] for collate_multibox has no 'proposals' but other samples "
+                         "of the batch do; give every sample proposals (or none)")
+    proposals = [torch.as_tensor(t["proposals"]).reshape(-1, 4).to(torch.float32) for _, t in batch]
+    return images, out, proposals
 
 
 def collate_segmentation(batch) -> tuple[Tensor, Tensor]:

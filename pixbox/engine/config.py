@@ -89,6 +89,10 @@ def _classifier_names() -> tuple[str, ...]:
     return tuple(BACKBONES)
 
 
+class _CombinationError(ValueError):
+    """Values that are fine alone but not together (checked once all the sources are merged)."""
+
+
 class RunConfig:
     """The methods every task config shares; a subclass is a frozen dataclass with ``_CHECKS``
     (field name -> ``check(value, name) -> value``) as a class attribute."""
@@ -177,6 +181,9 @@ class DetectConfig(RunConfig):
         data (str | None): the dataset folder (required to train).
         format (str): ``"auto"``, ``"csv"``, ``"voc"``, ``"coco"`` or ``"yolo"``.
         model (str): a key of :data:`pixbox.models.MODELS`, e.g. ``"tiny_ssd"``.
+        proposals (str | None): a region proposals file (:mod:`pixbox.data.proposals`, made with
+            ``pixbox detect proposals``) covering the training and validation images; required
+            by the Fast R-CNN models (``fast_rcnn_*``) and refused by the others.
         epochs (int): >= 1.
         batch (int): images per training batch, >= 1.
         imgsz (int): training and inference images are resized to ``imgsz x imgsz``, >= 16.
@@ -227,6 +234,7 @@ class DetectConfig(RunConfig):
     data: str | None = None
     format: str = "auto"
     model: str = "tiny_ssd"
+    proposals: str | None = None
     epochs: int = 30
     batch: int = 16
     imgsz: int = 256
@@ -260,6 +268,18 @@ class DetectConfig(RunConfig):
     val_split: str | None = "val"
     limit_train: int | None = None
     limit_val: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        from pixbox.models import needs_proposals
+
+        if needs_proposals(self.model) and self.proposals is None:
+            raise _CombinationError(f"model {self.model!r} (Fast R-CNN) classifies region proposals: pass "
+                                    "--proposals FILE (proposals: FILE in a config), a file made with "
+                                    "`pixbox detect proposals --data DIR -o FILE`")
+        if self.proposals is not None and not needs_proposals(self.model):
+            raise _CombinationError(f"model {self.model!r} does not take region proposals, got proposals="
+                                    f"{self.proposals!r}; use a fast_rcnn_* model or drop the proposals")
 
     @property
     def augment_preset(self) -> str:
@@ -432,6 +452,8 @@ def read_yaml_values(path, config_class: type = None) -> dict[str, Any]:
     try:
         values = _check_keys(values, config_class)
         config_class().replace(**values)  # check the values now, naming the file
+    except _CombinationError:
+        pass  # e.g. a Fast R-CNN model whose proposals come from the command line
     except (ValueError, TypeError) as e:
         raise type(e)(f"{path}: {e}") from None
     return values
@@ -624,6 +646,7 @@ _DETECT_CHECKS = {
     **_COMMON_CHECKS,
     "format": _choice(FORMATS),
     "model": _choice(_model_names),
+    "proposals": _text(optional=True),
     "monitor": _choice(("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")),
     "negative_mining_ratio": _float(0, low_open=True, optional=True),
     "box_loss": _choice(_BOX_LOSSES),

@@ -20,8 +20,14 @@
 
 Training: images are resized to ``imgsz x imgsz`` (after the augmentation preset), labelled
 with :func:`pixbox.ops.multibox_target` on the whole batch and scored with
-:func:`pixbox.losses.multibox_loss`. Evaluation resizes the images the same way and maps the
-detections back to the original image pixels, where the ground truth is.
+:func:`pixbox.losses.multibox_loss` (two-stage detectors compute their own losses). Evaluation
+resizes the images the same way and maps the detections back to the original image pixels,
+where the ground truth is.
+
+Fast R-CNN (``fast_rcnn_*`` models) classifies region proposals read from a file
+(``proposals`` / ``--proposals``, :mod:`pixbox.data.proposals`) keyed by image path: the
+training transforms move them with the boxes, evaluation scales them to the ``imgsz`` input,
+and the detections come back in original pixels as for every detector.
 
 Example:
     >>> from pixbox.engine import DetectConfig, train_detector
@@ -139,13 +145,15 @@ def _limit(dataset, limit: int | None):
     from pixbox.data.datasets import DetectionDataset
 
     ann = DetectionAnnotations(dataset.class_names, dataset.annotations.records[:limit])
-    return DetectionDataset.from_annotations(ann, transforms=dataset.transforms, on_error=dataset.on_error)
+    proposals = None if dataset.proposals is None else dataset.proposals[:limit]
+    return DetectionDataset.from_annotations(ann, transforms=dataset.transforms, on_error=dataset.on_error,
+                                             proposals=proposals)
 
 
-def _dataset(data, fmt: str, split: str, transforms, limit: int | None = None):
+def _dataset(data, fmt: str, split: str, transforms, limit: int | None = None, proposals=None):
     from pixbox.data.datasets import DetectionDataset
 
-    ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms)
+    ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms, proposals=proposals)
     if len(ds) == 0:
         raise ValueError(f"split {split!r} of {data} has no images")
     return _limit(ds, limit)
@@ -178,17 +186,19 @@ def _evaluate(predictor: Predictor, loader, class_names: Sequence[str], *, score
 
     evaluator = DetectionEvaluator(list(class_names))
     for images, targets in loader:
+        proposals = [t["proposals"] for t in targets] if predictor.needs_proposals else None
         dets = predictor.predict_batch(images, [t["size"] for t in targets], score_threshold=score_threshold,
-                                       nms_threshold=nms_threshold, topk=topk)
+                                       nms_threshold=nms_threshold, topk=topk, proposals=proposals)
         evaluator.update(dets, [{k: t[k] for k in ("boxes", "labels", "iscrowd", "difficult")} for t in targets])
     return evaluator.compute()
 
 
 class DetectionTrainer(Trainer):
-    """The :class:`~pixbox.engine.trainer.Trainer` of single-shot detectors (SSD, TinySSD).
+    """The :class:`~pixbox.engine.trainer.Trainer` of detectors (SSD, TinySSD, Faster and Fast R-CNN).
 
     Batches are ``(images [B, 3, S, S] float, labels [B, G, 5])`` from
-    :func:`pixbox.data.datasets.collate_multibox`. Takes the arguments of
+    :func:`pixbox.data.datasets.collate_multibox`, plus the list of each image's proposals
+    (``[P_i, 4]`` pixels of the batch) for a Fast R-CNN. Takes the arguments of
     :class:`~pixbox.engine.trainer.Trainer` plus:
 
     Args:
@@ -211,7 +221,12 @@ class DetectionTrainer(Trainer):
         from pixbox.losses import multibox_loss
         from pixbox.ops import multibox_target
 
-        images, labels = self.to_device(batch)
+        images, labels, *rest = self.to_device(batch)
+        if getattr(self.model, "needs_proposals", False):  # Fast R-CNN: the batch's third element
+            if not rest:
+                raise ValueError(f"{type(self.model).__name__} needs region proposals in every batch: build the "
+                                 "dataset with proposals= (config key proposals)")
+            return self.model.detection_losses(images, labels, rest[0])
         if hasattr(self.model, "detection_losses"):  # two-stage detectors compute their own losses
             return self.model.detection_losses(images, labels)
         anchors, cls_preds, bbox_preds = self.model(images)
@@ -272,6 +287,8 @@ def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None
         DatasetError: a problem in the dataset files.
     """
     cfg, state, run_dir = start_run(config, resume, DetectConfig, RESUME_KEYS)
+    if state is None and cfg.proposals is not None:  # a new run: its files by absolute path, like data
+        cfg = cfg.replace(proposals=os.path.abspath(cfg.proposals))
     data = _TrainingData(cfg)
     if state is not None and list(state.get("class_names", [])) != data.class_names:
         raise ValueError(f"{run_dir}: the checkpoint's classes {state.get('class_names')} differ from the "
@@ -301,13 +318,19 @@ class _TrainingData:
     def __init__(self, cfg: DetectConfig):
         from pixbox.data.datasets import collate_multibox, make_loader
 
+        proposals = None
+        if cfg.proposals is not None:  # read once for both splits
+            from pixbox.data.proposals import load_proposals
+
+            proposals = load_proposals(cfg.proposals)
         transforms = build_train_transforms(cfg.augment_preset, cfg.imgsz)
-        self.train_set = _dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train)
+        self.train_set = _dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train, proposals)
         self.class_names = list(self.train_set.class_names)
         self.val_loader = None
         if cfg.val_split is not None:
             _check_val_split(cfg)
-            val_set = _dataset(cfg.data, cfg.format, cfg.val_split, _EvalTransform(cfg.imgsz), cfg.limit_val)
+            val_set = _dataset(cfg.data, cfg.format, cfg.val_split, _EvalTransform(cfg.imgsz), cfg.limit_val,
+                               proposals)
             if val_set.class_names != self.class_names:
                 raise ValueError(f"the {cfg.val_split!r} split has the classes {val_set.class_names} but the "
                                  f"{cfg.train_split!r} split has {self.class_names}")
@@ -363,7 +386,7 @@ def _predictor(weights, *, device) -> Predictor:
 def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str = "val", batch: int = 16,
                       imgsz: int | None = None, device: str = "auto", score_threshold: float = 0.01,
                       nms_threshold: float = 0.45, topk: int = 200, workers: int = 0,
-                      limit: int | None = None) -> dict[str, Any]:
+                      limit: int | None = None, proposals=None) -> dict[str, Any]:
     """COCO and VOC metrics of a detector on one split of a dataset.
 
     Args:
@@ -380,6 +403,8 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
         topk (int): detections kept per image.
         workers (int): data loading processes.
         limit (int, optional): evaluate only the first this many images.
+        proposals (str, PathLike or dict, optional): a region proposals file covering the split
+            (:mod:`pixbox.data.proposals`); required by a Fast R-CNN, refused by other models.
 
     Returns:
         dict: :meth:`pixbox.metrics.detection.DetectionEvaluator.compute`'s metrics (``map``,
@@ -387,7 +412,8 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
         in the pixels of the original images.
 
     Raises:
-        ValueError: the dataset's classes differ from the model's.
+        ValueError: the dataset's classes differ from the model's, or ``proposals`` missing for
+            a Fast R-CNN (or given to another model).
     """
     if not isinstance(data, (str, os.PathLike)):
         raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
@@ -404,10 +430,13 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
         raise ValueError(f"imgsz must be an int >= 16 or None, got {imgsz!r}")
     if isinstance(weights_or_model, nn.Module):  # its class names come from the dataset
         predictor, size = None, imgsz or 256
+        wants = bool(getattr(weights_or_model, "needs_proposals", False))
     else:
         predictor = _predictor(weights_or_model, device=device)
         size = imgsz or predictor.imgsz
-    dataset = _dataset(data, fmt, split, _EvalTransform(size), limit)
+        wants = predictor.needs_proposals
+    _check_proposals_arg(wants, proposals, weights_or_model)
+    dataset = _dataset(data, fmt, split, _EvalTransform(size), limit, proposals)
     if predictor is None:
         predictor = Predictor(weights_or_model, dataset.class_names, size, device=device)
     if dataset.class_names != predictor.class_names:
@@ -417,8 +446,17 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
                      score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
 
 
+def _check_proposals_arg(wants: bool, proposals, what) -> None:
+    name = what if isinstance(what, (str, os.PathLike)) else type(what).__name__
+    if wants and proposals is None:
+        raise ValueError(f"{name} is a Fast R-CNN: it needs region proposals of the images; pass --proposals FILE "
+                         "(proposals=), a file made with `pixbox detect proposals --data DIR -o FILE`")
+    if not wants and proposals is not None:
+        raise ValueError(f"{name} does not take region proposals (only fast_rcnn_* models do); drop --proposals")
+
+
 def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.25, nms_threshold: float = 0.45,
-                     topk: int = 100, device: str = "auto", batch: int = 16) -> list[dict[str, Any]]:
+                     topk: int = 100, device: str = "auto", batch: int = 16, proposals=None) -> list[dict[str, Any]]:
     """Detects objects in image files and writes the drawn images and a JSON of the detections.
 
     Args:
@@ -435,6 +473,10 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
         topk (int): detections kept per image.
         device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
         batch (int): images per forward pass.
+        proposals (str, PathLike or dict, optional): Fast R-CNN only: a region proposals file;
+            each image is found by the end of its path (e.g. ``images/val/a.png`` or ``a.png``;
+            see :func:`pixbox.data.proposals.proposals_for`). None runs selective search on each
+            image (OpenCV contrib), or raises ImportError without it.
 
     Returns:
         list[dict]: :meth:`~pixbox.engine.predict.Predictor.predict`'s results, one per image.
@@ -444,13 +486,21 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
 
     predictor = weights if isinstance(weights, Predictor) else load(weights, device=device, batch=batch)
     paths = find_images(sources)
+    table = None
+    if proposals is not None:
+        from pixbox.data.proposals import proposals_for
+
+        if not predictor.needs_proposals:
+            _check_proposals_arg(False, proposals, weights)
+        table = proposals_for(paths, proposals)  # fails on a missing image before any work
     results, records = [], []
     out_dir = None if out is None else Path(out)
     names = output_names(paths)
     for start in range(0, len(paths), predictor.batch):
         chunk = paths[start:start + predictor.batch]
         images = [read_image(p) for p in chunk]
-        dets = predictor.predict(images, score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
+        dets = predictor.predict(images, score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk,
+                                 proposals=None if table is None else table[start:start + predictor.batch])
         for k, (path, image, det) in enumerate(zip(chunk, images, dets)):
             det["path"] = str(path)
             results.append(det)

@@ -7,7 +7,9 @@ names the model, its number of classes, the class names and the training image s
 :meth:`Predictor.predict` takes images in any common form, resizes them to the training size
 (as training and evaluation do: bilinear with antialiasing on ``uint8`` images, then scaled to
 [0, 1]), runs the model's decoding and per-class NMS, and maps the boxes back to the pixels of
-each original image.
+each original image. A Fast R-CNN (:class:`pixbox.models.FastRCNN`) also takes region proposals
+per image, in the pixels of the original image; without them :meth:`Predictor.predict` runs
+selective search (:func:`pixbox.data.proposals.selective_search`, OpenCV contrib).
 
 Example:
     >>> import pixbox
@@ -162,8 +164,13 @@ class Predictor:
         return (f"Predictor({self.model_name or type(self.model).__name__}, {len(self.class_names)} classes, "
                 f"imgsz={self.imgsz}, device={self.device})")
 
+    @property
+    def needs_proposals(self) -> bool:
+        """bool: whether the model classifies region proposals (Fast R-CNN)."""
+        return bool(getattr(self.model, "needs_proposals", False))
+
     def predict(self, images, *, score_threshold: float | None = None, nms_threshold: float | None = None,
-                topk: int | None = None) -> list[dict[str, Any]]:
+                topk: int | None = None, proposals: Sequence[Tensor] | None = None) -> list[dict[str, Any]]:
         """Detects objects in one image or several.
 
         Args:
@@ -175,6 +182,9 @@ class Predictor:
                 predictor's.
             nms_threshold (float, optional): per-class NMS IoU threshold; default the predictor's.
             topk (int, optional): detections kept per image; default the predictor's.
+            proposals (list of Tensor[P_i, 4], optional): Fast R-CNN only: the region proposals
+                of each image, xyxy pixels of the original image. None runs selective search on
+                each image (needs OpenCV contrib: ``pip install opencv-contrib-python-headless``).
 
         Returns:
             list[dict]: one per image, in order (a list even for one image), with ``boxes``
@@ -184,13 +194,29 @@ class Predictor:
             and ``path`` (the file, or None).
         """
         pairs = _as_images(images)
+        if proposals is not None:
+            if not self.needs_proposals:
+                raise ValueError(f"proposals are for Fast R-CNN models; {self!r} does not take them")
+            if not isinstance(proposals, (list, tuple)) or len(proposals) != len(pairs):
+                got = f"{len(proposals)} entries" if isinstance(proposals, (list, tuple)) else type(proposals).__name__
+                raise ValueError(f"proposals must be a list of one Tensor[P, 4] per image ({len(pairs)}), got {got}")
+        elif self.needs_proposals:
+            from pixbox.data.proposals import selective_search
+
+            try:
+                proposals = [selective_search(img) for img, _ in pairs]
+            except ImportError as e:
+                raise ImportError(f"{self!r} is a Fast R-CNN: it needs region proposals; pass proposals= (a "
+                                  f"proposals file on the command line: --proposals FILE), or install OpenCV "
+                                  f"contrib to compute them with selective search. {e}") from None
         results = []
         for start in range(0, len(pairs), self.batch):
             chunk = pairs[start:start + self.batch]
             sizes = [(int(img.shape[1]), int(img.shape[2])) for img, _ in chunk]
             batch = torch.stack([prepare_image(img.to(self.device), self.imgsz).to(torch.float32) for img, _ in chunk])
             dets = self.predict_batch(batch, sizes, score_threshold=score_threshold, nms_threshold=nms_threshold,
-                                      topk=topk)
+                                      topk=topk,
+                                      proposals=None if proposals is None else proposals[start:start + self.batch])
             for det, (_, path) in zip(dets, chunk):
                 det["path"] = path
                 results.append(det)
@@ -200,13 +226,17 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_batch(self, batch: Tensor, sizes: Sequence[tuple[int, int]], *, score_threshold: float | None = None,
-                      nms_threshold: float | None = None, topk: int | None = None) -> list[dict[str, Any]]:
+                      nms_threshold: float | None = None, topk: int | None = None,
+                      proposals: Sequence[Tensor] | None = None) -> list[dict[str, Any]]:
         """The detections of a prepared batch, mapped back to the original image sizes.
 
         Args:
             batch (Tensor[B, 3, S, S]): float in [0, 1], ``S = imgsz`` (see :func:`prepare_image`).
             sizes (sequence of (int, int)): the ``(H, W)`` of each original image.
             score_threshold, nms_threshold, topk: as in :meth:`predict`.
+            proposals (list of B Tensor[P_i, 4], optional): required by a Fast R-CNN: each
+                image's region proposals, xyxy pixels of the ORIGINAL image (scaled here to the
+                ``S x S`` input).
 
         Returns:
             list[dict]: as :meth:`predict` (without ``path``).
@@ -216,8 +246,21 @@ class Predictor:
         st = self.score_threshold if score_threshold is None else score_threshold
         nt = self.nms_threshold if nms_threshold is None else nms_threshold
         k = self.topk if topk is None else topk
-        dets = self.model.predict(batch.to(self.device), score_threshold=st, nms_threshold=nt, topk=k)
         s_h, s_w = batch.shape[-2:]
+        if self.needs_proposals:
+            if proposals is None or len(proposals) != len(batch):
+                got = "None" if proposals is None else f"{len(proposals)} entries"
+                raise ValueError(f"{self!r} is a Fast R-CNN: predict_batch needs proposals, one Tensor[P, 4] per "
+                                 f"image ({len(batch)}), got {got}")
+            scaled = []
+            for p, (h, w) in zip(proposals, sizes):
+                p = torch.as_tensor(p, dtype=torch.float32).reshape(-1, 4).to(self.device)
+                scaled.append(p * p.new_tensor([s_w / w, s_h / h, s_w / w, s_h / h]))
+            dets = self.model.predict(batch.to(self.device), scaled, score_threshold=st, nms_threshold=nt, topk=k)
+        elif proposals is not None:
+            raise ValueError(f"proposals are for Fast R-CNN models; {self!r} does not take them")
+        else:
+            dets = self.model.predict(batch.to(self.device), score_threshold=st, nms_threshold=nt, topk=k)
         out = []
         for det, (h, w) in zip(dets, sizes):
             boxes = det["boxes"].float()

@@ -8,6 +8,8 @@
   (FCN-32s) and its FCN-8s variant, on any backbone; :data:`SEGMENTATION_MODELS`.
 - :mod:`pixbox.models.rcnn`: :class:`~pixbox.models.rcnn.FasterRCNN` (backbone, region
   proposal network :mod:`~pixbox.models.rpn`, RoI head :mod:`~pixbox.models.roi_heads`).
+- :mod:`pixbox.models.fast_rcnn`: :class:`~pixbox.models.fast_rcnn.FastRCNN`, the same backbone
+  and RoI head on external proposals (selective search, :mod:`pixbox.data.proposals`).
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
   and :func:`~pixbox.models.ssd.ssd` on a ResNet.
 
@@ -45,6 +47,7 @@ from pixbox.models.backbones import (
     vgg16,
     vgg19,
 )
+from pixbox.models.fast_rcnn import FastRCNN, fast_rcnn
 from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
 from pixbox.models.rcnn import FasterRCNN, faster_rcnn
 from pixbox.models.ssd import SSD, ssd, tiny_ssd
@@ -54,6 +57,7 @@ __all__ = [
     "Backbone",
     "EfficientNetLite",
     "FCN",
+    "FastRCNN",
     "FasterRCNN",
     "LoadReport",
     "MODELS",
@@ -64,9 +68,11 @@ __all__ = [
     "VGG",
     "build_model",
     "efficientnet_lite0",
+    "fast_rcnn",
     "faster_rcnn",
     "fcn",
     "load_pretrained",
+    "needs_proposals",
     "resnet18",
     "resnet34",
     "resnet50",
@@ -77,7 +83,8 @@ __all__ = [
     "vgg19",
 ]
 
-#: Detection model builders by name: ``MODELS[name](num_classes, **kwargs)``.
+#: Detection model builders by name: ``MODELS[name](num_classes, **kwargs)``. The
+#: ``fast_rcnn_*`` models take region proposals as well (``needs_proposals``).
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "tiny_ssd": tiny_ssd,
     "ssd_resnet18": partial(ssd, "resnet18"),
@@ -86,7 +93,27 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
     "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
     "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),
+    "fast_rcnn_resnet18": partial(fast_rcnn, "resnet18"),
+    "fast_rcnn_resnet34": partial(fast_rcnn, "resnet34"),
+    "fast_rcnn_resnet50": partial(fast_rcnn, "resnet50"),
 }
+
+
+def needs_proposals(model: str | nn.Module) -> bool:
+    """Whether a detector (a :data:`MODELS` name or a model) takes region proposals (Fast R-CNN).
+
+    Args:
+        model (str or nn.Module): a key of :data:`MODELS`, or a built model (its
+            ``needs_proposals`` attribute).
+
+    Returns:
+        bool: True for the ``fast_rcnn_*`` models.
+    """
+    if isinstance(model, nn.Module):
+        return bool(getattr(model, "needs_proposals", False))
+    check_choice(model, "name", MODELS)
+    builder = MODELS[model]
+    return getattr(builder, "func", builder) is fast_rcnn
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:

@@ -33,10 +33,15 @@ Calling convention:
     nearest neighbour; pixels that come from outside the image get ``mask_fill`` (255);
   - ``"masks"``: ``Tensor[N, H, W]`` instance masks (one per box, any dtype), transformed like
     ``"mask"`` but filled with 0;
+  - ``"proposals"``: ``Tensor[P, 4]`` float, xyxy pixels: unlabeled candidate regions (Fast
+    R-CNN, :mod:`pixbox.data.proposals`). Every geometric transform moves them exactly like
+    ``"boxes"``, then clips them to the new image and drops those left with zero area. They are
+    never filtered together with the boxes, never count as boxes and never drive a transform's
+    choices (:class:`RandomIoUCrop` looks at the boxes only);
   - per-box entries, filtered together with the boxes: the keys of
     :data:`~pixbox.data.transforms.functional.PER_BOX_KEYS` (``"labels"``, ``"iscrowd"``,
     ``"difficult"``, ``"scores"``, ``"area"``, ``"masks"``) and any other tensor or numpy array
-    whose first dimension equals the number of boxes (``"mask"`` excepted);
+    whose first dimension equals the number of boxes (``"mask"`` and ``"proposals"`` excepted);
   - anything else (``"image_id"``, ...), passed on untouched.
 
   The caller's dicts and tensors are never modified: every call returns new dicts. Tensors that a

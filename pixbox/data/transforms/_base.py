@@ -2,8 +2,8 @@
 
 - argument checks (generator, probabilities, sizes, ranges, fill values, box-rule thresholds);
 - batching: a single image becomes a batch of one, the target a list of dicts, and back;
-- :func:`_geometric_target`, which moves the boxes and masks of one target dict and applies the
-  box rule, and :func:`_per_image`, which applies a colour op with one factor per image.
+- :func:`_geometric_target`, which moves the boxes, proposals and masks of one target dict and
+  applies the box rule, and :func:`_per_image`, which applies a colour op with one factor per image.
 
 The calling convention, the target keys and the box rule are described in
 :mod:`pixbox.data.transforms`.
@@ -108,6 +108,8 @@ def _check_target(target, size: tuple[int, int], name: str) -> None:
         boxes = target["boxes"]
         _check_box_tensor(boxes, f"{name}['boxes']")
         n = boxes.shape[0]
+    if "proposals" in target:
+        _check_box_tensor(target["proposals"], f"{name}['proposals']")
     if "mask" in target:
         mask = target["mask"]
         check_tensor(mask, f"{name}['mask']")
@@ -184,7 +186,9 @@ def _geometric_target(target, *, plane_fn: Callable, boxes_fn: Callable, size: t
     """Applies one geometric change to a target dict (see :mod:`pixbox.data.transforms`).
 
     ``plane_fn(x, fill)`` transforms ``[..., H, W]`` planes, ``boxes_fn`` the boxes; with ``drop``
-    the box rule runs on the result, for the new image ``size``.
+    the box rule runs on the result, for the new image ``size``. ``"proposals"`` go through
+    ``boxes_fn`` too, are clipped to the new image and lose the ones left empty, whatever
+    ``drop`` (they never affect, nor are filtered with, the boxes).
     """
     if target is None:
         return None
@@ -199,6 +203,11 @@ def _geometric_target(target, *, plane_fn: Callable, boxes_fn: Callable, size: t
             boxes, keep = F.clip_and_filter_boxes(boxes, size, min_size=min_size, min_visibility=min_visibility)
             out = F.filter_target(out, keep)
         out["boxes"] = boxes
+    if "proposals" in out:  # unlabeled regions: moved like the boxes, clipped, empty ones dropped
+        proposals = boxes_fn(out["proposals"])
+        proposals, keep = F.clip_and_filter_boxes(proposals, size, min_size=0.0)
+        nonempty = (proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1])  # [K]
+        out["proposals"] = proposals[nonempty]
     return out
 
 

@@ -26,10 +26,11 @@ __all__ = [
 #: Besides these, any other tensor or numpy array whose first dimension equals the number of boxes
 #: is treated as per-box, except ``"mask"`` (the ``[H, W]`` segmentation mask), which never is.
 #: ``"masks"`` holds instance masks ``[N, H, W]``. ``"area"`` is filtered but not recomputed.
+#: ``"proposals"`` (unlabeled regions ``[P, 4]``, Fast R-CNN) never is, even when ``P == N``.
 PER_BOX_KEYS: tuple[str, ...] = ("labels", "iscrowd", "difficult", "scores", "area", "masks")
 
 # Entries that are never per-box, whatever their shape.
-_NOT_PER_BOX = ("boxes", "mask")
+_NOT_PER_BOX = ("boxes", "mask", "proposals")
 
 
 def hflip_boxes(boxes: Tensor, width: float) -> Tensor:
@@ -159,7 +160,7 @@ def filter_target(target: dict, keep: Tensor) -> dict:
     """Keeps the rows ``keep`` of ``target["boxes"]`` and of every per-box entry.
 
     Per-box entries are the keys in :data:`PER_BOX_KEYS` and any other tensor or numpy array whose
-    first dimension equals the number of boxes ``N``; ``"mask"`` never is. Everything else (for
+    first dimension equals the number of boxes ``N``; ``"mask"`` and ``"proposals"`` never are. Everything else (for
     example ``"image_id"``) is passed on untouched.
 
     Args:

@@ -1,0 +1,259 @@
+"""Fast R-CNN (Girshick 2015): one CNN pass per image, RoI features of external proposals.
+
+The middle step of the book's story (D2L section 14.8): R-CNN warps every proposed region
+through a CNN; Fast R-CNN runs the CNN once on the whole image and cuts each region's feature
+with RoI pooling; Faster R-CNN (:mod:`pixbox.models.rcnn`) then learns the proposals too.
+pixbox's :class:`FastRCNN` is :class:`~pixbox.models.rcnn.FasterRCNN` without the region
+proposal network: the same backbone (and :class:`~pixbox.models.rcnn.TopDownNeck`) and the same
+RoI head (:class:`~pixbox.models.roi_heads.RoIHeads`), fed with regions from outside, e.g.
+selective search (:func:`pixbox.data.proposals.selective_search`) or a proposals file
+(:mod:`pixbox.data.proposals`):
+
+    images [B, 3, H, W] in [0, 1] -> normalize -> ResNet (+ neck) -> one feature map
+    proposals [P_i, 4] per image (the first ``max_proposals``) -> RoI align 7x7 -> fc6, fc7
+      -> class scores and class-specific box offsets -> per-class NMS
+
+The loss is the RoI head's classification and box loss; in training the ground-truth boxes join
+the proposals (so an image without proposals still teaches the head). Engine batches carry the
+proposals as a third element (:func:`pixbox.data.loaders.collate_multibox`); the detection
+engine checks :attr:`FastRCNN.needs_proposals`.
+
+Example:
+    >>> net = fast_rcnn("resnet18", num_classes=3)
+    >>> proposals = [torch.tensor([[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 64.0, 64.0]])]
+    >>> dets = net.predict(torch.rand(1, 3, 64, 64), proposals)
+    >>> sorted(dets[0])
+    ['boxes', 'labels', 'scores']
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pixbox._checks import check_choice, check_number
+from pixbox.models.rcnn import TopDownNeck
+from pixbox.models.roi_heads import RoIHeads
+
+__all__ = ["FastRCNN", "fast_rcnn"]
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _check_proposals(proposals, batch: int) -> list[Tensor]:
+    if isinstance(proposals, Tensor) and proposals.dim() == 3:
+        proposals = list(proposals)
+    if not isinstance(proposals, (list, tuple)) or len(proposals) != batch:
+        got = f"{len(proposals)} entries" if isinstance(proposals, (list, tuple)) else type(proposals).__name__
+        raise ValueError(f"proposals must be a list of one Tensor[P, 4] (xyxy pixels) per image ({batch}), got {got}")
+    out = []
+    for i, p in enumerate(proposals):
+        if not isinstance(p, Tensor) or (p.numel() > 0 and (p.dim() != 2 or p.shape[-1] != 4)):
+            got = tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__
+            raise ValueError(f"proposals[{i}] must be a Tensor[P, 4] of xyxy pixels, got {got}")
+        out.append(p.reshape(-1, 4))
+    return out
+
+
+class FastRCNN(nn.Module):
+    """Backbone and RoI head on external region proposals.
+
+    Args:
+        body (nn.Module): images ``[B, 3, H, W]`` (normalized) -> a feature map at ``stride``
+            (or a list of maps: the input of ``neck`` if given, else the last map is used).
+        feature_channels (int): channels of the map the RoI head sees.
+        num_classes (int): object classes (no background), >= 1.
+        stride (int): the feature map's stride in pixels.
+        image_mean, image_std (3 floats): input normalization of [0, 1] RGB.
+        roi_options (dict, optional): keyword arguments of
+            :class:`~pixbox.models.roi_heads.RoIHeads` (``pooler="pool"`` for the paper's RoI
+            max pooling; RoI align by default).
+        score_threshold, nms_threshold (float), topk (int): the defaults of :meth:`predict`.
+        neck (nn.Module, optional): maps the body's output to the one feature map at ``stride``.
+        max_proposals (int): proposals used per image, the first ones (files list them best
+            first), >= 1.
+
+    Attributes:
+        needs_proposals (bool): True: :meth:`forward`, :meth:`detection_losses` and
+            :meth:`predict` take the proposals of each image.
+    """
+
+    needs_proposals = True
+
+    def __init__(self, body: nn.Module, feature_channels: int, num_classes: int, *, stride: int = 16,
+                 image_mean: Sequence[float] = _IMAGENET_MEAN, image_std: Sequence[float] = _IMAGENET_STD,
+                 roi_options: dict | None = None, score_threshold: float = 0.05, nms_threshold: float = 0.5,
+                 topk: int = 100, neck: nn.Module | None = None, max_proposals: int = 2000):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.body = body
+        self.neck = neck
+        self.stride = int(check_number(stride, "stride", low=1))
+        self.roi_heads = RoIHeads(feature_channels, num_classes, spatial_scale=1.0 / stride, **(roi_options or {}))
+        self.score_threshold = float(check_number(score_threshold, "score_threshold", low=0, high=1))
+        self.nms_threshold = float(check_number(nms_threshold, "nms_threshold", low=0, high=1))
+        self.topk = int(check_number(topk, "topk", low=1))
+        self.max_proposals = int(check_number(max_proposals, "max_proposals", low=1))
+        self.register_buffer("image_mean", torch.tensor(image_mean, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("image_std", torch.tensor(image_std, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def features(self, images: Tensor) -> Tensor:
+        """The backbone's feature map ``[B, C, H / stride, W / stride]`` of [0, 1] images."""
+        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"images must be a Tensor[B, 3, H, W] of floats in [0, 1], got {got}")
+        x = (images - self.image_mean.to(images.dtype)) / self.image_std.to(images.dtype)
+        out = self.body(x)
+        if self.neck is not None:
+            return self.neck(out)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+    def prepare_proposals(self, proposals, image_size: tuple[int, int]) -> list[Tensor]:
+        """The proposals the head sees: the first ``max_proposals`` of each image, float32,
+        clipped to the image, without the empty ones.
+
+        Args:
+            proposals (list of Tensor[P_i, 4]): xyxy pixels of the input images.
+            image_size (tuple[int, int]): ``(H, W)`` of the input images.
+
+        Returns:
+            list of Tensor[P_i', 4]: ``P_i' <= min(P_i, max_proposals)``.
+        """
+        from pixbox.ops import clip_boxes
+
+        out = []
+        for p in proposals:
+            p = clip_boxes(p[: self.max_proposals].detach().float(), image_size)
+            out.append(p[(p[:, 2] > p[:, 0]) & (p[:, 3] > p[:, 1])])
+        return out
+
+    def forward(self, images: Tensor, proposals: Sequence[Tensor], targets: Sequence[dict] | None = None):
+        """Losses (training, ``targets`` required) or detections (eval).
+
+        Args:
+            images (Tensor[B, 3, H, W]): float in [0, 1].
+            proposals (list of B Tensor[P_i, 4]): xyxy pixels of ``images``, best first;
+                ``P_i`` may be 0.
+            targets (list of dict, optional): per image ``boxes`` (Tensor[G, 4], xyxy pixels) and
+                ``labels`` (Tensor[G], ``0 .. num_classes - 1``); ``G`` may be 0.
+
+        Returns:
+            dict of losses (``roi_cls``, ``roi_box``) in training; otherwise a list of
+            ``{"boxes", "scores", "labels"}`` per image.
+        """
+        features = self.features(images).float()  # RoI geometry in float32, as in FasterRCNN
+        size = (int(images.shape[-2]), int(images.shape[-1]))
+        proposals = self.prepare_proposals(_check_proposals(proposals, len(images)), size)
+        proposals = [p.to(features.device) for p in proposals]
+        sizes = [size] * len(images)
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            targets = [{"boxes": t["boxes"].float().reshape(-1, 4), "labels": t["labels"]} for t in targets]
+            if all(len(p) == 0 and len(t["boxes"]) == 0 for p, t in zip(proposals, targets)):
+                zero = features.sum() * 0.0  # nothing to sample: a zero loss that still backpropagates
+                return {"roi_cls": zero, "roi_box": zero.clone()}
+            _, losses = self.roi_heads(features, proposals, sizes, targets)
+            return losses
+        detections, _ = self.roi_heads(features, proposals, sizes)
+        return detections
+
+    def detection_losses(self, images: Tensor, labels: Tensor, proposals: Sequence[Tensor]) -> dict[str, Tensor]:
+        """The training losses of an engine batch.
+
+        Args:
+            images (Tensor[B, 3, H, W]): float in [0, 1].
+            labels (Tensor[B, G, 5]): rows ``(class, x1, y1, x2, y2)`` with normalized
+                coordinates; class ``-1`` rows are padding
+                (:func:`pixbox.data.loaders.collate_multibox`).
+            proposals (list of B Tensor[P_i, 4]): xyxy pixels of ``images``.
+
+        Returns:
+            dict: ``loss`` (backpropagated) and ``roi`` (the same, detached).
+        """
+        h, w = images.shape[-2:]
+        scale = labels.new_tensor([w, h, w, h])
+        targets = []
+        for rows in labels:
+            rows = rows[rows[:, 0] >= 0]
+            targets.append({"boxes": rows[:, 1:] * scale, "labels": rows[:, 0].long()})
+        losses = self(images, proposals, targets)
+        roi = losses["roi_cls"] + losses["roi_box"]
+        return {"loss": roi, "roi": roi.detach()}
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, proposals: Sequence[Tensor], *, score_threshold: float | None = None,
+                nms_threshold: float | None = None, topk: int | None = None) -> list[dict[str, Tensor]]:
+        """Detections per image in input pixels, as :meth:`pixbox.models.SSD.predict` gives them.
+
+        Args:
+            images (Tensor[B, 3, H, W]): float in [0, 1].
+            proposals (list of B Tensor[P_i, 4]): xyxy pixels of ``images``.
+            score_threshold, nms_threshold (float), topk (int): default the model's.
+
+        Returns:
+            list of B dicts: ``boxes`` (Tensor[K, 4] xyxy pixels), ``scores`` (decreasing) and
+            ``labels`` (int64 in ``[0, num_classes)``).
+        """
+        head = self.roi_heads
+        saved = head.score_threshold, head.nms_threshold, head.detections_per_image
+        head.score_threshold = self.score_threshold if score_threshold is None else float(
+            check_number(score_threshold, "score_threshold", low=0, high=1))
+        head.nms_threshold = self.nms_threshold if nms_threshold is None else float(
+            check_number(nms_threshold, "nms_threshold", low=0, high=1))
+        head.detections_per_image = self.topk if topk is None else int(check_number(topk, "topk", low=1))
+        was_training = self.training
+        self.eval()
+        try:
+            return self(images, proposals)
+        finally:
+            self.train(was_training)
+            head.score_threshold, head.nms_threshold, head.detections_per_image = saved
+
+
+def fast_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: int | None = None,
+              pretrained_backbone: str | os.PathLike | None = None, feature_stride: int = 8,
+              neck_channels: int = 128, **kwargs) -> FastRCNN:
+    """A single-map Fast R-CNN on a ResNet (the feature maps of :func:`~pixbox.models.rcnn.faster_rcnn`).
+
+    * ``feature_stride=8`` (default): ``layer2``, ``layer3`` and ``layer4`` fused top-down by a
+      :class:`~pixbox.models.rcnn.TopDownNeck` into one stride-8 map of ``neck_channels``;
+    * ``feature_stride=16``: ``layer3`` only (the "C4" form, no neck).
+
+    Args:
+        backbone (str): ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+        num_classes (int): object classes (no background).
+        image_size (int, optional): the training image side; unused (there are no anchors to
+            size), accepted so that every detection builder takes the engine's arguments.
+        pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint.
+        feature_stride (int): 8 or 16 (above).
+        neck_channels (int): channels of the fused map (stride 8 only).
+        **kwargs: :class:`FastRCNN` options (``roi_options`` (default
+            ``batch_size_per_image=128``, ``representation_size=512``, as Faster R-CNN's),
+            ``max_proposals``, ``score_threshold``, ...).
+    """
+    from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_state_dict_file
+
+    check_choice(backbone, "backbone", ("resnet18", "resnet34", "resnet50"))
+    check_choice(feature_stride, "feature_stride", (8, 16))
+    resnet = BACKBONES[backbone]()
+    if pretrained_backbone is not None:
+        load_state_dict_file(resnet, pretrained_backbone)
+    roi_options = kwargs.get("roi_options") or {}
+    kwargs["roi_options"] = {"batch_size_per_image": 128, "representation_size": 512, **roi_options}
+    if feature_stride == 16:
+        body = ResNetFeatures(resnet, ("layer3",))
+        neck, channels = None, body.feature_channels[-1]
+    else:
+        body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
+        neck = TopDownNeck(body.feature_channels, neck_channels)
+        channels = neck.out_channels
+    return FastRCNN(body, channels, num_classes, stride=feature_stride, neck=neck, **kwargs)
