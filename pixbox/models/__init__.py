@@ -6,10 +6,10 @@
   :class:`~pixbox.models.backbones.ResNetFeatures` to tap a ResNet's stages.
 - :mod:`pixbox.models.fcn`: :class:`~pixbox.models.fcn.FCN`, D2L's fully convolutional network
   (FCN-32s) and its FCN-8s variant, on any backbone; :data:`SEGMENTATION_MODELS`.
-- :mod:`pixbox.models.rcnn`: :class:`~pixbox.models.rcnn.FasterRCNN` (backbone, region
-  proposal network :mod:`~pixbox.models.rpn`, RoI head :mod:`~pixbox.models.roi_heads`).
-- :mod:`pixbox.models.fast_rcnn`: :class:`~pixbox.models.fast_rcnn.FastRCNN`, the same backbone
-  and RoI head on external proposals (selective search, :mod:`pixbox.data.proposals`).
+- :mod:`pixbox.models.rcnn`: the R-CNN family: :class:`~pixbox.models.rcnn.FasterRCNN`
+  (backbone, region proposal network :mod:`~pixbox.models.rcnn.rpn`, RoI head
+  :mod:`~pixbox.models.rcnn.roi_heads`) and :class:`~pixbox.models.rcnn.FastRCNN`, the same
+  backbone and RoI head on external proposals (selective search, :mod:`pixbox.data.proposals`).
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
   and :func:`~pixbox.models.ssd.ssd` on a ResNet.
 
@@ -47,9 +47,8 @@ from pixbox.models.backbones import (
     vgg16,
     vgg19,
 )
-from pixbox.models.fast_rcnn import FastRCNN, fast_rcnn
 from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
-from pixbox.models.rcnn import FasterRCNN, faster_rcnn
+from pixbox.models.rcnn import FastRCNN, FasterRCNN, fast_rcnn, faster_rcnn
 from pixbox.models.ssd import SSD, ssd, tiny_ssd
 
 __all__ = [

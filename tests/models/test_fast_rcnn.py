@@ -1,4 +1,4 @@
-"""Tests for pixbox.models.fast_rcnn: Fast R-CNN on external proposals, on tiny inputs."""
+"""Tests for pixbox.models.rcnn.fast_rcnn: Fast R-CNN on external proposals, on tiny inputs."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Tests for pixbox.models.roi_heads: proposal matching, sampling, losses, and inference output."""
+"""Tests for pixbox.models.rcnn.roi_heads: proposal matching, sampling, losses, and inference output."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pixbox.models.roi_heads import RoIHeads, match_proposals, sample_balanced
+from pixbox.models.rcnn.roi_heads import RoIHeads, match_proposals, sample_balanced
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Tests for pixbox.models.rpn: anchors, head layout, matching, sampling, losses, proposals, training."""
+"""Tests for pixbox.models.rcnn.rpn: anchors, head layout, matching, sampling, losses, proposals, training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import reference
 import torch
 from torch import nn
 
-from pixbox.models.rpn import (
+from pixbox.models.rcnn.rpn import (
     RPN_STDS,
     RegionProposalNetwork,
     RPNHead,

@@ -2,10 +2,10 @@
 
 The middle step of the book's story (D2L section 14.8): R-CNN warps every proposed region
 through a CNN; Fast R-CNN runs the CNN once on the whole image and cuts each region's feature
-with RoI pooling; Faster R-CNN (:mod:`pixbox.models.rcnn`) then learns the proposals too.
+with RoI pooling; Faster R-CNN (:mod:`pixbox.models.rcnn.faster_rcnn`) then learns the proposals too.
 pixbox's :class:`FastRCNN` is :class:`~pixbox.models.rcnn.FasterRCNN` without the region
 proposal network: the same backbone (and :class:`~pixbox.models.rcnn.TopDownNeck`) and the same
-RoI head (:class:`~pixbox.models.roi_heads.RoIHeads`), fed with regions from outside, e.g.
+RoI head (:class:`~pixbox.models.rcnn.roi_heads.RoIHeads`), fed with regions from outside, e.g.
 selective search (:func:`pixbox.data.proposals.selective_search`) or a proposals file
 (:mod:`pixbox.data.proposals`):
 
@@ -34,14 +34,17 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from pixbox._checks import check_choice, check_number
-from pixbox.models.rcnn import TopDownNeck
-from pixbox.models.roi_heads import RoIHeads
+from pixbox._checks import check_number
+from pixbox.models.rcnn._base import (
+    _IMAGENET_MEAN,
+    _IMAGENET_STD,
+    CPU_ROI_OPTIONS,
+    TwoStageDetector,
+    resnet_feature_map,
+)
+from pixbox.models.rcnn.roi_heads import RoIHeads
 
 __all__ = ["FastRCNN", "fast_rcnn"]
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _check_proposals(proposals, batch: int) -> list[Tensor]:
@@ -59,7 +62,7 @@ def _check_proposals(proposals, batch: int) -> list[Tensor]:
     return out
 
 
-class FastRCNN(nn.Module):
+class FastRCNN(TwoStageDetector):
     """Backbone and RoI head on external region proposals.
 
     Args:
@@ -70,7 +73,7 @@ class FastRCNN(nn.Module):
         stride (int): the feature map's stride in pixels.
         image_mean, image_std (3 floats): input normalization of [0, 1] RGB.
         roi_options (dict, optional): keyword arguments of
-            :class:`~pixbox.models.roi_heads.RoIHeads` (``pooler="pool"`` for the paper's RoI
+            :class:`~pixbox.models.rcnn.roi_heads.RoIHeads` (``pooler="pool"`` for the paper's RoI
             max pooling; RoI align by default).
         score_threshold, nms_threshold (float), topk (int): the defaults of :meth:`predict`.
         neck (nn.Module, optional): maps the body's output to the one feature map at ``stride``.
@@ -88,33 +91,11 @@ class FastRCNN(nn.Module):
                  image_mean: Sequence[float] = _IMAGENET_MEAN, image_std: Sequence[float] = _IMAGENET_STD,
                  roi_options: dict | None = None, score_threshold: float = 0.05, nms_threshold: float = 0.5,
                  topk: int = 100, neck: nn.Module | None = None, max_proposals: int = 2000):
-        super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
-        self.num_classes = num_classes
-        self.body = body
-        self.neck = neck
+        super().__init__(body, num_classes, neck=neck, image_mean=image_mean, image_std=image_std,
+                         score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
         self.stride = int(check_number(stride, "stride", low=1))
         self.roi_heads = RoIHeads(feature_channels, num_classes, spatial_scale=1.0 / stride, **(roi_options or {}))
-        self.score_threshold = float(check_number(score_threshold, "score_threshold", low=0, high=1))
-        self.nms_threshold = float(check_number(nms_threshold, "nms_threshold", low=0, high=1))
-        self.topk = int(check_number(topk, "topk", low=1))
         self.max_proposals = int(check_number(max_proposals, "max_proposals", low=1))
-        self.register_buffer("image_mean", torch.tensor(image_mean, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("image_std", torch.tensor(image_std, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
-
-    def features(self, images: Tensor) -> Tensor:
-        """The backbone's feature map ``[B, C, H / stride, W / stride]`` of [0, 1] images."""
-        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
-            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"images must be a Tensor[B, 3, H, W] of floats in [0, 1], got {got}")
-        x = (images - self.image_mean.to(images.dtype)) / self.image_std.to(images.dtype)
-        out = self.body(x)
-        if self.neck is not None:
-            return self.neck(out)
-        return out[-1] if isinstance(out, (list, tuple)) else out
 
     def prepare_proposals(self, proposals, image_size: tuple[int, int]) -> list[Tensor]:
         """The proposals the head sees: the first ``max_proposals`` of each image, float32,
@@ -179,12 +160,7 @@ class FastRCNN(nn.Module):
         Returns:
             dict: ``loss`` (backpropagated) and ``roi`` (the same, detached).
         """
-        h, w = images.shape[-2:]
-        scale = labels.new_tensor([w, h, w, h])
-        targets = []
-        for rows in labels:
-            rows = rows[rows[:, 0] >= 0]
-            targets.append({"boxes": rows[:, 1:] * scale, "labels": rows[:, 0].long()})
+        targets = self.targets_from_labels(images, labels)
         losses = self(images, proposals, targets)
         roi = losses["roi_cls"] + losses["roi_box"]
         return {"loss": roi, "roi": roi.detach()}
@@ -203,20 +179,8 @@ class FastRCNN(nn.Module):
             list of B dicts: ``boxes`` (Tensor[K, 4] xyxy pixels), ``scores`` (decreasing) and
             ``labels`` (int64 in ``[0, num_classes)``).
         """
-        head = self.roi_heads
-        saved = head.score_threshold, head.nms_threshold, head.detections_per_image
-        head.score_threshold = self.score_threshold if score_threshold is None else float(
-            check_number(score_threshold, "score_threshold", low=0, high=1))
-        head.nms_threshold = self.nms_threshold if nms_threshold is None else float(
-            check_number(nms_threshold, "nms_threshold", low=0, high=1))
-        head.detections_per_image = self.topk if topk is None else int(check_number(topk, "topk", low=1))
-        was_training = self.training
-        self.eval()
-        try:
+        with self._inference(score_threshold, nms_threshold, topk):
             return self(images, proposals)
-        finally:
-            self.train(was_training)
-            head.score_threshold, head.nms_threshold, head.detections_per_image = saved
 
 
 def fast_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: int | None = None,
@@ -240,20 +204,6 @@ def fast_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: 
             ``batch_size_per_image=128``, ``representation_size=512``, as Faster R-CNN's),
             ``max_proposals``, ``score_threshold``, ...).
     """
-    from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_state_dict_file
-
-    check_choice(backbone, "backbone", ("resnet18", "resnet34", "resnet50"))
-    check_choice(feature_stride, "feature_stride", (8, 16))
-    resnet = BACKBONES[backbone]()
-    if pretrained_backbone is not None:
-        load_state_dict_file(resnet, pretrained_backbone)
-    roi_options = kwargs.get("roi_options") or {}
-    kwargs["roi_options"] = {"batch_size_per_image": 128, "representation_size": 512, **roi_options}
-    if feature_stride == 16:
-        body = ResNetFeatures(resnet, ("layer3",))
-        neck, channels = None, body.feature_channels[-1]
-    else:
-        body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
-        neck = TopDownNeck(body.feature_channels, neck_channels)
-        channels = neck.out_channels
+    body, neck, channels = resnet_feature_map(backbone, pretrained_backbone, feature_stride, neck_channels)
+    kwargs["roi_options"] = {**CPU_ROI_OPTIONS, **(kwargs.get("roi_options") or {})}
     return FastRCNN(body, channels, num_classes, stride=feature_stride, neck=neck, **kwargs)

@@ -1,0 +1,112 @@
+"""What Fast and Faster R-CNN share: input normalization, the feature map, engine batches,
+prediction thresholds, and the ResNet feature maps their builders use."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pixbox._checks import check_choice, check_number
+from pixbox.models.rcnn.neck import TopDownNeck
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: The CPU-sized RoI head defaults of the builders: 128 sampled proposals per image and
+#: 512-wide fc layers (torchvision uses 512 and 1024): 3x the training speed here (9.1 against
+#: 2.9 images/s at 256 px).
+CPU_ROI_OPTIONS = {"batch_size_per_image": 128, "representation_size": 512}
+
+
+class TwoStageDetector(nn.Module):
+    """Base of :class:`~pixbox.models.rcnn.FasterRCNN` and :class:`~pixbox.models.rcnn.FastRCNN`.
+
+    Holds the backbone ``body``, the optional ``neck``, the input normalization and the
+    defaults of :meth:`predict`. A subclass sets ``self.roi_heads`` and implements ``forward``.
+    """
+
+    def __init__(self, body: nn.Module, num_classes: int, *, neck: nn.Module | None, image_mean: Sequence[float],
+                 image_std: Sequence[float], score_threshold: float, nms_threshold: float, topk: int):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.body = body
+        self.neck = neck
+        self.score_threshold = float(check_number(score_threshold, "score_threshold", low=0, high=1))
+        self.nms_threshold = float(check_number(nms_threshold, "nms_threshold", low=0, high=1))
+        self.topk = int(check_number(topk, "topk", low=1))
+        self.register_buffer("image_mean", torch.tensor(image_mean, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("image_std", torch.tensor(image_std, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def features(self, images: Tensor) -> Tensor:
+        """The feature map ``[B, C, H / stride, W / stride]`` of [0, 1] images ``[B, 3, H, W]``."""
+        if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"images must be a Tensor[B, 3, H, W] of floats in [0, 1], got {got}")
+        x = (images - self.image_mean.to(images.dtype)) / self.image_std.to(images.dtype)
+        out = self.body(x)
+        if self.neck is not None:
+            return self.neck(out)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
+    @staticmethod
+    def targets_from_labels(images: Tensor, labels: Tensor) -> list[dict[str, Tensor]]:
+        """Per-image ``{"boxes" (pixels), "labels"}`` of an engine batch's padded labels
+        ``[B, G, 5]`` (``(class, x1, y1, x2, y2)`` normalized; class ``-1`` rows are padding)."""
+        h, w = images.shape[-2:]
+        scale = labels.new_tensor([w, h, w, h])
+        targets = []
+        for rows in labels:
+            rows = rows[rows[:, 0] >= 0]
+            targets.append({"boxes": rows[:, 1:] * scale, "labels": rows[:, 0].long()})
+        return targets
+
+    @contextmanager
+    def _inference(self, score_threshold: float | None, nms_threshold: float | None, topk: int | None):
+        """Eval mode with the RoI head's thresholds set for one :meth:`predict` call; restores both."""
+        head = self.roi_heads
+        saved = head.score_threshold, head.nms_threshold, head.detections_per_image
+        head.score_threshold = self.score_threshold if score_threshold is None else float(
+            check_number(score_threshold, "score_threshold", low=0, high=1))
+        head.nms_threshold = self.nms_threshold if nms_threshold is None else float(
+            check_number(nms_threshold, "nms_threshold", low=0, high=1))
+        head.detections_per_image = self.topk if topk is None else int(check_number(topk, "topk", low=1))
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+            head.score_threshold, head.nms_threshold, head.detections_per_image = saved
+
+
+def resnet_feature_map(backbone: str, pretrained_backbone: str | os.PathLike | None, feature_stride: int,
+                       neck_channels: int) -> tuple[nn.Module, TopDownNeck | None, int]:
+    """The ResNet body, neck and output channels of the builders' two feature-map forms.
+
+    ``feature_stride=8``: ``layer2``..``layer4`` fused top-down by a :class:`TopDownNeck` into one
+    stride-8 map of ``neck_channels``; ``16``: ``layer3`` alone (the "C4" form, no neck).
+
+    Returns:
+        tuple: ``(body, neck or None, channels)``.
+    """
+    from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_state_dict_file
+
+    check_choice(backbone, "backbone", ("resnet18", "resnet34", "resnet50"))
+    check_choice(feature_stride, "feature_stride", (8, 16))
+    resnet = BACKBONES[backbone]()
+    if pretrained_backbone is not None:
+        load_state_dict_file(resnet, pretrained_backbone)
+    if feature_stride == 16:
+        body = ResNetFeatures(resnet, ("layer3",))
+        return body, None, body.feature_channels[-1]
+    body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
+    neck = TopDownNeck(body.feature_channels, neck_channels)
+    return body, neck, neck.out_channels
