@@ -8,6 +8,8 @@
 - :mod:`pixbox.data.datasets`: lazy detection, segmentation and classification datasets,
   collate functions and seeded loaders.
 - :mod:`pixbox.data.check`: validation of a dataset on disk, all problems at once.
+- :mod:`pixbox.data.proposals`: region proposal files (JSON) and selective search (optional
+  OpenCV contrib) for Fast R-CNN.
 - :mod:`pixbox.data.transforms`: joint image/box/mask augmentation on tensors.
 - :mod:`pixbox.data.synthetic`: procedurally generated scenes with exact boxes and masks.
 """

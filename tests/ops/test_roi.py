@@ -77,7 +77,7 @@ def test_roi_align_hand_computed():
 def test_roi_pool_matches_reference(dtype, path, monkeypatch):
     # float32/16 use the range-maximum table unless it would be too large, then (like float64)
     # the per-RoI windows; a zero budget forces the windows.
-    import pixbox.ops.roi as roi_module
+    import pixbox.ops.roi.pool as roi_module
 
     if path == "windows":
         monkeypatch.setattr(roi_module, "_POOL_TABLE_ELEMS", 0)
@@ -121,16 +121,17 @@ def test_roi_align_adaptive_grid_varies_per_roi():
     assert not torch.allclose(out, roi_align(x, rois, 2, 1.0, 1))  # the adaptive grid matters
 
 
-def test_chunking_matches_unchunked(monkeypatch):
-    from pixbox.ops import roi as roi_module
+@pytest.mark.parametrize("dtype", DTYPES)  # float32: roi_pool's table path; float64: its windows
+def test_chunking_matches_unchunked(monkeypatch, dtype):
+    from pixbox.ops.roi import align, pool
 
-    x, rois, size, scale = random_case(5, torch.float64)
+    x, rois, size, scale = random_case(5, dtype)
     rois = rois.repeat(7, 1)
     want_a = roi_align(x, rois, size, scale, -1)
     want_p = roi_pool(x, rois, size, scale)
-    monkeypatch.setattr(roi_module, "_CHUNK_ELEMS", 1)
-    monkeypatch.setattr(roi_module, "_POOL_CHUNK_ELEMS", 1)
-    monkeypatch.setattr(roi_module, "_SAMPLE_ELEMS", 1)
+    monkeypatch.setattr(align, "_CHUNK_ELEMS", 1)
+    monkeypatch.setattr(pool, "_POOL_CHUNK_ELEMS", 1)
+    monkeypatch.setattr(align, "_SAMPLE_ELEMS", 1)
     assert torch.equal(roi_align(x, rois, size, scale, -1), want_a)
     assert torch.equal(roi_pool(x, rois, size, scale), want_p)
 

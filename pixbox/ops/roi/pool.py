@@ -1,0 +1,326 @@
+"""RoI max pooling (Fast R-CNN), torchvision's semantics; see :mod:`pixbox.ops.roi`."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pixbox.ops.roi._common import (
+    BoxesLike,
+    _check_input,
+    _check_output_size,
+    _check_scale,
+    _chunks,
+    _empty_output,
+    _gather_rows,
+    _to_rois,
+    _window_index,
+)
+
+__all__ = ["RoIPool", "roi_pool"]
+
+_POOL_CHUNK_ELEMS = 1 << 19  # gathered elements per vectorised step (reduced at once: stay in cache)
+_POOL_TABLE_ELEMS = 1 << 25  # largest range-maximum table (int64 elements), else the window method
+_SCRATCH = threading.local()  # the reusable table buffer (see _workspace)
+_FLT_MAX = float(np.finfo(np.float32).max)  # torchvision's roi_pool starts each bin at -FLT_MAX
+_LOW_MASK = (1 << 32) - 1  # low half of an order key
+
+
+# roi_pool
+
+
+def _round_half_away(v: Tensor) -> Tensor:
+    """C's ``round``: halves go away from zero (``torch.round`` rounds them to even)."""
+    t = torch.trunc(v)
+    frac = v - t  # exact
+    return t + torch.sign(v) * (frac.abs() >= 0.5).to(v.dtype)
+
+
+def _pool_bins(start: Tensor, end: Tensor, bins: int, size: int) -> tuple[Tensor, Tensor]:
+    """Clipped integer bin limits ``[K, bins]`` along one axis from rounded RoI limits ``[K]``."""
+    length = torch.clamp(end - start + 1, min=1)  # [K], malformed RoIs become 1 pixel
+    bin_size = length / bins  # in the input dtype, as torchvision
+    p = torch.arange(bins, device=start.device, dtype=start.dtype)
+    lo = torch.floor(p[None, :] * bin_size[:, None]).long()  # [K, bins]
+    hi = torch.ceil((p[None, :] + 1) * bin_size[:, None]).long()
+    off = start.long()[:, None]
+    return (lo + off).clamp_(0, size), (hi + off).clamp_(0, size)
+
+
+def _order_keys(x: Tensor, H: int, W: int) -> Tensor:
+    """int64 keys ``[N*H*W, C]`` that order like ``(value, -(h * W + w))``, for a channels-last
+    ``[N*H*W, C]`` float (not float64) map: one integer maximum finds the bin maximum *and* its
+    first position in row-major order.
+
+    The high 32 bits are the float32 bit pattern made monotone (negative values have all but the
+    sign bit flipped; -0.0 is first turned into +0.0, which compares equal to it), the low 32
+    bits are ``2**32 - 1 - (h * W + w)``.
+    """
+    bits = (x.float() + 0.0).view(torch.int32)
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
+    pos = torch.arange(H * W, device=x.device).repeat(x.shape[0] // (H * W))  # [N*H*W]
+    return (ordered << 32) | (_LOW_MASK - pos)[:, None]
+
+
+def _bin_level(length: Tensor) -> Tensor:
+    """``floor(log2(length))`` of positive int64 lengths (exact; 0 for lengths < 2)."""
+    level = torch.zeros_like(length)
+    for j in range(1, int(length.max()).bit_length()):
+        level += (length >> j > 0).long()
+    return level
+
+
+def _workspace(numel: int, like: Tensor) -> Tensor:
+    """A flat scratch tensor of ``numel`` elements, reused across calls (per thread, dtype and
+    device). Fresh large allocations cost page faults on every touch: for roi_pool's table they
+    took longer than computing it."""
+    cache = _SCRATCH.__dict__.setdefault("buffers", {})
+    key = (like.dtype, like.device)
+    buf = cache.get(key)
+    if buf is None or buf.numel() < numel:
+        cache.pop(key, None)
+        buf = cache[key] = like.new_empty(numel)
+    return buf[:numel]
+
+
+def _range_max_table(x: Tensor, N: int, H: int, W: int, levels_h: int, levels_w: int) -> Tensor:
+    """2-D sparse table of order-key range maxima (:func:`_order_keys`) of a channels-last map:
+    ``table[k, l, n, h, w] = max(keys[n, h:h + 2**k, w:w + 2**l])``.
+
+    Args:
+        x (Tensor[N * H * W, C]): the channels-last float map (not float64).
+        N, H, W (int): its shape.
+        levels_h, levels_w (int): levels ``k < levels_h``, ``l < levels_w``.
+
+    Returns:
+        Tensor[levels_h, levels_w, N, H, W, C] int64, in the reusable :func:`_workspace`.
+        Entries whose range would cross the map's end hold the maximum of the part inside;
+        lookups never use them.
+    """
+    C = x.shape[1]
+    table = _workspace(levels_h * levels_w * x.numel(), x.new_empty(0, dtype=torch.int64))
+    table = table.view(levels_h, levels_w, N, H, W, C)
+    keys = table[0, 0].view(N * H * W, C)
+    bits = (x.float() + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0
+    keys.copy_(bits ^ ((bits >> 31) & 0x7FFFFFFF)).bitwise_left_shift_(32)  # negatives: all but the sign flipped
+    keys.bitwise_or_((_LOW_MASK - torch.arange(H * W, device=x.device)).repeat(N)[:, None])
+    for l in range(1, levels_w):
+        half, prev, cur = 1 << (l - 1), table[0, l - 1], table[0, l]
+        cur[:, :, W - half:] = prev[:, :, W - half:]
+        torch.maximum(prev[:, :, : W - half], prev[:, :, half:], out=cur[:, :, : W - half])
+    for k in range(1, levels_h):
+        half, prev, cur = 1 << (k - 1), table[k - 1], table[k]
+        cur[:, :, H - half:] = prev[:, :, H - half:]
+        torch.maximum(prev[:, :, : H - half], prev[:, :, half:], out=cur[:, :, : H - half])
+    return table
+
+
+@torch.no_grad()
+def _roi_pool_argmax_table(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float):
+    """:func:`_roi_pool_argmax` by range-maximum lookups, or None when the table is too large.
+
+    Every bin ``[hs, he) x [ws, we)`` is covered by the (overlapping) four ranges of sides
+    ``2**k <= he - hs`` and ``2**l <= we - ws`` anchored at its corners, so its maximum order key
+    (value first, then the first row-major position) is the maximum of four entries of a 2-D
+    sparse table (:func:`_range_max_table`): four gathers per output whatever the bin size.
+    The index is returned as a ``[K, C, oh, ow]`` view of a ``[K, oh, ow, C]`` tensor.
+    """
+    N, C, H, W = input.shape
+    K = rois.shape[0]
+    device = input.device
+    s = torch.tensor(scale, dtype=input.dtype, device=device)
+    b = rois[:, 0].long()
+    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
+    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
+    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
+    bh = (he - hs).clamp(min=0)  # [K, oh] bin heights
+    bw = (we - ws).clamp(min=0)  # [K, ow]
+    kh, kw = _bin_level(bh.clamp(min=1)), _bin_level(bw.clamp(min=1))  # [K, oh], [K, ow]
+    levels_h, levels_w = int(kh.max()) + 1, int(kw.max()) + 1
+    if levels_h * levels_w * input.numel() > _POOL_TABLE_ELEMS:
+        return None
+    x = input.detach().permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last
+    table = _range_max_table(x, N, H, W, levels_h, levels_w).view(-1, C)
+    # The two anchor rows (columns) of each bin: its start, and its end minus the range side.
+    # Empty bins get the 1-pixel range at a clipped position (masked by the caller).
+    r = torch.stack([hs, he - (1 << kh)], dim=-1).clamp_(0, H - 1)  # [K, oh, 2]
+    c = torch.stack([ws, we - (1 << kw)], dim=-1).clamp_(0, W - 1)  # [K, ow, 2]
+    level = (kh[:, :, None] * levels_w + kw[:, None, :]) * N + b[:, None, None]  # [K, oh, ow]
+    flat = (level[..., None, None] * H + r[:, :, None, :, None]) * W + c[:, None, :, None, :]  # [K, oh, ow, 2, 2]
+    flat = flat.reshape(K, oh * ow * 4)
+    index = torch.empty((K, oh, ow, C), dtype=torch.long, device=device)
+    base = (b[:, None, None, None] * C + torch.arange(C, device=device)) * (H * W)  # [K, 1, 1, C]
+    buf = [table.new_empty(0)]
+    step = max(1, _POOL_CHUNK_ELEMS // (oh * ow * 4 * C))
+    for start in range(0, K, step):
+        stop = min(K, start + step)
+        v = _gather_rows(table, flat[start:stop].reshape(-1), buf).view(stop - start, oh, ow, 4, C)
+        out = index[start:stop]
+        torch.maximum(v[:, :, :, 0], v[:, :, :, 1], out=out)
+        torch.maximum(out, v[:, :, :, 2], out=out)
+        torch.maximum(out, v[:, :, :, 3], out=out)
+        out.bitwise_and_(_LOW_MASK)  # [k, oh, ow, C]: 2**32 - 1 - (h * W + w)
+        torch.sub(base[start:stop] + _LOW_MASK, out, out=out)
+    empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
+    return index.permute(0, 3, 1, 2), empty[:, None]
+
+
+@torch.no_grad()
+def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> tuple[Tensor, Tensor]:
+    """Flat input index of each output's bin maximum and the empty-bin mask, both ``[K, C, oh, ow]``.
+
+    Bin maxima are found in two stages on channels-last features: over the columns of each
+    column bin for every row the RoI spans, then over the rows of each row bin (windows are
+    padded to a common size by repeating a bin's last column or row). float32/float16 inputs use
+    :func:`_order_keys` (a plain integer ``amax``); float64 uses ``max`` with indices.
+    """
+    N, C, H, W = input.shape
+    K = rois.shape[0]
+    device = input.device
+    s = torch.tensor(scale, dtype=input.dtype, device=device)
+    b = rois[:, 0].long()
+    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
+    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
+    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
+    bh = (he - hs).clamp(min=0)  # [K, oh] bin heights
+    bw = (we - ws).clamp(min=0)  # [K, ow]
+    rows = (he[:, -1] - hs[:, 0]).clamp(min=1)  # [K] rows spanned by the bins
+    x = input.detach().permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last
+    use_keys = input.dtype != torch.float64
+    img = _order_keys(x, H, W) if use_keys else x
+    index = torch.empty((K, C, oh, ow), dtype=torch.long, device=device)
+    chan = torch.arange(C, device=device)
+    base = (b[:, None, None, None] * C + chan[:, None, None]) * (H * W)  # [K, C, 1, 1] image-channel offsets
+    bw_max = bw.amax(1).clamp(min=1)  # [K]
+    buf1, buf2 = [img.new_empty(0)], [img.new_empty(0)]  # reused gather buffers (fresh large
+    # allocations cost page faults on every call)
+    for ch in _chunks(rows * bw_max, ow * C, _POOL_CHUNK_ELEMS):
+        kc = ch.numel()
+        sh, mw = int(rows[ch].max()), int(bw_max[ch].max())
+        mh = max(int(bh[ch].max()), 1)
+        ri = _window_index(hs[ch, 0], sh, H)  # [kc, sh]
+        # Stage 1: maximum over each column bin, for every row of the window.
+        j = torch.arange(mw, device=device)
+        # Columns past a bin's end repeat its last column: a repeat changes neither the maximum
+        # nor its first position (empty bins are masked at the end).
+        cols = torch.minimum(ws[ch][:, :, None] + j, we[ch][:, :, None] - 1).clamp_(0, W - 1)  # [kc, ow, mw]
+        flat = (b[ch][:, None, None, None] * H + ri[:, :, None, None]) * W + cols[:, None]  # [kc, sh, ow, mw]
+        v = _gather_rows(img, flat.reshape(-1), buf1).view(kc, sh, ow, mw, C)
+        if use_keys:
+            m1 = v.amax(3)  # [kc, sh, ow, C]
+        else:
+            m1, j1 = v.max(3)  # first maximal column
+        del v
+        # Stage 2: maximum over the rows of each row bin (rows past its end repeat its last row).
+        m1 = m1.view(kc * sh, ow * C)
+        t = torch.arange(mh, device=device)
+        r0 = ri[:, :1, None]
+        rloc = torch.minimum(hs[ch][:, :, None] + t, he[ch][:, :, None] - 1).sub_(r0).clamp_(0, sh - 1)  # [kc, oh, mh]
+        sel = (torch.arange(kc, device=device)[:, None, None] * sh + rloc).reshape(-1)
+        v2 = _gather_rows(m1, sel, buf2).view(kc, oh, mh, ow, C)
+        if use_keys:
+            pos = _LOW_MASK - (v2.amax(2) & _LOW_MASK)  # [kc, oh, ow, C], h * W + w
+        else:
+            t2 = v2.max(2)[1]  # [kc, oh, ow, C] first maximal row
+            r2 = rloc.gather(2, t2.reshape(kc, oh, ow * C)).view(kc, oh, ow, C)  # window row
+            col = ws[ch][:, None, :, None] + j1.gather(1, r2)
+            pos = (ri[:, :1, None, None] + r2) * W + col
+        pos = pos.clamp_(0, H * W - 1).permute(0, 3, 1, 2)  # [kc, C, oh, ow]; empty bins: any position
+        index.index_copy_(0, ch, pos.add_(base[ch]))
+    empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
+    return index, empty[:, None]
+
+
+class _TakeFlat(torch.autograd.Function):
+    """``input.reshape(-1)[index]`` whose backward is a ``scatter_add`` (``take``'s backward,
+    ``put_`` with accumulation, is several times slower on the CPU)."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(index)
+        ctx.shape = input.shape
+        return input.reshape(-1).take(index)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        flat = grad.new_zeros(math.prod(ctx.shape))
+        flat = flat.scatter_add(0, index.reshape(-1), grad.reshape(-1))
+        return flat.view(ctx.shape), None
+
+
+def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int],
+             spatial_scale: float = 1.0) -> Tensor:
+    """Max-pools each region of interest into a fixed ``output_size`` grid (Fast R-CNN).
+
+    Same signature and results as ``torchvision.ops.roi_pool``: RoI corners are scaled by
+    ``spatial_scale`` and rounded (half away from zero); a malformed RoI counts as 1x1 pixel; bin
+    ``(ph, pw)`` spans rows ``floor(ph * bin_h) .. ceil((ph + 1) * bin_h) - 1`` from the RoI's
+    first row (same for columns), clipped to the map. Each output is its bin's maximum, 0 for
+    an empty bin. The gradient goes to the first maximal element of the bin (row-major).
+
+    Args:
+        input (Tensor[N, C, H, W]): float feature maps.
+        boxes (Tensor[K, 5] or list[Tensor[K_i, 4]]): RoIs as ``(batch_index, x1, y1, x2, y2)``
+            rows in image coordinates, or one ``[K_i, 4]`` xyxy tensor per image (image ``i``
+            gets batch index ``i``). Converted to the input's dtype; batch indices are truncated
+            to integers and must lie in ``[0, N)``.
+        output_size (int or tuple[int, int]): ``oh`` and ``ow`` (an int means square), ``>= 1``.
+        spatial_scale (float): factor mapping box coordinates to feature-map pixels, ``> 0``
+            (e.g. ``1/16`` for a stride-16 map).
+
+    Returns:
+        Tensor[K, C, oh, ow]: pooled features, same dtype and device as ``input``;
+        ``[0, C, oh, ow]`` when there are no RoIs.
+
+    Raises:
+        TypeError: ``input`` is not a float tensor, or arguments have the wrong type.
+        ValueError: bad shapes, batch index out of range, non-finite boxes, ``output_size < 1``
+            or ``spatial_scale <= 0``.
+
+    Example:
+        >>> X = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> roi_pool(X, [torch.tensor([[0.0, 0.0, 20.0, 20.0]])], 2, spatial_scale=0.1).flatten().tolist()
+        [5.0, 6.0, 9.0, 10.0]
+    """
+    input = _check_input(input)
+    oh, ow = _check_output_size(output_size)
+    scale = _check_scale(spatial_scale)
+    rois = _to_rois(boxes, input)
+    if rois.shape[0] == 0:
+        return _empty_output(input, oh, ow)
+    found = None if input.dtype == torch.float64 else _roi_pool_argmax_table(input, rois, oh, ow, scale)
+    index, empty = found if found is not None else _roi_pool_argmax(input, rois, oh, ow, scale)
+    values = _TakeFlat.apply(input, index)  # differentiable gather, [K, C, oh, ow]
+    # The kernel's running maximum starts at -FLT_MAX and only takes strictly greater values.
+    taken = ~empty & (values.detach() > -_FLT_MAX)
+    fill = torch.where(empty, 0.0, -_FLT_MAX).to(input.dtype)  # [K, 1, oh, ow]
+    return torch.where(taken, values, fill)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class RoIPool(nn.Module):
+    """Module form of :func:`roi_pool`; it only stores the configuration.
+
+    Args:
+        output_size (int or tuple[int, int]): ``oh`` and ``ow``.
+        spatial_scale (float): factor mapping box coordinates to feature-map pixels.
+    """
+
+    def __init__(self, output_size: int | tuple[int, int], spatial_scale: float) -> None:
+        super().__init__()
+        self.output_size = output_size
+        self.spatial_scale = spatial_scale
+
+    def forward(self, input: Tensor, rois: BoxesLike) -> Tensor:
+        """``input`` [N, C, H, W], ``rois`` [K, 5] or list of [K_i, 4] -> [K, C, oh, ow]."""
+        return roi_pool(input, rois, self.output_size, self.spatial_scale)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
