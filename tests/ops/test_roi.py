@@ -275,3 +275,33 @@ def test_roi_align_argument_errors():
         roi_align(x, rois, 2, sampling_ratio=1.5)
     with pytest.raises(TypeError, match="aligned must be a bool"):
         roi_align(x, rois, 2, aligned="yes")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_roi_pool_half_precision_equals_float32(dtype):
+    # A maximum is exact in any precision: the half result is the float32 result of the same
+    # (rounded) values, and the gradient goes to the same elements.
+    for seed in range(6):
+        x, rois, size, scale = random_case(seed, torch.float32, ties=seed % 2 == 0)
+        xh = x.to(dtype).requires_grad_()
+        x32 = xh.detach().float().requires_grad_()
+        out = roi_pool(xh, rois, size, scale)
+        ref = roi_pool(x32, rois, size, scale)
+        assert out.dtype == dtype and torch.equal(out.float(), ref.detach()), seed
+        out.float().sum().backward()
+        ref.sum().backward()
+        assert torch.equal(xh.grad.float(), x32.grad), seed
+
+
+def test_roi_pool_values_at_or_below_float_max():
+    # torchvision's kernel starts each bin at -FLT_MAX and keeps strictly greater values: a bin
+    # of -inf gives -FLT_MAX and no gradient; an empty bin gives 0.
+    x = torch.full((1, 1, 4, 4), float("-inf"))
+    x[0, 0, 0, 0] = 1.0
+    x.requires_grad_()
+    out = roi_pool(x, torch.tensor([[0.0, 0.0, 0.0, 3.0, 3.0], [0.0, 10.0, 10.0, 12.0, 12.0]]), 2)
+    flt_max = torch.finfo(torch.float32).max
+    assert out[0, 0].tolist() == [[1.0, -flt_max], [-flt_max, -flt_max]]
+    assert out[1].abs().sum() == 0  # outside the map: empty bins
+    out.sum().backward()
+    assert x.grad.sum() == 1.0 and x.grad[0, 0, 0, 0] == 1.0

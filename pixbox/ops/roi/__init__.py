@@ -15,7 +15,9 @@ order. For float32 (and half) inputs the maximum runs on int64 keys that order l
 ``(value, -position)``, so one integer maximum yields the first maximal position too, and bins
 are looked up in a 2-D sparse table of range maxima (levels up to the largest bin side): each
 bin is the union of four power-of-two ranges anchored at its corners, so four lookups per
-output whatever the bin size. The table lives in a scratch buffer reused across calls (at most
+output whatever the bin size, on a channels-last copy of the map (so the ``C`` maxima of an
+output position are gathered from contiguous memory). The table lives in a scratch buffer
+reused across calls (at most
 ``_POOL_TABLE_ELEMS`` int64 elements, 256 MB, per thread; fresh allocations of that size cost
 more in page faults than the table's computation). float64 inputs, and tables that would be
 larger, take a maximum over the columns of each column bin, then over the rows of each row bin,

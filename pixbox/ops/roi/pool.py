@@ -120,14 +120,15 @@ def _range_max_table(x: Tensor, N: int, H: int, W: int, levels_h: int, levels_w:
 
 
 @torch.no_grad()
-def _roi_pool_argmax_table(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float):
+def _roi_pool_argmax_table(input: Tensor, x: Tensor, rois: Tensor, oh: int, ow: int, scale: float):
     """:func:`_roi_pool_argmax` by range-maximum lookups, or None when the table is too large.
 
     Every bin ``[hs, he) x [ws, we)`` is covered by the (overlapping) four ranges of sides
     ``2**k <= he - hs`` and ``2**l <= we - ws`` anchored at its corners, so its maximum order key
     (value first, then the first row-major position) is the maximum of four entries of a 2-D
     sparse table (:func:`_range_max_table`): four gathers per output whatever the bin size.
-    The index is returned as a ``[K, C, oh, ow]`` view of a ``[K, oh, ow, C]`` tensor.
+    ``x`` is ``input`` channels last, ``[N * H * W, C]``. Returns indices into ``x`` (flat) and
+    the empty-bin mask, channels last too: ``[K, oh, ow, C]`` and ``[K, oh, ow, 1]``.
     """
     N, C, H, W = input.shape
     K = rois.shape[0]
@@ -143,30 +144,30 @@ def _roi_pool_argmax_table(input: Tensor, rois: Tensor, oh: int, ow: int, scale:
     levels_h, levels_w = int(kh.max()) + 1, int(kw.max()) + 1
     if levels_h * levels_w * input.numel() > _POOL_TABLE_ELEMS:
         return None
-    x = input.detach().permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last
-    table = _range_max_table(x, N, H, W, levels_h, levels_w).view(-1, C)
+    table = _range_max_table(x.detach(), N, H, W, levels_h, levels_w).view(-1, C)
     # The two anchor rows (columns) of each bin: its start, and its end minus the range side.
     # Empty bins get the 1-pixel range at a clipped position (masked by the caller).
     r = torch.stack([hs, he - (1 << kh)], dim=-1).clamp_(0, H - 1)  # [K, oh, 2]
     c = torch.stack([ws, we - (1 << kw)], dim=-1).clamp_(0, W - 1)  # [K, ow, 2]
     level = (kh[:, :, None] * levels_w + kw[:, None, :]) * N + b[:, None, None]  # [K, oh, ow]
-    flat = (level[..., None, None] * H + r[:, :, None, :, None]) * W + c[:, None, :, None, :]  # [K, oh, ow, 2, 2]
-    flat = flat.reshape(K, oh * ow * 4)
+    # [K, 2, 2, oh, ow]: corner-major, so each corner's gathered block is contiguous.
+    flat = (level[:, None, None] * H + r.permute(0, 2, 1)[:, :, None, :, None]) * W + c.permute(0, 2, 1)[:, None, :, None, :]
+    flat = flat.reshape(K, 4 * oh * ow)
     index = torch.empty((K, oh, ow, C), dtype=torch.long, device=device)
-    base = (b[:, None, None, None] * C + torch.arange(C, device=device)) * (H * W)  # [K, 1, 1, C]
+    base = (b[:, None, None, None] * (H * W) + _LOW_MASK) * C + torch.arange(C, device=device)  # [K, 1, 1, C]
     buf = [table.new_empty(0)]
     step = max(1, _POOL_CHUNK_ELEMS // (oh * ow * 4 * C))
     for start in range(0, K, step):
         stop = min(K, start + step)
-        v = _gather_rows(table, flat[start:stop].reshape(-1), buf).view(stop - start, oh, ow, 4, C)
+        v = _gather_rows(table, flat[start:stop].reshape(-1), buf).view(stop - start, 4, oh, ow, C)
         out = index[start:stop]
-        torch.maximum(v[:, :, :, 0], v[:, :, :, 1], out=out)
-        torch.maximum(out, v[:, :, :, 2], out=out)
-        torch.maximum(out, v[:, :, :, 3], out=out)
-        out.bitwise_and_(_LOW_MASK)  # [k, oh, ow, C]: 2**32 - 1 - (h * W + w)
-        torch.sub(base[start:stop] + _LOW_MASK, out, out=out)
+        torch.maximum(v[:, 0], v[:, 1], out=out)
+        torch.maximum(out, v[:, 2], out=out)
+        torch.maximum(out, v[:, 3], out=out)
+        out.bitwise_and_(_LOW_MASK).mul_(C)  # [k, oh, ow, C]: (2**32 - 1 - (h * W + w)) * C
+        torch.sub(base[start:stop], out, out=out)  # ((b * H + h) * W + w) * C + c
     empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
-    return index.permute(0, 3, 1, 2), empty[:, None]
+    return index, empty[..., None]
 
 
 @torch.no_grad()
@@ -236,21 +237,27 @@ def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float
 
 
 class _TakeFlat(torch.autograd.Function):
-    """``input.reshape(-1)[index]`` whose backward is a ``scatter_add`` (``take``'s backward,
-    ``put_`` with accumulation, is several times slower on the CPU)."""
+    """``input.reshape(-1)[index]``, where ``index == input.numel()`` gives 0 (an empty bin),
+    whose backward is a ``scatter_add`` (``take``'s backward, ``put_`` with accumulation, is
+    several times slower on the CPU)."""
 
     @staticmethod
-    def forward(ctx, input: Tensor, index: Tensor) -> Tensor:
+    def forward(ctx, input: Tensor, index: Tensor, padded: bool) -> Tensor:
         ctx.save_for_backward(index)
-        ctx.shape = input.shape
-        return input.reshape(-1).take(index)
+        ctx.shape, ctx.padded = input.shape, padded
+        flat = input.reshape(-1)
+        if padded:
+            flat = torch.cat([flat, flat.new_zeros(1)])
+        return flat.take(index)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (index,) = ctx.saved_tensors
-        flat = grad.new_zeros(math.prod(ctx.shape))
+        flat = grad.new_zeros(math.prod(ctx.shape) + int(ctx.padded))
         flat = flat.scatter_add(0, index.reshape(-1), grad.reshape(-1))
-        return flat.view(ctx.shape), None
+        if ctx.padded:
+            flat = flat[:-1]
+        return flat.view(ctx.shape), None, None
 
 
 def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int],
@@ -293,13 +300,30 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
     rois = _to_rois(boxes, input)
     if rois.shape[0] == 0:
         return _empty_output(input, oh, ow)
-    found = None if input.dtype == torch.float64 else _roi_pool_argmax_table(input, rois, oh, ow, scale)
-    index, empty = found if found is not None else _roi_pool_argmax(input, rois, oh, ow, scale)
-    values = _TakeFlat.apply(input, index)  # differentiable gather, [K, C, oh, ow]
-    # The kernel's running maximum starts at -FLT_MAX and only takes strictly greater values.
-    taken = ~empty & (values.detach() > -_FLT_MAX)
-    fill = torch.where(empty, 0.0, -_FLT_MAX).to(input.dtype)  # [K, 1, oh, ow]
-    return torch.where(taken, values, fill)
+    found = None
+    if input.dtype != torch.float64:
+        # Channels last: the table's layout, and each output row's C maxima are then read
+        # from nearby memory (differentiable: the gradient is permuted back).
+        x = input.permute(0, 2, 3, 1).contiguous()
+        found = _roi_pool_argmax_table(input, x.view(-1, input.shape[1]), rois, oh, ow, scale)
+    if found is not None:
+        index, empty = found  # into x: [K, oh, ow, C], [K, oh, ow, 1]
+        input = x
+    else:
+        index, empty = _roi_pool_argmax(input, rois, oh, ow, scale)  # [K, C, oh, ow], [K, 1, oh, ow]
+    if bool((input.detach() <= -_FLT_MAX).any()):
+        # The kernel's running maximum starts at -FLT_MAX and only takes strictly greater values:
+        # a bin of values <= -FLT_MAX gives -FLT_MAX (and no gradient), an empty bin 0.
+        values = _TakeFlat.apply(input, index, False)
+        taken = ~empty & (values.detach() > -_FLT_MAX)
+        fill = torch.where(empty, 0.0, -_FLT_MAX).to(input.dtype)
+        out = torch.where(taken, values, fill)
+    else:
+        padded = bool(empty.any())
+        if padded:  # empty bins read the zero appended to the input
+            index = index.masked_fill(empty, input.numel())
+        out = _TakeFlat.apply(input, index, padded)
+    return out.permute(0, 3, 1, 2).contiguous() if found is not None else out
 
 
 # --------------------------------------------------------------------------------------------
