@@ -71,3 +71,21 @@ def test_readme_segmentation_python_example_runs():
                                                                     [4, 6, 6, 9]]
     assert ops.upsample_params(32) == (64, 32, 16)
     assert ns["W"].shape == (3, 3, 64, 64) and ns["W"][0, 1].abs().sum() == 0
+
+
+def test_readme_rcnn_python_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    snippet = next(b for b in blocks if "faster_rcnn(" in b)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        ns: dict = {}
+        exec(compile(snippet, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    finally:
+        torch.set_num_threads(threads)
+    assert ns["pooled"].tolist() == [[[[5.0, 6.0], [9.0, 10.0]]], [[[9.0, 11.0], [13.0, 15.0]]]]
+    assert ns["aligned"].shape == (2, 1, 2, 2)
+    assert set(ns["losses"]) == {"rpn_objectness", "rpn_box", "roi_cls", "roi_box"}
+    assert all(torch.isfinite(v) for v in ns["losses"].values())
+    assert len(ns["dets"]) == 2 and set(ns["dets"][0]) == {"boxes", "scores", "labels"}
