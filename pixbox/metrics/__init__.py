@@ -2,8 +2,9 @@
 
 - :mod:`pixbox.metrics.classification`: top-k accuracy, confusion matrix, per-class precision,
   recall and F1, balanced accuracy, a text table and a confusion-matrix image.
-- :mod:`pixbox.metrics.detection`: COCO mAP (through pycocotools), Pascal VOC AP, per-class
-  tables, precision-recall curves, and the D2L book's SSD training metrics.
+- :mod:`pixbox.metrics.detection`: COCO mAP (through pycocotools) and VOC AP in one evaluator,
+  per-class tables, precision-recall curves; :mod:`pixbox.metrics.voc` (VOC matching and AP)
+  and :mod:`pixbox.metrics.multibox` (the D2L book's SSD training metrics) are re-exported.
 - :mod:`pixbox.metrics.segmentation`: pixel confusion matrix (with an ignored label), pixel
   accuracy, mean class accuracy, per-class and mean IoU, frequency-weighted IoU, a text table and
   a confusion-matrix image.
