@@ -14,7 +14,7 @@ from pixbox.data.formats.classification import read_image_folder
 from pixbox.data.formats.segmentation import read_voc_segmentation
 from pixbox.data.generators import (GENERATORS, make_bananas, make_classification, make_dataset,
                                     make_segmentation, make_shapes)
-from pixbox.data.generators import _draw
+from pixbox.data.generators import _draw, _writing
 from pixbox.data.generators.bananas import render_banana
 from pixbox.data.generators.classification import CLASS_NAMES as OBJECT_CLASSES
 from pixbox.data.generators.classification import render_object
@@ -90,15 +90,15 @@ def test_boundary_band_golden_and_width_changes_it():
 
 def test_image_rngs_salt_and_seed_words_matter():
     def draw(seed, salt):
-        return [g.random() for g in _draw.image_rngs(seed, salt)]
+        return [g.random() for g in _writing.image_rngs(seed, salt)]
 
     assert draw((1, 0, 2), 1) == draw((1, 0, 2), 1)
     assert draw((1, 0, 2), 1) != draw((1, 0, 2), 2)
     assert draw((1, 0, 2), 1) != draw((1, 0, 3), 1)
     with pytest.raises(ValueError, match="seed must be >= 0"):
-        _draw.image_rngs(-1, 1)
+        _writing.image_rngs(-1, 1)
     with pytest.raises(TypeError, match="seed must be an int"):
-        _draw.image_rngs("0", 1)
+        _writing.image_rngs("0", 1)
 
 
 @pytest.mark.parametrize("kind", _draw.SHAPE_KINDS + _draw.BLOB_KINDS + ("banana",))
@@ -225,7 +225,7 @@ def test_bananas_read_back_in_every_format(tmp_path, fmt):
         ann = read_detection(tmp_path, fmt, split)
         assert ann.class_names == ["banana"] and len(ann) == n and ann.num_objects() == n
         for rec in ann.records:
-            scene = render_banana(48, seed=(3, _draw.SPLITS[split], _index(rec.image)[1]))
+            scene = render_banana(48, seed=(3, _writing.SPLITS[split], _index(rec.image)[1]))
             assert _index(rec.image)[0] == split and (rec.width, rec.height) == (48, 48)
             assert torch.equal(read_image(rec.image), scene.image)
             np.testing.assert_allclose(rec.boxes, scene.boxes.double().numpy(), atol=1e-3)
@@ -272,7 +272,7 @@ def test_segmentation_dataset_reads_back(tmp_path):
         ann = read_voc_segmentation(tmp_path, split)
         assert ann.class_names == list(SEG_CLASSES) and len(ann) == n
         for image_path, mask_path in ann.samples:
-            image, mask = render_segmentation(48, seed=(2, _draw.SPLITS[split], _index(image_path)[1]))
+            image, mask = render_segmentation(48, seed=(2, _writing.SPLITS[split], _index(image_path)[1]))
             assert torch.equal(read_image(image_path), image)
             assert torch.equal(read_mask(mask_path), mask)
 
@@ -357,7 +357,7 @@ def test_staging_is_removed_when_writing_fails(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(_draw, "write_detection", fail)
+    monkeypatch.setattr(_writing, "write_detection", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         make_bananas(tmp_path, num_train=2, num_val=0, image_size=32, **QUIET)
     assert not list(tmp_path.glob(".staging-*"))

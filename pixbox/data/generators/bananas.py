@@ -25,7 +25,7 @@ import torch
 
 from pixbox._checks import check_choice
 from pixbox.data.formats import DETECTION_FORMATS
-from pixbox.data.generators import _draw
+from pixbox.data.generators import _draw, _writing
 from pixbox.data.synthetic import Scene
 
 __all__ = ["CLASS_NAMES", "make_bananas", "render_banana"]
@@ -53,8 +53,8 @@ def render_banana(image_size: int = 256, *, seed: int | Sequence[int] = 0, banan
         pixels, tight; [0, 4] without the banana), ``labels`` (Tensor[1] int64, all 0),
         ``masks`` (Tensor[1, S, S] bool) and ``class_names`` (``("banana",)``).
     """
-    size = _draw.check_int(image_size, "image_size", 32)
-    rng_bg, rng_obj, rng_noise = _draw.image_rngs(seed, _SALT)
+    size = _writing.check_int(image_size, "image_size", 32)
+    rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     image = _draw.textured_background(rng_bg, size, size)
     masks, boxes = [], []
     if banana:
@@ -103,11 +103,11 @@ def make_bananas(root, *, seed: int = 0, num_train: int = 1000, num_val: int = 1
         ValueError: for a bad option (named in the message).
         FileExistsError: when a target split exists and ``overwrite`` is False.
     """
-    _draw.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
+    _writing.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
                         progress=progress, overwrite=overwrite)
     check_choice(fmt, "fmt", DETECTION_FORMATS)
-    return _draw.write_detection_splits(
-        root, lambda split, i: render_banana(image_size, seed=(seed, _draw.SPLITS[split], i)),
+    return _writing.write_detection_splits(
+        root, lambda split, i: render_banana(image_size, seed=(seed, _writing.SPLITS[split], i)),
         class_names=CLASS_NAMES, fmt=fmt, counts={"train": num_train, "val": num_val},
         progress=progress, overwrite=overwrite, desc="bananas")
 

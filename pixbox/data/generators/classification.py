@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from pixbox.data.annotations import ClassificationAnnotations
 from pixbox.data.formats.classification import write_image_folder
-from pixbox.data.generators import _draw
+from pixbox.data.generators import _draw, _writing
 from pixbox.data.io import write_image
 
 __all__ = ["CLASS_NAMES", "make_classification", "render_object"]
@@ -55,11 +55,11 @@ def render_object(label: int, image_size: int = 64, *, seed: int | Sequence[int]
     Returns:
         Tensor[3, S, S]: ``uint8`` RGB.
     """
-    label = _draw.check_int(label, "label", 0)
+    label = _writing.check_int(label, "label", 0)
     if label >= len(CLASS_NAMES):
         raise ValueError(f"label must be in [0, {len(CLASS_NAMES)}), got {label}")
-    size = _draw.check_int(image_size, "image_size", 32)
-    rng_bg, rng_obj, rng_noise = _draw.image_rngs(seed, _SALT)
+    size = _writing.check_int(image_size, "image_size", 32)
+    rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     image = _draw.textured_background(rng_bg, size, size)
     name = CLASS_NAMES[label]
     extent = rng_obj.uniform(*_SIZE) * size
@@ -101,7 +101,7 @@ def make_classification(root, *, seed: int = 0, num_train: int = 500, num_val: i
         ValueError: for a bad option (named in the message).
         FileExistsError: when a target split exists and ``overwrite`` is False.
     """
-    _draw.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
+    _writing.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
                         progress=progress, overwrite=overwrite)
     root = Path(root)
     counts = {"train": num_train, "val": num_val}
@@ -109,15 +109,15 @@ def make_classification(root, *, seed: int = 0, num_train: int = 500, num_val: i
     def write_split(split: str, stage: Path, bar: tqdm) -> None:
         n = counts[split]
         # Balanced classes in random order.
-        order = np.random.default_rng([seed, _draw.SPLITS[split]]).permutation(n)
+        order = np.random.default_rng([seed, _writing.SPLITS[split]]).permutation(n)
         labels = (order % len(CLASS_NAMES)).tolist()
         samples = []
         for i, label in enumerate(labels):
-            image = render_object(label, image_size, seed=(seed, _draw.SPLITS[split], i))
+            image = render_object(label, image_size, seed=(seed, _writing.SPLITS[split], i))
             samples.append((write_image(image, stage / f"{split}_{i:06d}.png", compress_level=1), label))
             bar.update()
         annotations = ClassificationAnnotations(class_names=list(CLASS_NAMES), samples=samples)
         write_image_folder(annotations, root / split, images="move")
 
-    return _draw.write_splits(root, "folder", counts, overwrite=overwrite, progress=progress,
+    return _writing.write_splits(root, "folder", counts, overwrite=overwrite, progress=progress,
                               desc="classification", write_split=write_split)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from pixbox.data.annotations import SegmentationAnnotations
 from pixbox.data.formats.segmentation import write_voc_segmentation
-from pixbox.data.generators import _draw
+from pixbox.data.generators import _draw, _writing
 from pixbox.data.io import write_image, write_mask
 
 __all__ = ["CLASS_NAMES", "IGNORE_INDEX", "make_segmentation", "render_segmentation"]
@@ -60,11 +60,11 @@ def render_segmentation(image_size: int = 256, *, seed: int | Sequence[int] = 0,
         tuple: ``image`` (Tensor[3, S, S] uint8 RGB) and ``mask`` (Tensor[S, S] int64: indices
         into :data:`CLASS_NAMES`, and :data:`IGNORE_INDEX` on the boundary band).
     """
-    size = _draw.check_int(image_size, "image_size", 32)
-    rng_bg, rng_obj, rng_noise = _draw.image_rngs(seed, _SALT)
+    size = _writing.check_int(image_size, "image_size", 32)
+    rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     if num_objects is None:
         num_objects = int(rng_obj.integers(1, _MAX_OBJECTS + 1))
-    num_objects = _draw.check_int(num_objects, "num_objects", 0)
+    num_objects = _writing.check_int(num_objects, "num_objects", 0)
     image = _draw.textured_background(rng_bg, size, size)
 
     labels = rng_obj.integers(1, len(CLASS_NAMES), size=num_objects)
@@ -112,7 +112,7 @@ def make_segmentation(root, *, seed: int = 0, num_train: int = 1000, num_val: in
         ValueError: for a bad option (named in the message).
         FileExistsError: when a target split exists and ``overwrite`` is False.
     """
-    _draw.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
+    _writing.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
                         progress=progress, overwrite=overwrite)
     root = Path(root)
     counts = {"train": num_train, "val": num_val}
@@ -120,7 +120,7 @@ def make_segmentation(root, *, seed: int = 0, num_train: int = 1000, num_val: in
     def write_split(split: str, stage: Path, bar: tqdm) -> None:
         samples = []
         for i in range(counts[split]):
-            image, mask = render_segmentation(image_size, seed=(seed, _draw.SPLITS[split], i))
+            image, mask = render_segmentation(image_size, seed=(seed, _writing.SPLITS[split], i))
             name = f"{split}_{i:06d}.png"
             samples.append((write_image(image, stage / "images" / name, compress_level=1),
                             write_mask(mask, stage / "masks" / name)))
@@ -128,5 +128,5 @@ def make_segmentation(root, *, seed: int = 0, num_train: int = 1000, num_val: in
         annotations = SegmentationAnnotations(class_names=list(CLASS_NAMES), samples=samples)
         write_voc_segmentation(annotations, root, split, images="move")
 
-    return _draw.write_splits(root, "voc-segmentation", counts, overwrite=overwrite,
+    return _writing.write_splits(root, "voc-segmentation", counts, overwrite=overwrite,
                               progress=progress, desc="segmentation", write_split=write_split)

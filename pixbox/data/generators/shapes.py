@@ -26,7 +26,7 @@ import torch
 
 from pixbox._checks import check_choice
 from pixbox.data.formats import DETECTION_FORMATS
-from pixbox.data.generators import _draw
+from pixbox.data.generators import _draw, _writing
 from pixbox.data.synthetic import Scene
 
 __all__ = ["CLASS_NAMES", "make_shapes", "render_shapes"]
@@ -63,12 +63,12 @@ def render_shapes(image_size: int = 256, *, seed: int | Sequence[int] = 0, max_o
         :data:`CLASS_NAMES`), ``masks`` (Tensor[N, S, S] bool, the visible pixels; they never
         overlap), ``class_names``. Objects are listed from the back to the front.
     """
-    size = _draw.check_int(image_size, "image_size", 32)
-    max_objects = _draw.check_int(max_objects, "max_objects", 0)
-    rng_bg, rng_obj, rng_noise = _draw.image_rngs(seed, _SALT)
+    size = _writing.check_int(image_size, "image_size", 32)
+    max_objects = _writing.check_int(max_objects, "max_objects", 0)
+    rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     if num_objects is None:
         num_objects = int(rng_obj.integers(1, max_objects + 1)) if max_objects > 0 else 0
-    num_objects = _draw.check_int(num_objects, "num_objects", 0)
+    num_objects = _writing.check_int(num_objects, "num_objects", 0)
     image = _draw.textured_background(rng_bg, size, size)
 
     # Draw every candidate shape's sprite and position (back to front).
@@ -117,7 +117,7 @@ def _empty_images(seed: int, split: str, count: int) -> set[int]:
     """The indices of the background-only images of a split: about 7 %, at least one if count >= 5."""
     if count < 5:
         return set()
-    rng = np.random.default_rng([seed, _draw.SPLITS[split]])
+    rng = np.random.default_rng([seed, _writing.SPLITS[split]])
     k = max(1, int(round(_EMPTY_FRACTION * count)))
     return set(rng.choice(count, size=k, replace=False).tolist())
 
@@ -149,16 +149,16 @@ def make_shapes(root, *, seed: int = 0, num_train: int = 1000, num_val: int = 10
         ValueError: for a bad option (named in the message).
         FileExistsError: when a target split exists and ``overwrite`` is False.
     """
-    _draw.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
+    _writing.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
                         progress=progress, overwrite=overwrite)
     check_choice(fmt, "fmt", DETECTION_FORMATS)
-    max_objects = _draw.check_int(max_objects, "max_objects", 0)
+    max_objects = _writing.check_int(max_objects, "max_objects", 0)
     counts = {"train": num_train, "val": num_val}
     empty = {split: _empty_images(seed, split, n) for split, n in counts.items()}
 
     def render(split: str, i: int) -> Scene:
-        return render_shapes(image_size, seed=(seed, _draw.SPLITS[split], i), max_objects=max_objects,
+        return render_shapes(image_size, seed=(seed, _writing.SPLITS[split], i), max_objects=max_objects,
                              num_objects=0 if i in empty[split] else None)
 
-    return _draw.write_detection_splits(root, render, class_names=CLASS_NAMES, fmt=fmt, counts=counts,
+    return _writing.write_detection_splits(root, render, class_names=CLASS_NAMES, fmt=fmt, counts=counts,
                                         progress=progress, overwrite=overwrite, desc="shapes")

@@ -1,0 +1,202 @@
+"""What every dataset generator does around the drawing: option checks, per-image seeds, the
+staging folder, the refusal to overwrite an existing split, and writing the splits."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from pixbox.data.annotations import DetectionAnnotations, DetectionRecord
+from pixbox.data.formats import write_detection
+from pixbox.data.io import write_image
+from pixbox.data.synthetic import Scene
+
+__all__ = ["SPLITS", "check_int", "check_options", "image_rngs", "write_detection_splits", "write_splits"]
+
+
+#: The splits a generator writes, and the index each one mixes into the per-image seeds.
+SPLITS: dict[str, int] = {"train": 0, "val": 1}
+
+_MIN_IMAGE_SIZE = 32
+
+
+def check_int(value, name: str, low: int) -> int:
+    """``value`` as an ``int`` >= ``low``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_options(*, seed, num_train, num_val, image_size, progress, overwrite) -> None:
+    """Validates the options every generator shares (see :func:`make_bananas` for their meaning)."""
+    check_int(seed, "seed", 0)
+    check_int(num_train, "num_train", 0)
+    check_int(num_val, "num_val", 0)
+    check_int(image_size, "image_size", _MIN_IMAGE_SIZE)
+    for name, value in (("progress", progress), ("overwrite", overwrite)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def image_rngs(seed: int | Sequence[int], salt: int, count: int = 3) -> list[np.random.Generator]:
+    """``count`` independent generators derived from ``seed`` (an int >= 0 or a sequence of them).
+
+    The generators render an image from separate streams (for example background, objects and
+    pixel noise), so an image drawn without its objects has the same background and noise.
+    ``salt`` (one constant per generator) keeps two generators given the same seed apart.
+    """
+    words = [seed] if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else seed
+    try:
+        words = [check_int(w, "seed", 0) for w in words]
+    except TypeError:
+        raise TypeError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}") from None
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([salt] + words).spawn(count)]
+
+
+def _voc_ids(list_file: Path) -> list[str]:
+    return [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+
+
+def _split_targets(root: Path, layout: str, split: str) -> list[Path]:
+    """The files and folders (existing or not) that hold ``split`` of a dataset in ``layout``."""
+    if layout == "csv":
+        return [root / split, root / f"bananas_{split}"]
+    if layout == "coco":
+        return [root / "annotations" / f"instances_{split}.json", root / "images" / split]
+    if layout == "yolo":
+        return [root / "images" / split, root / "labels" / split]
+    if layout == "folder":
+        return [root / split]
+    if layout in ("voc", "voc-segmentation"):
+        sets, folders = (("Main", ["Annotations"]) if layout == "voc"
+                         else ("Segmentation", ["SegmentationClass"]))
+        list_file = root / "ImageSets" / sets / f"{split}.txt"
+        paths = [list_file]
+        if list_file.is_file():
+            for image_id in _voc_ids(list_file):
+                paths += sorted((root / "JPEGImages").glob(f"{image_id}.*"))
+                paths += [p for folder in folders for p in sorted((root / folder).glob(f"{image_id}.*"))]
+        return paths
+    raise ValueError(f"layout must be one of csv, coco, yolo, voc, voc-segmentation, folder, got {layout!r}")
+
+
+def _occupied(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def _yolo_config(root: Path) -> dict:
+    path = root / "data.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text())
+    return data if isinstance(data, dict) else {}
+
+
+def _existing_split(root: Path, layout: str, split: str) -> list[str]:
+    """What already holds ``split`` in ``root``: paths, or the ``data.yaml`` key of a YOLO split."""
+    taken = [str(p) for p in _split_targets(root, layout, split) if _occupied(p)]
+    if layout == "yolo" and split in _yolo_config(root):
+        taken.insert(0, f"{root / 'data.yaml'} key {split!r}")
+    return taken
+
+
+def _remove_split(root: Path, layout: str, split: str) -> None:
+    for path in _split_targets(root, layout, split):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    config = _yolo_config(root) if layout == "yolo" else {}
+    if split in config:  # YOLO lists its splits in data.yaml
+        del config[split]
+        (root / "data.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+@contextmanager
+def _staging(root: Path, split: str) -> Iterator[Path]:
+    """A fresh ``root/.staging-<split>/`` folder, removed afterwards whatever happens."""
+    stage = root / f".staging-{split}"
+    if stage.exists():  # left over from an interrupted run
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_splits(root, layout: str, counts: dict[str, int], *, overwrite: bool, progress: bool,
+                 desc: str, write_split: Callable[[str, Path, tqdm], None]) -> dict[str, int]:
+    """Generates the splits with a non-zero count, each through a staging folder.
+
+    Every target split is checked before anything is written: a split that already holds files
+    raises ``FileExistsError`` unless ``overwrite``, which removes its files first.
+
+    Args:
+        root (str | PathLike): the dataset folder (created when missing).
+        layout (str): ``"csv"``, ``"coco"``, ``"yolo"``, ``"voc"``, ``"voc-segmentation"`` or
+            ``"folder"``: which files make up a split.
+        counts (dict[str, int]): images per split, keys from :data:`SPLITS`.
+        overwrite (bool): replace existing splits instead of refusing.
+        progress (bool): show a tqdm bar per split.
+        desc (str): the bar's label.
+        write_split (callable): ``write_split(split, stage, bar)`` renders the split's images
+            into ``stage``, calls ``bar.update`` per image and writes the split with the format
+            writer (``images="move"``).
+
+    Returns:
+        dict[str, int]: images per written split.
+    """
+    root = Path(root)
+    splits = [s for s, n in counts.items() if n > 0]
+    for split in splits:
+        taken = _existing_split(root, layout, split)
+        if taken and not overwrite:
+            raise FileExistsError(
+                f"{root} already holds a {split!r} split ({', '.join(taken[:3])}"
+                f"{', ...' if len(taken) > 3 else ''}); pass overwrite=True to replace it or choose "
+                "another folder")
+    written = {}
+    for split in splits:
+        _remove_split(root, layout, split)
+        with _staging(root, split) as stage, \
+                tqdm(total=counts[split], desc=f"{desc} {split}", unit="img", disable=not progress) as bar:
+            write_split(split, stage, bar)
+        written[split] = counts[split]
+    return written
+
+
+def write_detection_splits(root, render: Callable[[str, int], Scene], *, class_names: Sequence[str],
+                           fmt: str, counts: dict[str, int], progress: bool, overwrite: bool,
+                           desc: str) -> dict[str, int]:
+    """Renders and writes detection splits in format ``fmt`` (see :func:`write_splits`).
+
+    ``render(split, i)`` returns image ``i`` of ``split`` as a :class:`~pixbox.data.synthetic.Scene`
+    (only ``image``, ``boxes`` and ``labels`` are used); its PNG is named
+    ``<split>_<i:06d>.png``, unique across splits as VOC needs.
+    """
+    root = Path(root)
+
+    def write_split(split: str, stage: Path, bar: tqdm) -> None:
+        records = []
+        for i in range(counts[split]):
+            scene = render(split, i)
+            name = f"{split}_{i:06d}"
+            path = write_image(scene.image, stage / f"{name}.png", compress_level=1)
+            records.append(DetectionRecord(
+                image=path, width=scene.image.shape[2], height=scene.image.shape[1],
+                boxes=scene.boxes.double().numpy(), labels=scene.labels.numpy(), image_id=name))
+            bar.update()
+        annotations = DetectionAnnotations(class_names=list(class_names), records=records)
+        write_detection(annotations, root, fmt, split, images="move")
+
+    return write_splits(root, fmt, counts, overwrite=overwrite, progress=progress, desc=desc,
+                        write_split=write_split)
