@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pixbox.models.backbones._base import IMAGENET_MEAN, IMAGENET_STD, Backbone, _check_num_classes  # noqa: F401 (re-exported for ssd, fcn)
+# _check_num_classes is re-exported for the ssd and fcn builders.
+from pixbox.models.backbones._base import IMAGENET_MEAN, IMAGENET_STD, Backbone, _check_num_classes  # noqa: F401
 from pixbox.models.backbones.efficientnet import (
     LITE0_STAGES,
     LITE0_WEIGHTS,
