@@ -1,4 +1,5 @@
-"""Detection losses for anchor-based single-shot detectors (SSD, D2L's TinySSD).
+"""Detection losses for anchor-based single-shot detectors (SSD, D2L's TinySSD), and the
+losses of neural style transfer.
 
 :func:`multibox_loss` takes the model's outputs (D2L layout) and the targets of
 :func:`pixbox.ops.multibox_target` and has two modes:
@@ -16,6 +17,12 @@
 
 Anchors labelled -1 (ignored, e.g. by mining in ``multibox_target``) never contribute, in either
 mode. A batch without objects gives a finite loss and finite gradients.
+
+Style transfer (Gatys et al., 2016, as D2L section 14.12 writes it): :func:`content_loss`, the mean
+squared error of feature maps; :func:`gram`, the channel correlations of a feature map divided by
+``c * h * w``; :func:`style_loss`, the mean squared error of Gram matrices; :func:`tv_loss`, the
+total variation of an image, for smoothness. The targets (content features, style Gram matrices)
+are detached: only the synthesized image gets gradients.
 
 Example:
     >>> from pixbox.models import tiny_ssd
@@ -38,7 +45,7 @@ from torch import Tensor, nn
 from pixbox._checks import check_choice, check_floating, check_number, check_same_device, check_shape, check_tensor
 from pixbox.ops.matching import hard_negative_mining
 
-__all__ = ["MultiBoxLoss", "multibox_loss"]
+__all__ = ["MultiBoxLoss", "content_loss", "gram", "multibox_loss", "style_loss", "tv_loss"]
 
 _BOX_LOSSES = ("smooth_l1", "l1")
 _REDUCTIONS = ("mean", "sum", "none")
@@ -184,3 +191,121 @@ class MultiBoxLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"negative_mining_ratio={self.negative_mining_ratio}, box_loss={self.box_loss}, "
                 f"reduction={self.reduction!r}, min_negatives={self.min_negatives}")
+
+
+# --- Neural style transfer -------------------------------------------------------------------
+
+
+def _check_feature_map(x, name: str) -> Tensor:
+    check_floating(x, name)
+    if x.dim() not in (3, 4) or x.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty feature map [C, H, W] or [B, C, H, W], "
+                         f"got shape {tuple(x.shape)}")
+    return x
+
+
+def content_loss(y_hat: Tensor, y: Tensor) -> Tensor:
+    """Content loss of style transfer: the mean squared error between two feature maps.
+
+    D2L's ``content_loss``: ``((y_hat - y.detach()) ** 2).mean()``.
+
+    Args:
+        y_hat (Tensor[B, C, H, W] or Tensor[C, H, W]): features of the synthesized image.
+        y (Tensor): features of the content image, the same shape as ``y_hat`` or broadcastable
+            to it (e.g. ``[1, C, H, W]`` for a batch); treated as a constant (detached).
+
+    Returns:
+        Tensor: scalar, differentiable w.r.t. ``y_hat``.
+
+    Example:
+        >>> content_loss(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[0.0, 0.0]]]))
+        tensor(2.5000)
+    """
+    _check_feature_map(y_hat, "y_hat")
+    _check_feature_map(y, "y")
+    check_same_device("y_hat", y_hat, "y", y)
+    try:
+        shape = torch.broadcast_shapes(y_hat.shape, y.shape)
+    except RuntimeError:
+        shape = None
+    if shape != y_hat.shape:
+        raise ValueError(f"y must have the shape of y_hat {tuple(y_hat.shape)} or broadcast to it, "
+                         f"got {tuple(y.shape)}")
+    return torch.square(y_hat - y.detach()).mean()
+
+
+def gram(x: Tensor) -> Tensor:
+    """Gram matrix of a feature map, normalized by its number of elements ``c * h * w``.
+
+    With ``X`` the map reshaped to ``[C, H * W]``, ``gram(x) = X @ X.T / (C * H * W)`` (D2L's
+    ``gram``), for each image of a batch.
+
+    Args:
+        x (Tensor[B, C, H, W] or Tensor[C, H, W]): float feature map.
+
+    Returns:
+        Tensor[B, C, C] (or Tensor[C, C] for a ``[C, H, W]`` input): symmetric, same dtype as ``x``.
+
+    Example:
+        >>> gram(torch.tensor([[[1.0, 2.0]], [[3.0, 4.0]]]))  # C = 2, H = 1, W = 2
+        tensor([[1.2500, 2.7500],
+                [2.7500, 6.2500]])
+    """
+    _check_feature_map(x, "x")
+    c, h, w = x.shape[-3:]
+    flat = x.reshape(*x.shape[:-3], c, h * w)  # [B, C, HW] or [C, HW]
+    return flat @ flat.transpose(-1, -2) / (c * h * w)  # [B, C, C] or [C, C]
+
+
+def style_loss(y_hat: Tensor, gram_y: Tensor) -> Tensor:
+    """Style loss of style transfer: the mean squared error between Gram matrices.
+
+    D2L's ``style_loss``: ``((gram(y_hat) - gram_y.detach()) ** 2).mean()``.
+
+    Args:
+        y_hat (Tensor[B, C, H, W] or Tensor[C, H, W]): features of the synthesized image.
+        gram_y (Tensor[C, C] or Tensor[B, C, C]): :func:`gram` of the style image's features
+            (computed once), treated as a constant; a ``[C, C]`` target applies to every image.
+
+    Returns:
+        Tensor: scalar, differentiable w.r.t. ``y_hat``.
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 2.0]], [[3.0, 4.0]]])
+        >>> style_loss(x, gram(x))
+        tensor(0.)
+    """
+    _check_feature_map(y_hat, "y_hat")
+    check_floating(gram_y, "gram_y")
+    check_same_device("y_hat", y_hat, "gram_y", gram_y)
+    c = y_hat.shape[-3]
+    g = gram(y_hat)  # [B, C, C] or [C, C]
+    if gram_y.dim() not in (2, 3) or gram_y.shape[-2:] != (c, c) or (
+            gram_y.dim() == 3 and (g.dim() != 3 or gram_y.shape[0] not in (1, g.shape[0]))):
+        raise ValueError(f"gram_y must have shape [C, C] or [B, C, C] with C = {c} (the channels of y_hat "
+                         f"{tuple(y_hat.shape)}), got {tuple(gram_y.shape)}")
+    return torch.square(g - gram_y.detach()).mean()
+
+
+def tv_loss(y_hat: Tensor) -> Tensor:
+    """Total variation loss: the mean absolute difference of neighbouring pixels, for smoothness.
+
+    D2L's ``tv_loss``: ``0.5 * (|y[..., 1:, :] - y[..., :-1, :]|.mean() + |y[..., :, 1:] - y[..., :, :-1]|.mean())``.
+
+    Args:
+        y_hat (Tensor[B, C, H, W] or Tensor[C, H, W]): float image (or feature map) with
+            ``H, W >= 2``.
+
+    Returns:
+        Tensor: scalar, differentiable w.r.t. ``y_hat``; 0 for a constant image.
+
+    Example:
+        >>> tv_loss(torch.tensor([[[0.0, 1.0], [0.0, 1.0]]]))  # vertical 0, horizontal 1
+        tensor(0.5000)
+    """
+    _check_feature_map(y_hat, "y_hat")
+    if y_hat.shape[-1] < 2 or y_hat.shape[-2] < 2:
+        raise ValueError(f"y_hat must have H >= 2 and W >= 2, got shape {tuple(y_hat.shape)}")
+    dy = torch.abs(y_hat[..., 1:, :] - y_hat[..., :-1, :]).mean()
+    dx = torch.abs(y_hat[..., :, 1:] - y_hat[..., :, :-1]).mean()
+    return 0.5 * (dy + dx)
