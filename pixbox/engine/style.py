@@ -174,18 +174,34 @@ def _check_int(value, name: str, low: int) -> int:
 
 
 class _Objective:
-    """The weighted loss of one scale: targets computed once from the content and style images."""
+    """The weighted loss of one scale: targets computed once from the content and style images.
 
-    def __init__(self, extractor: StyleExtractor, content: Tensor, style: Tensor, weights: tuple[float, float, float]):
+    With ``amp`` the extractor runs under autocast (bfloat16 on the CPU, float16 on CUDA) in the
+    channels-last layout; its features are cast back to float32 before the Gram matrices and the
+    losses, which never run in reduced precision.
+    """
+
+    def __init__(self, extractor: StyleExtractor, content: Tensor, style: Tensor, weights: tuple[float, float, float],
+                 amp: bool = False):
         self.extractor = extractor
         self.weights = weights
+        self.amp = amp
         with torch.no_grad():
-            self.content_y, _ = extractor(extractor.preprocess(content))
-            _, styles = extractor(extractor.preprocess(style))
+            self.content_y, _ = self._features(extractor.preprocess(content))
+            _, styles = self._features(extractor.preprocess(style))
             self.gram_y = [gram(s) for s in styles]
 
+    def _features(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        if not self.amp:
+            return self.extractor(x)
+        device = x.device.type
+        dtype = torch.bfloat16 if device == "cpu" else torch.float16
+        with torch.autocast(device, dtype=dtype):
+            contents, styles = self.extractor(x.contiguous(memory_format=torch.channels_last))
+        return [c.float() for c in contents], [s.float() for s in styles]
+
     def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
-        contents, styles = self.extractor(x)
+        contents, styles = self._features(x)
         wc, ws, wt = self.weights
         lc = sum(content_loss(a, b) for a, b in zip(contents, self.content_y))
         ls = sum(style_loss(a, g) for a, g in zip(styles, self.gram_y))
@@ -266,6 +282,7 @@ def stylize(
     callback: Callable[[int, Tensor, dict], None] | None = None,
     return_history: bool = False,
     extractor: StyleExtractor | None = None,
+    amp: bool | None = None,
 ):
     """Renders the content image in the style of the style image (see the module docstring).
 
@@ -301,6 +318,9 @@ def stylize(
         return_history (bool): also return the history.
         extractor (StyleExtractor, optional): a ready extractor (then ``backbone``, ``weights``,
             the layers, ``style_transform`` and ``temperature`` are ignored), e.g. to reuse one across calls.
+        amp (bool, optional): run the extractor in reduced precision (bfloat16 on the CPU, float16
+            on CUDA) and channels-last; the losses stay float32. None (default): on where it is
+            native (CUDA, or a CPU with AVX512-BF16/AMX); about 2x faster per step here.
 
     Returns:
         Tensor[3, H, W]: float32 in [0, 1], the content's aspect ratio at long side ``size``. With
@@ -335,6 +355,14 @@ def stylize(
     elif not isinstance(extractor, StyleExtractor):
         raise TypeError(f"extractor must be a StyleExtractor, got {type(extractor).__name__}")
     device = extractor.mean.device
+    if amp is None:  # reduced precision where it is native: a bfloat16 CPU (AVX512-BF16/AMX) or CUDA
+        from pixbox.engine.trainer import cpu_bf16_supported
+
+        amp = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
+    elif not isinstance(amp, bool):
+        raise TypeError(f"amp must be a bool or None (automatic), got {type(amp).__name__}")
+    if amp:
+        extractor = extractor.to(memory_format=torch.channels_last)
 
     long_side = size if size is not None else max(content_img.shape[-2:])
     content_img = _resize_long(content_img, long_side).to(device)
@@ -358,7 +386,7 @@ def stylize(
         step0 = 0
         for scale, count in zip(scales, counts):
             target = _resize_long(content_img, scale)
-            objective = _Objective(extractor, target, _resize_long(style_img, scale).to(device), (wc, ws, wt))
+            objective = _Objective(extractor, target, _resize_long(style_img, scale).to(device), (wc, ws, wt), amp)
             if tuple(x.shape[-2:]) != tuple(target.shape[-2:]):
                 x = F.interpolate(x, size=tuple(target.shape[-2:]), mode="bilinear", align_corners=False)
             x = _optimize(objective, x, count, optimizer, lr, bar=bar, step0=step0, history=history,
