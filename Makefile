@@ -25,6 +25,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_ssd.py
 	$(PY) benchmarks/train_fcn.py
 	$(PY) benchmarks/finetune.py
+	$(PY) benchmarks/roi.py --quick
+	$(PY) benchmarks/style.py
 
 demo: $(STAMP)
 	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors

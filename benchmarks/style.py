@@ -20,7 +20,12 @@ Gram matrices and losses in float32).
 The book sums ``10 * styles_l + contents_l + [tv_l]``: ``10 * styles_l`` repeats the list, so
 its style weight is effectively 1e5. The transcription keeps that (it does not change the time).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/style.py [--steps 10] [--threads 2]
+Then it times the default ``pixbox stylize`` run (EfficientNet-Lite0, 300 steps at 300 x 450,
+scikit-image's ``coffee`` in the style of ``immunohistochemistry``) and checks its quality: the
+style loss must fall >= 10x and the content loss stay within ``CONTENT_BOUND`` (the script
+exits 1 otherwise).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/style.py [--steps 8] [--threads 2] [--out result.png]
 """
 
 from __future__ import annotations
@@ -156,10 +161,47 @@ def _time(step, steps: int) -> float:
     return statistics.median(times)
 
 
+def default_run(out: str | None) -> bool:
+    """``pixbox stylize``'s default run on real photos (scikit-image's ``coffee`` in the style of
+    ``immunohistochemistry``): wall time and the quality check (style loss down >= 10x, content
+    loss <= CONTENT_BOUND x that of a noise image). Returns whether the check passed."""
+    from skimage import data
+
+    from pixbox.engine.style import CONTENT_BOUND, load_style_image, stylize
+    from pixbox.losses import content_loss
+    from pixbox.models.style import StyleExtractor
+
+    content, style = data.coffee(), data.immunohistochemistry()
+    t0 = time.perf_counter()
+    image, history = stylize(content, style, progress=False, return_history=True)
+    wall = time.perf_counter() - t0
+    extractor = StyleExtractor("efficientnet_lite0", "default")
+    target_img = torch.nn.functional.interpolate(load_style_image(content)[None], size=image.shape[-2:],
+                                                 mode="bilinear", antialias=True)[0]
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        target, _ = extractor(extractor.preprocess(target_img))
+        ratio = (float(content_loss(extractor(extractor.preprocess(image))[0][0], target[0]))
+                 / float(content_loss(extractor(extractor.preprocess(noise))[0][0], target[0])))
+    drop = history["style"][0] / history["style"][-1]
+    ok = drop >= 10 and ratio <= CONTENT_BOUND
+    print(f"\ndefault `pixbox stylize` (EfficientNet-Lite0, {image.shape[-1]}x{image.shape[-2]}, "
+          f"{len(history['style'])} Adam steps): {wall:.1f} s (target < 120 s)")
+    print(f"style loss {history['style'][0]:.3g} -> {history['style'][-1]:.3g} ({drop:.0f}x, target >= 10x); "
+          f"content loss {ratio:.2f} x a noise image's (bound {CONTENT_BOUND}): {'PASS' if ok else 'FAIL'}")
+    if out:
+        from pixbox.data.io import write_image
+
+        write_image(image, out)
+    return ok and wall < 120
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=8, help="timed steps per side (after one warm-up)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-default-run", action="store_true", help="skip the default stylize run and its check")
+    ap.add_argument("--out", help="also write the default run's image here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -180,6 +222,8 @@ def main() -> None:
         print(f"| one Adam step, as `pixbox stylize` runs it (bfloat16 features, channels-last) | {mine:.3f} | "
               f"{d2l:.3f} | {d2l / mine:.2f}x |")
     print(f"\n500 steps: pixbox {500 * mine / 60:.1f} min, D2L {500 * d2l / 60:.1f} min")
+    if not args.no_default_run and not default_run(args.out):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
