@@ -1,12 +1,12 @@
-"""pixbox.engine: training loop, callbacks, checkpoints, and the detection and classification tasks.
+"""pixbox.engine: training loop, callbacks, checkpoints, and the tasks (detect, classify, segment, stylize).
 
 - :mod:`pixbox.engine.trainer`: :class:`Trainer`, a small loop (forward, loss, backward, step)
   with hooks; devices, seeds and the LR schedule.
 - :mod:`pixbox.engine.callbacks`: evaluation, CSV log, atomic ``last.pt``/``best.pt``, plots,
   early stopping, progress bar.
 - :mod:`pixbox.engine.checkpoint`: atomic save/load and RNG states.
-- :mod:`pixbox.engine.config`: :class:`DetectConfig` and :class:`ClassifyConfig`, the validated
-  run configs (YAML, dict).
+- :mod:`pixbox.engine.config`: :class:`DetectConfig`, :class:`ClassifyConfig` and
+  :class:`SegmentConfig`, the validated run configs (YAML, dict).
 - :mod:`pixbox.engine.runs`: run folders, resuming, optimizer and LR schedule, image sources.
 - :mod:`pixbox.engine.detection`: :func:`train_detector`, :func:`evaluate_detector`,
   :func:`predict_detector`.
@@ -15,6 +15,7 @@
   :func:`predict_classifier`.
 - :mod:`pixbox.engine.segmentation`: :func:`train_segmenter`, :func:`evaluate_segmenter`,
   :func:`predict_segmenter`.
+- :mod:`pixbox.engine.style`: :func:`stylize` (neural style transfer).
 - :mod:`pixbox.engine.predict`: :func:`load` a checkpoint into a :class:`Predictor`.
 
 Example:
@@ -53,6 +54,7 @@ from pixbox.engine.segmentation import (
     train_segmenter,
 )
 from pixbox.engine.predict import Predictor, load
+from pixbox.engine.style import stylize
 from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything, select_device
 
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "seed_everything",
     "select_device",
     "set_rng_state",
+    "stylize",
     "train_classifier",
     "train_detector",
     "train_segmenter",
