@@ -7,7 +7,7 @@ import difflib
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["ActionParser", "USER_ERRORS", "choice", "fail", "number", "run_training"]
+__all__ = ["ActionParser", "USER_ERRORS", "add_sync_bn_flag", "choice", "fail", "number", "run_training"]
 
 #: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
 #: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
@@ -63,6 +63,13 @@ def number(kind: type, low: float, *, low_open: bool = False, high: float | None
     return parse
 
 
+def add_sync_bn_flag(train: argparse.ArgumentParser) -> None:
+    """Adds ``--sync-bn`` (config key ``sync_bn``) to a task's ``train`` parser."""
+    train.add_argument("--sync-bn", dest="sync_bn", action="store_true", default=None,
+                       help="under torchrun with several GPUs, synchronise BatchNorm statistics across the "
+                            "processes (torch.nn.SyncBatchNorm; CUDA only)")
+
+
 def fail(error: BaseException | str) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 1
@@ -81,7 +88,9 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
         data_help (str): what ``--data`` is, for the "required" message.
     """
     from pixbox.engine.config import read_yaml_values
+    from pixbox.engine.distributed import destroy_distributed, get_rank
 
+    main = True
     try:
         values = read_yaml_values(args.config, config_class) if args.config is not None else {}
         values.update(flags)
@@ -92,11 +101,15 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
             if config.data is None:
                 return fail(f"--data is required: {data_help} (or 'data:' in --config)")
             run = train(config)
+        main = get_rank() == 0
     except USER_ERRORS as e:
         return fail(e)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: pixbox {task} train --resume RUN_DIR", file=sys.stderr)
         return 130
-    print(f"results in {run}")
+    finally:
+        destroy_distributed()  # under torchrun: leave the process group the run joined
+    if main:  # one line, from rank 0, under torchrun
+        print(f"results in {run}")
     return 0
 

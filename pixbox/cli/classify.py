@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number, run_training
+from pixbox.cli._common import USER_ERRORS, ActionParser, add_sync_bn_flag, choice, fail, number, run_training
 
 __all__ = ["add_parser"]
 
@@ -27,7 +27,8 @@ _FORMATS = ("auto", "folder", "csv")
 _AUGMENT = ("none", "d2l", "color")
 _FREEZE = ("none", "backbone", "bn")
 _TRAIN_KEYS = ("data", "format", "model", "pretrained", "epochs", "batch", "imgsz", "lr", "head_lr_mult", "freeze",
-               "optimizer", "workers", "device", "name", "project", "seed", "patience", "eval_every", "augment")
+               "optimizer", "workers", "device", "name", "project", "seed", "patience", "eval_every", "augment",
+               "sync_bn")
 
 
 def _model_names() -> list[str]:
@@ -151,6 +152,7 @@ def add_parser(subparsers) -> None:
                        help="stop after N epochs without improvement, 0 never (default: 0)")
     train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
                        help=f"validate every N epochs (default: {d['eval_every']})")
+    add_sync_bn_flag(train)
     train.add_argument("--resume", nargs="?", const="", metavar="RUN",
                        help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
                             "file; alone, the run --name")

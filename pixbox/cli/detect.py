@@ -30,7 +30,7 @@ from pixbox.cli._common import ActionParser as _ActionParser
 from pixbox.cli._common import choice as _choice
 from pixbox.cli._common import fail as _fail
 from pixbox.cli._common import number as _number
-from pixbox.cli._common import run_training
+from pixbox.cli._common import add_sync_bn_flag, run_training
 
 __all__ = ["add_parser"]
 
@@ -38,7 +38,8 @@ _FORMATS = ("auto", "csv", "voc", "coco", "yolo")
 _AUGMENT = ("none", "light", "ssd")
 # `pixbox detect train` flags that map to DetectConfig keys.
 _TRAIN_KEYS = ("data", "format", "model", "proposals", "epochs", "batch", "imgsz", "lr", "optimizer", "workers",
-               "device", "name", "project", "seed", "patience", "eval_every", "augment")
+               "device", "name", "project", "seed", "patience", "eval_every", "augment",
+               "sync_bn")
 
 
 def _model_names() -> list[str]:
@@ -183,6 +184,7 @@ def add_parser(subparsers) -> None:
                             "`pixbox detect proposals`)")
     train.add_argument("--augment", type=_choice("augment preset", _AUGMENT), metavar="PRESET",
                        help=f"{', '.join(_AUGMENT)} (default: {d['augment']})")
+    add_sync_bn_flag(train)
     train.add_argument("--resume", nargs="?", const="", metavar="RUN",
                        help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
                             "file; alone, the run --name")

@@ -20,13 +20,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number, run_training
+from pixbox.cli._common import USER_ERRORS, ActionParser, add_sync_bn_flag, choice, fail, number, run_training
 
 __all__ = ["add_parser"]
 
 _AUGMENT = ("crop", "flip", "scale")
 _TRAIN_KEYS = ("data", "model", "pretrained", "crop", "epochs", "batch", "lr", "optimizer", "workers", "device",
-               "name", "project", "seed", "patience", "eval_every", "augment")
+               "name", "project", "seed", "patience", "eval_every", "augment",
+               "sync_bn")
 
 
 def _model_names() -> list[str]:
@@ -154,6 +155,7 @@ def add_parser(subparsers) -> None:
                        help="stop after N epochs without improvement, 0 never (default: 0)")
     train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
                        help=f"validate every N epochs (default: {d['eval_every']})")
+    add_sync_bn_flag(train)
     train.add_argument("--resume", nargs="?", const="", metavar="RUN",
                        help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
                             "file; alone, the run --name")

@@ -10,6 +10,11 @@ are given to the :class:`~pixbox.engine.trainer.Trainer` in the order they must 
 so that the evaluation metrics are in the epoch's row (``trainer.epoch_log``) before it is logged,
 checkpointed and plotted. The CSV file and the plots are rebuilt from ``trainer.history`` (which
 checkpoints carry), so a resumed run writes every epoch exactly once.
+
+With several processes (``torchrun``), a callback whose class sets ``main_process_only = True``
+runs only on rank 0: here the writers (CSV, checkpoints, plots) and the progress bar.
+:class:`EvalCallback` evaluates on rank 0 and sends the scalar metrics to the other ranks, so
+:class:`EarlyStopping` (which runs everywhere) stops every rank at the same epoch.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ def _finite(value) -> bool:
 
 
 class Callback:
-    """The hooks, all doing nothing; subclass and override the ones you need."""
+    """The hooks, all doing nothing; subclass and override the ones you need.
+
+    Attributes:
+        main_process_only (bool): run only on rank 0 when training on several processes.
+    """
+
+    main_process_only = False
 
     def on_train_start(self, trainer) -> None:
         pass
@@ -92,7 +103,16 @@ class EvalCallback(Callback):
         if not self.due(trainer):
             return
         start = time.perf_counter()
-        trainer.metrics = dict(trainer.evaluate())
+        if getattr(trainer, "world_size", 1) > 1:  # rank 0 evaluates; every rank gets its numbers
+            from pixbox.engine.distributed import broadcast_object
+
+            metrics = dict(trainer.evaluate()) if trainer.rank == 0 else None
+            scalars = broadcast_object(None if metrics is None else
+                                       {k: v for k, v in metrics.items()
+                                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            trainer.metrics = metrics if metrics is not None else scalars
+        else:
+            trainer.metrics = dict(trainer.evaluate())
         seconds = time.perf_counter() - start
         for key, value in trainer.metrics.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -164,6 +184,8 @@ class CSVLogger(Callback):
         columns (sequence of str): columns to put first, in this order (others follow).
     """
 
+    main_process_only = True
+
     def __init__(self, path, columns: Sequence[str] = ()):
         self.path = Path(path)
         self.columns = list(columns)
@@ -185,6 +207,8 @@ class CheckpointCallback(Callback):
         folder (str or PathLike): where ``last.pt`` and ``best.pt`` go.
         monitor (str): a column of the epoch rows, higher is better.
     """
+
+    main_process_only = True
 
     def __init__(self, folder, monitor: str = "map_50"):
         self.folder = Path(folder)
@@ -223,6 +247,8 @@ class PlotCallback(Callback):
             ``{"loss.png": ("Training loss", "loss", ["train_loss", "train_cls", "train_box"])}``.
     """
 
+    main_process_only = True
+
     def __init__(self, folder, plots: dict[str, tuple[str, str, Sequence[str]]]):
         self.folder = Path(folder)
         self.plots = dict(plots)
@@ -248,6 +274,8 @@ class ProgressBar(Callback):
             is a terminal (no bars in log files).
         file: the stream (default ``sys.stderr``).
     """
+
+    main_process_only = True
 
     def __init__(self, enabled: bool = True, file=None):
         self.enabled = bool(enabled)

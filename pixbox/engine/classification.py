@@ -58,6 +58,15 @@ from pixbox.engine.callbacks import (
 )
 from pixbox.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixbox.engine.config import CLASSIFY_FORMATS, ClassifyConfig
+from pixbox.engine.distributed import (
+    broadcast_object,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    local_device,
+    shard_loader,
+    shard_steps,
+)
 from pixbox.engine.finetune import finetune
 from pixbox.engine.runs import (
     build_optimizer,
@@ -261,7 +270,7 @@ class ClassificationTrainer(Trainer):
 
     def compute_loss(self, batch) -> dict[str, Tensor]:
         images, labels = self.to_device(batch)
-        logits = self.model(images).float()
+        logits = self.forward(images).float()
         loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
         acc = (logits.detach().argmax(1) == labels).float().mean()
         return {"loss": loss, "acc": acc}
@@ -302,6 +311,15 @@ class _TrainingData:
                                  f"{cfg.train_split!r} split has {self.class_names}")
             self.val_loader = _loader(val_set, cfg.batch, cfg.workers)
         self.num_val = 0 if self.val_loader is None else len(self.val_loader.dataset)
+        if get_world_size() > 1:  # torchrun: each rank loads its shard of every global batch
+            self.steps_per_epoch, drop_last = shard_steps(len(self.train_set), cfg.batch)
+
+            def shards(epoch: int):
+                return shard_loader(self.train_set, cfg.batch, seed=epoch_seed(cfg.seed, epoch),
+                                    num_workers=cfg.workers, drop_last=drop_last)
+
+            self.batches = shards
+            return
         self.steps_per_epoch, drop_last = steps_per_epoch(len(self.train_set), cfg.batch)
 
         def batches(epoch: int):
@@ -345,6 +363,7 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
             resume does not exist.
     """
     cfg, state, run_dir = start_run(config, resume, ClassifyConfig, RESUME_KEYS)
+    init_distributed(cfg.device)
     if state is None and cfg.pretrained not in ("default", "none"):
         if not Path(cfg.pretrained).is_file():
             raise FileNotFoundError(f"pretrained weights file {cfg.pretrained!r} does not exist (use 'default' for "
@@ -357,10 +376,11 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
                          f"dataset's {data.class_names}")
     seed_everything(cfg.seed)
     model, groups, report = build_classifier(cfg, len(data.class_names), load_weights=state is None)
-    if run_dir is None:
-        run_dir = unique_dir(cfg.project, cfg.name)
+    if run_dir is None:  # made by rank 0 under torchrun
+        run_dir = broadcast_object(unique_dir(cfg.project, cfg.name) if is_main_process() else None)
         cfg = cfg.replace(name=run_dir.name)
-    cfg.to_yaml(run_dir / "config.yaml")
+    if is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
     optimizer = build_optimizer(groups, cfg)
     scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
@@ -371,10 +391,10 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
                  PlotCallback(run_dir, _PLOTS)]
     trainer = ClassificationTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler,
-                                    device=cfg.device, callbacks=standard + list(callbacks), amp=cfg.amp,
-                                    channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed,
-                                    verbose=verbose, config=cfg, class_names=data.class_names,
-                                    val_loader=data.val_loader, mean=mean, std=std)
+                                    device=local_device(cfg.device), callbacks=standard + list(callbacks),
+                                    amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
+                                    seed=cfg.seed, verbose=verbose, sync_bn=cfg.sync_bn, config=cfg,
+                                    class_names=data.class_names, val_loader=data.val_loader, mean=mean, std=std)
     if state is not None:
         trainer.load_state_dict(state)
         trainer.log(f"resuming {run_dir} at epoch {trainer.start_epoch + 1}/{cfg.epochs}")
@@ -383,10 +403,11 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
             trainer.log(str(report))
         source = "from scratch" if cfg.pretrained == "none" else f"fine-tuning from {cfg.pretrained} weights"
         trainer.log(f"training {cfg.model} ({source}) on {cfg.data} ({len(data.train_set)} train images, "
-                    f"{data.num_val} val images, {len(data.class_names)} classes) on {trainer.device}; "
+                    f"{data.num_val} val images, {len(data.class_names)} classes) on {trainer.device}"
+                    + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else "") + "; "
                     f"results in {run_dir}")
     trainer.fit()
-    if trainer.metrics.get("confusion") is not None:
+    if is_main_process() and trainer.metrics.get("confusion") is not None:
         _write_evaluation(trainer.metrics, data.class_names, run_dir)
     if trainer.best_score is not None:
         trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")

@@ -58,6 +58,15 @@ from pixbox.engine.callbacks import (
     ProgressBar,
 )
 from pixbox.engine.config import FORMATS, DetectConfig
+from pixbox.engine.distributed import (
+    broadcast_object,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    local_device,
+    shard_loader,
+    shard_steps,
+)
 from pixbox.engine.predict import Predictor, load, prepare_image
 from pixbox.engine.runs import (
     IMAGE_SUFFIXES,
@@ -226,10 +235,10 @@ class DetectionTrainer(Trainer):
             if not rest:
                 raise ValueError(f"{type(self.model).__name__} needs region proposals in every batch: build the "
                                  "dataset with proposals= (config key proposals)")
-            return self.model.detection_losses(images, labels, rest[0])
+            return self.forward(images, labels, rest[0], method="detection_losses")
         if hasattr(self.model, "detection_losses"):  # two-stage detectors compute their own losses
-            return self.model.detection_losses(images, labels)
-        anchors, cls_preds, bbox_preds = self.model(images)
+            return self.forward(images, labels, method="detection_losses")
+        anchors, cls_preds, bbox_preds = self.forward(images)
         cls_preds, bbox_preds = cls_preds.float(), bbox_preds.float()
         bbox_labels, bbox_masks, cls_labels = multibox_target(anchors.float(), labels)  # whole batch at once
         return multibox_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks,
@@ -287,23 +296,27 @@ def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None
         DatasetError: a problem in the dataset files.
     """
     cfg, state, run_dir = start_run(config, resume, DetectConfig, RESUME_KEYS)
+    init_distributed(cfg.device)
     if state is None and cfg.proposals is not None:  # a new run: its files by absolute path, like data
         cfg = cfg.replace(proposals=os.path.abspath(cfg.proposals))
     data = _TrainingData(cfg)
     if state is not None and list(state.get("class_names", [])) != data.class_names:
         raise ValueError(f"{run_dir}: the checkpoint's classes {state.get('class_names')} differ from the "
                          f"dataset's {data.class_names}")
-    if run_dir is None:  # a new run: its folder is made once the data reads fine
-        run_dir = unique_dir(cfg.project, cfg.name)
+    if run_dir is None:  # a new run: its folder is made (by rank 0) once the data reads fine
+        run_dir = broadcast_object(unique_dir(cfg.project, cfg.name) if is_main_process() else None)
         cfg = cfg.replace(name=run_dir.name)
-    cfg.to_yaml(run_dir / "config.yaml")
+    if is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
     trainer = _detection_trainer(cfg, data, run_dir, progress=progress, verbose=verbose, callbacks=callbacks)
     if state is not None:
         trainer.load_state_dict(state)
         trainer.log(f"resuming {run_dir} at epoch {trainer.start_epoch + 1}/{cfg.epochs}")
     else:
         trainer.log(f"training {cfg.model} on {cfg.data} ({len(data.train_set)} train images, {data.num_val} val "
-                    f"images, {len(data.class_names)} classes) on {trainer.device}; results in {run_dir}")
+                    f"images, {len(data.class_names)} classes) on {trainer.device}"
+                    + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else "")
+                    + f"; results in {run_dir}")
     trainer.fit()
     if trainer.best_score is not None:
         trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")
@@ -337,6 +350,15 @@ class _TrainingData:
             self.val_loader = _val_loader(val_set, cfg.batch, cfg.workers)
         self.num_val = 0 if self.val_loader is None else len(self.val_loader.dataset)
         batch = cfg.batch
+        if get_world_size() > 1:  # torchrun: each rank loads its shard of every global batch
+            self.steps_per_epoch, drop_last = shard_steps(len(self.train_set), batch)
+
+            def shards(epoch: int):
+                return shard_loader(self.train_set, batch, seed=epoch_seed(cfg.seed, epoch), num_workers=cfg.workers,
+                                    collate_fn=collate_multibox, drop_last=drop_last)
+
+            self.batches = shards
+            return
         self.steps_per_epoch, drop_last = steps_per_epoch(len(self.train_set), batch)
 
         def batches(epoch: int):
@@ -364,9 +386,10 @@ def _detection_trainer(cfg: DetectConfig, data: _TrainingData, run_dir: Path, *,
         standard.append(EarlyStopping(cfg.patience, cfg.monitor))
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
                  PlotCallback(run_dir, _PLOTS)]
-    return DetectionTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler, device=cfg.device,
-                            callbacks=standard + list(callbacks), amp=cfg.amp, channels_last=cfg.channels_last,
-                            grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose, config=cfg,
+    return DetectionTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler,
+                            device=local_device(cfg.device), callbacks=standard + list(callbacks), amp=cfg.amp,
+                            channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose,
+                            sync_bn=cfg.sync_bn, config=cfg,
                             class_names=data.class_names, val_loader=data.val_loader)
 
 

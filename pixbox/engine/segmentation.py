@@ -43,6 +43,15 @@ from pixbox.engine.callbacks import (
 )
 from pixbox.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixbox.engine.config import SegmentConfig
+from pixbox.engine.distributed import (
+    broadcast_object,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    local_device,
+    shard_loader,
+    shard_steps,
+)
 from pixbox.engine.runs import (
     build_optimizer,
     build_scheduler,
@@ -216,7 +225,7 @@ class SegmentationTrainer(Trainer):
 
     def compute_loss(self, batch) -> dict[str, Tensor]:
         images, masks = self.to_device(batch)
-        logits = self.model(images).float()
+        logits = self.forward(images).float()
         loss = F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
         valid = masks != IGNORE_INDEX
         acc = ((logits.detach().argmax(1) == masks) & valid).sum() / valid.sum().clamp(min=1)
@@ -252,6 +261,17 @@ class _TrainingData:
                                  f"{cfg.train_split!r} split has {self.class_names}")
             self.val_loader = _loader(val_set, cfg.batch, cfg.workers, collate_fn=collate_padded)
         self.num_val = 0 if self.val_loader is None else len(self.val_loader.dataset)
+        if get_world_size() > 1:  # torchrun: each rank loads its shard of every global batch
+            self.steps_per_epoch, drop_last = shard_steps(len(self.train_set), cfg.batch)
+
+            def shards(epoch: int):
+                from pixbox.data.datasets import collate_segmentation
+
+                return shard_loader(self.train_set, cfg.batch, seed=epoch_seed(cfg.seed, epoch),
+                                    num_workers=cfg.workers, drop_last=drop_last, collate_fn=collate_segmentation)
+
+            self.batches = shards
+            return
         self.steps_per_epoch, drop_last = steps_per_epoch(len(self.train_set), cfg.batch)
 
         def batches(epoch: int):
@@ -279,6 +299,7 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
         Path: the run folder (see the module docstring for its files).
     """
     cfg, state, run_dir = start_run(config, resume, SegmentConfig, RESUME_KEYS)
+    init_distributed(cfg.device)
     if state is None and cfg.pretrained not in ("default", "none"):
         if not Path(cfg.pretrained).is_file():
             raise FileNotFoundError(f"pretrained weights file {cfg.pretrained!r} does not exist (use 'default' for "
@@ -291,10 +312,11 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
     seed_everything(cfg.seed)
     model = _build_model(cfg.model, len(data.class_names), pretrained="none" if state is not None else cfg.pretrained,
                          freeze_upsample=cfg.freeze_upsample)
-    if run_dir is None:
-        run_dir = unique_dir(cfg.project, cfg.name)
+    if run_dir is None:  # made by rank 0 under torchrun
+        run_dir = broadcast_object(unique_dir(cfg.project, cfg.name) if is_main_process() else None)
         cfg = cfg.replace(name=run_dir.name)
-    cfg.to_yaml(run_dir / "config.yaml")
+    if is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
@@ -306,10 +328,10 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
                  PlotCallback(run_dir, _PLOTS)]
     trainer = SegmentationTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler,
-                                  device=cfg.device, callbacks=standard + list(callbacks), amp=cfg.amp,
-                                  channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed,
-                                  verbose=verbose, config=cfg, class_names=data.class_names,
-                                  val_loader=data.val_loader)
+                                  device=local_device(cfg.device), callbacks=standard + list(callbacks),
+                                  amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
+                                  seed=cfg.seed, verbose=verbose, sync_bn=cfg.sync_bn, config=cfg,
+                                  class_names=data.class_names, val_loader=data.val_loader)
     if state is not None:
         trainer.load_state_dict(state)
         trainer.log(f"resuming {run_dir} at epoch {trainer.start_epoch + 1}/{cfg.epochs}")
@@ -317,9 +339,10 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
         source = "random initialization" if cfg.pretrained == "none" else f"{cfg.pretrained} backbone weights"
         trainer.log(f"training {cfg.model} ({source}) on {cfg.data} ({len(data.train_set)} train images, "
                     f"{data.num_val} val images, {len(data.class_names)} classes, crop {cfg.crop[0]}x{cfg.crop[1]}) "
-                    f"on {trainer.device}; results in {run_dir}")
+                    f"on {trainer.device}" + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else "")
+                    + f"; results in {run_dir}")
     trainer.fit()
-    if trainer.metrics.get("confusion") is not None:
+    if is_main_process() and trainer.metrics.get("confusion") is not None:
         from pixbox.metrics.segmentation import save_segmentation_confusion
 
         save_segmentation_confusion(trainer.metrics["confusion"], data.class_names, run_dir / "confusion_matrix.png")

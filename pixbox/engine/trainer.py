@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from pixbox.engine.checkpoint import get_rng_state, set_rng_state
+from pixbox.engine.distributed import all_reduce_sum, barrier, get_rank, get_world_size, wrap_ddp
 
 __all__ = [
     "Trainer",
@@ -267,7 +268,17 @@ class Trainer:
             memory format.
         grad_clip (float, optional): clip the total gradient norm to this, > 0.
         seed (int): seeds each epoch (see the module docstring), >= 0.
-        verbose (bool): print messages (early stop, resume) with :meth:`log`.
+        verbose (bool): print messages (early stop, resume) with :meth:`log` (rank 0 only).
+        sync_bn (bool): with several processes, convert the model's BatchNorms to
+            :class:`~torch.nn.SyncBatchNorm` (CUDA only); ignored in a single process.
+
+    **Several processes.** When a process group with more than one rank exists (``torchrun``, see
+    :mod:`pixbox.engine.distributed`), the model is wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (:attr:`ddp`); ``train_data`` should then
+    give each rank its shard (:func:`~pixbox.engine.distributed.shard_loader`). The epoch's losses
+    and image count are summed over the ranks, callbacks marked ``main_process_only`` (logs,
+    checkpoints, plots, progress bars) run only on rank 0, and :attr:`model` stays the plain
+    module, so checkpoints hold its unwrapped state.
 
     Attributes:
         epoch (int): the current epoch index (0-based); ``epoch + 1`` is the epoch number logged.
@@ -281,12 +292,15 @@ class Trainer:
         best_score (float | None), best_epoch (int | None): the best monitored value so far and
             its epoch number (kept by the checkpoint callback, saved in checkpoints).
         stop (bool): set by a callback to end training after the current epoch.
+        rank (int), world_size (int): this process's rank and the number of processes.
+        ddp (DistributedDataParallel | None): the wrapper the training forward goes through
+            with several processes (None in a single process).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_data, *, epochs: int,
                  scheduler=None, device: str | torch.device = "cpu", callbacks: Sequence = (),
                  amp: bool = False, channels_last: bool = False, grad_clip: float | None = None,
-                 seed: int = 0, verbose: bool = True):
+                 seed: int = 0, verbose: bool = True, sync_bn: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -305,6 +319,10 @@ class Trainer:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.rank, self.world_size = get_rank(), get_world_size()
+        self.ddp = None
+        if self.world_size > 1:
+            self.model, self.ddp = wrap_ddp(self.model, self.device, sync_bn=bool(sync_bn))
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.train_data = train_data
@@ -319,7 +337,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.grad_clip = grad_clip
         self.seed = seed
-        self.verbose = verbose
+        self.verbose = verbose and self.rank == 0
 
         self.epoch = 0
         self.start_epoch = 0
@@ -369,6 +387,22 @@ class Trainer:
     def checkpoint_extra(self) -> dict[str, Any]:
         """What a task adds to every checkpoint (config, class names, model name, ...)."""
         return {}
+
+    def forward(self, *args, method: str | None = None, **kwargs):
+        """The model's training forward, through DistributedDataParallel with several processes.
+
+        Args:
+            *args, **kwargs: the model's (or the method's) arguments.
+            method (str, optional): call this method of the model (e.g. ``"detection_losses"``)
+                instead of the model itself.
+
+        Returns:
+            what the model or its method returns.
+        """
+        if self.ddp is not None:
+            return self.ddp(method, *args, **kwargs)
+        fn = self.model if method is None else getattr(self.model, method)
+        return fn(*args, **kwargs)
 
     def to_device(self, x):
         """Moves the tensors of ``x`` (nested lists, tuples, dicts) to the training device."""
@@ -436,7 +470,8 @@ class Trainer:
         for epoch in range(self.start_epoch, self.epochs):
             self.epoch = epoch
             self.metrics = {}
-            seed_everything(epoch_seed(self.seed, epoch))
+            seed = epoch_seed(self.seed, epoch)
+            seed_everything(seed if self.rank == 0 else epoch_seed(seed % 2**31, self.rank))
             self.batches = self.epoch_batches(epoch)
             self.model.train()
             self.epoch_images, sums, steps = 0, {}, 0
@@ -451,6 +486,12 @@ class Trainer:
                     sums[k] = sums.get(k, 0.0) + v
                 self._emit("on_batch_end")
             seconds = time.perf_counter() - self.epoch_start_time
+            if self.world_size > 1:  # every rank's losses and images (the same keys on every rank)
+                keys = list(sums)
+                totals = all_reduce_sum([sums[k] for k in keys] + [steps, self.epoch_images, seconds])
+                sums = dict(zip(keys, totals))
+                steps, self.epoch_images = int(totals[-3]), int(totals[-2])
+                seconds = totals[-1] / self.world_size  # the ranks' mean time
             if steps == 0:
                 raise ValueError(f"epoch {epoch + 1} got no training batches; is the training set empty "
                                  "(or smaller than one batch with drop_last)?")
@@ -462,10 +503,13 @@ class Trainer:
             if self.stop:
                 break
         self._emit("on_train_end")
+        barrier()  # rank 0's files are complete when any rank returns
         return self.history
 
     def _emit(self, hook: str) -> None:
         for cb in self.callbacks:
+            if self.rank != 0 and getattr(cb, "main_process_only", False):
+                continue
             fn = getattr(cb, hook, None)
             if fn is not None:
                 fn(self)

@@ -286,6 +286,7 @@ _COMMON_CHECKS = {
     "patience": _int(0),
     "amp": _bool,
     "channels_last": _bool,
+    "sync_bn": _bool,
     "train_split": _text(),
     "val_split": _text(optional=True),
     "limit_train": _int(1, optional=True),

@@ -38,8 +38,8 @@ class ClassifyConfig(RunConfig):
 
     The keys shared with :class:`DetectConfig` (``epochs``, ``batch``, ``lr``, ``optimizer``,
     ``scheduler``, ``warmup_epochs``, ``workers``, ``device``, ``name``, ``project``, ``seed``,
-    ``eval_every``, ``patience``, ``amp``, ``channels_last``, splits and limits) mean the same
-    here; see there. The others:
+    ``eval_every``, ``patience``, ``amp``, ``channels_last``, ``sync_bn``, splits and limits) mean
+    the same here; see there. The others:
 
     Attributes:
         format (str): ``"auto"``, ``"folder"`` (a sub-folder per class) or ``"csv"``
@@ -89,6 +89,7 @@ class ClassifyConfig(RunConfig):
     monitor: str = "accuracy"
     amp: bool = True
     channels_last: bool = False
+    sync_bn: bool = False
     augment: bool | str = "d2l"
     crop_pct: float = 0.875
     label_smoothing: float = 0.0

@@ -41,7 +41,8 @@ class DetectConfig(RunConfig):
             ``pixbox detect proposals``) covering the training and validation images; required
             by the Fast R-CNN models (``fast_rcnn_*``) and refused by the others.
         epochs (int): >= 1.
-        batch (int): images per training batch, >= 1.
+        batch (int): images per training batch, >= 1; under ``torchrun`` the global batch, split
+            evenly over the processes (a multiple of their number).
         imgsz (int): training and inference images are resized to ``imgsz x imgsz``, >= 16.
         lr (float): peak learning rate, > 0.
         momentum (float): SGD momentum (AdamW ``beta1``), in [0, 1).
@@ -72,6 +73,9 @@ class DetectConfig(RunConfig):
         amp (bool): mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16
             (see :func:`pixbox.engine.trainer.cpu_bf16_supported`); ignored elsewhere.
         channels_last (bool): train in the ``channels_last`` memory format.
+        sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm
+            statistics across them (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a
+            single process.
         negative_mining_ratio (float | None): negatives per positive anchor in the loss
             (SSD hard negative mining), > 0; None uses every anchor (the D2L loss).
         box_loss (str): ``"smooth_l1"`` or ``"l1"``.
@@ -114,6 +118,7 @@ class DetectConfig(RunConfig):
     monitor: str = "map_50"
     amp: bool = True
     channels_last: bool = False
+    sync_bn: bool = False
     negative_mining_ratio: float | None = 3.0
     box_loss: str = "smooth_l1"
     augment: bool | str = "light"

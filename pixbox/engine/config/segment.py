@@ -43,8 +43,8 @@ class SegmentConfig(RunConfig):
 
     The keys shared with :class:`DetectConfig` (``epochs``, ``batch``, ``lr``, ``optimizer``,
     ``scheduler``, ``warmup_epochs``, ``workers``, ``device``, ``name``, ``project``, ``seed``,
-    ``eval_every``, ``patience``, ``amp``, ``channels_last``, splits and limits) mean the same
-    here; see there. The others:
+    ``eval_every``, ``patience``, ``amp``, ``channels_last``, ``sync_bn``, splits and limits) mean
+    the same here; see there. The others:
 
     Attributes:
         model (str): a key of :data:`pixbox.models.fcn.SEGMENTATION_MODELS`: ``"fcn_resnet18"``
@@ -87,6 +87,7 @@ class SegmentConfig(RunConfig):
     monitor: str = "miou"
     amp: bool = True
     channels_last: bool = True
+    sync_bn: bool = False
     augment: str = "flip"
     freeze_upsample: bool = False
     train_split: str = "train"

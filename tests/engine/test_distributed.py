@@ -1,0 +1,274 @@
+"""Tests for training on several processes (``torchrun``, DistributedDataParallel, gloo on the CPU).
+
+The main test runs ``pixbox detect train`` under ``torchrun --nproc_per_node=2`` for 4 steps of
+TinySSD on a tiny generated bananas set and compares its final weights with a single-process
+run of the same global batch and seed.
+
+Why not a plain single-process run: with 2 processes each rank runs the model on its half of
+every global batch, so (1) TinySSD's BatchNorm layers normalise with the statistics of 2
+images instead of 4, and (2) the SSD loss divides by the positives of the rank's images, not
+of the whole batch. ``--sync-bn`` would fix (1) on GPUs, but torch's SyncBatchNorm does not run
+on the CPU, and nothing can fix (2) without changing the loss. So the reference is the closest
+exact single-process computation: one process with the global batch that, at each step, runs
+the model on the two ranks' halves separately (BatchNorm statistics and loss per half, the
+running statistics of rank 0's half, as DDP broadcasts rank 0's buffers), averages the
+gradients and takes one optimizer step. It checks the data sharding (the halves are exactly the
+ranks' shards of the single-process batch), the gradient averaging, the LR schedule, the
+reduced losses, rank-0 evaluation and the rank-0 checkpoint holding the unwrapped model.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import pixbox
+from pixbox.data import make_dataset
+from pixbox.data.loaders import make_loader
+from pixbox.engine import DetectConfig, load_checkpoint
+from pixbox.engine.distributed import (
+    ShardSampler,
+    all_reduce_sum,
+    broadcast_object,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    rank_batch,
+    wrap_ddp,
+)
+from pixbox.engine.trainer import Trainer
+from pixbox.models import build_model
+
+_CONFIG = dict(model="tiny_ssd", epochs=2, batch=4, imgsz=64, workers=0, device="cpu", augment="none", seed=3,
+               amp=False, lr=0.02, warmup_epochs=0.5)
+_FLAGS = ("model", "epochs", "batch", "imgsz", "workers", "device", "augment", "seed")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bananas")
+    make_dataset("bananas", root, num_train=8, num_val=4, image_size=64, progress=False)
+    return root
+
+
+def _torchrun(args, cwd, *, script: str | None = None) -> subprocess.CompletedProcess:
+    """Runs ``pixbox detect train ARGS`` (or the Python file ``script``) on 2 processes."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(pixbox.__file__).resolve().parents[1]))
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    what = [script] if script is not None else ["-m", "pixbox.cli.main", "detect", "train"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *what, *args]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"torchrun failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _train_args(data, project, name, **overrides):
+    values = {**_CONFIG, **overrides}
+    args = ["--data", str(data), "--project", str(project), "--name", name]
+    for key in _FLAGS:
+        args += [f"--{key}", str(values[key])]
+    return args
+
+
+@pytest.fixture(scope="module")
+def ddp_run(data, tmp_path_factory):
+    """The 2-process run: 2 epochs of 2 steps (8 images, global batch 4, 2 images per rank)."""
+    work = tmp_path_factory.mktemp("ddp")
+    (work / "cfg.yaml").write_text("amp: false\nlr: 0.02\nwarmup_epochs: 0.5\n")
+    done = _torchrun(["--config", "cfg.yaml", *_train_args(data, work / "runs", "ddp")], work)
+    return work, work / "runs" / "ddp", done
+
+
+def _sharded_reference(data, project, world: int = 2):
+    """The single-process run of the module docstring: per-rank halves, averaged gradients."""
+    from pixbox.engine.detection import _detection_trainer, _TrainingData
+
+    cfg = DetectConfig(data=str(data), project=str(project), name="ref", **_CONFIG)
+    run_dir = Path(project) / "ref"
+    run_dir.mkdir(parents=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer = _detection_trainer(cfg, _TrainingData(cfg), run_dir, progress=False, verbose=False, callbacks=())
+
+        def sharded_step(batch):
+            images, labels = batch
+            model = trainer.model
+            trainer.optimizer.zero_grad(set_to_none=True)
+            start = [b.detach().clone() for b in model.buffers()]
+            values: dict[str, float] = {}
+            for rank in reversed(range(world)):  # rank 0 last: DDP keeps its BatchNorm running statistics
+                with torch.no_grad():
+                    for b, s in zip(model.buffers(), start):
+                        b.copy_(s)
+                parts = trainer.compute_loss((images[rank::world], labels[rank::world]))  # the rank's shard
+                (parts["loss"] / world).backward()
+                for k, v in parts.items():
+                    values[k] = values.get(k, 0.0) + float(v.detach()) / world
+            nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
+            trainer.lr = float(trainer.optimizer.param_groups[0]["lr"])
+            trainer.optimizer.step()
+            trainer.scheduler.step()
+            trainer.global_step += 1
+            return values
+
+        trainer.train_step = sharded_step
+        history = trainer.fit()
+    finally:
+        torch.set_num_threads(threads)
+    return trainer, history
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_two_process_run_matches_the_single_process_reference(data, ddp_run, tmp_path):
+    work, run, done = ddp_run
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt", "loss.png", "map.png",
+                                                     "metrics.csv"]
+    assert sum(line.startswith("results in") for line in done.stdout.splitlines()) == 1  # rank 0 alone reports
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 2 and state["global_step"] == 4
+    assert not any(k.startswith(("module.", "_orig")) for k in state["model"])  # the unwrapped model
+
+    reference, history = _sharded_reference(data, tmp_path)
+    expected = reference.model.state_dict()
+    assert state["model"].keys() == expected.keys()
+    for key, value in expected.items():
+        got = state["model"][key]
+        if value.is_floating_point():
+            torch.testing.assert_close(got, value, rtol=1e-4, atol=2e-5, msg=lambda m: f"{key}: {m}")
+        else:
+            assert torch.equal(got, value), key
+    # the weights moved, so the comparison is not trivially true
+    torch.manual_seed(_CONFIG["seed"])
+    fresh = build_model("tiny_ssd", 1, image_size=64).state_dict()
+    assert max(float((fresh[k] - expected[k]).abs().max()) for k in expected if expected[k].is_floating_point()) > 1e-2
+
+    rows = _csv(run / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for row, ref in zip(rows, history):  # losses averaged over the ranks; lr; rank 0's evaluation
+        for key in ("train_loss", "train_cls", "train_box", "lr"):
+            assert float(row[key]) == pytest.approx(ref[key], rel=1e-5), key
+        assert float(row["map_50"]) == pytest.approx(ref["map_50"], abs=1e-3)
+
+
+_KILLED_RUN = """
+import sys
+import torch
+from pixbox.engine import Callback, DetectConfig, train_detector
+
+class KillAt(Callback):  # a run killed at the start of its second epoch, on every rank
+    def on_epoch_start(self, trainer):
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+torch.set_num_threads(1)
+cfg = DetectConfig(data=sys.argv[1], project=sys.argv[2], name="killed", **{config!r})
+try:
+    train_detector(cfg, progress=False, verbose=False, callbacks=[KillAt()])
+except KeyboardInterrupt:
+    pass
+"""
+
+
+def test_two_process_resume_continues_exactly(data, ddp_run):
+    work, run, _ = ddp_run
+    project = work / "runs"
+    (work / "killed.py").write_text(_KILLED_RUN.format(config=_CONFIG))
+    _torchrun([str(data), str(project)], work, script="killed.py")
+    assert load_checkpoint(project / "killed" / "last.pt")["epoch"] == 1
+    _torchrun(["--resume", str(project / "killed")], work)
+    resumed, full = load_checkpoint(project / "killed" / "last.pt"), load_checkpoint(run / "last.pt")
+    assert resumed["epoch"] == 2 and resumed["global_step"] == full["global_step"] == 4
+    for key, value in full["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=1e-6, atol=1e-7, msg=lambda m: f"{key}: {m}")
+    columns = ("epoch", "lr", "train_loss", "map_50")
+    assert [[r[c] for c in columns] for r in _csv(project / "killed" / "metrics.csv")] == \
+        [[r[c] for c in columns] for r in _csv(run / "metrics.csv")]
+
+
+# ----------------------------------------------------------------------------------------------
+# Single-process pieces
+
+
+class _Indices(torch.utils.data.Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return i
+
+
+@pytest.mark.parametrize("n, world, batch", [(8, 2, 4), (12, 4, 4), (10, 2, 2)])
+def test_shard_sampler_splits_each_single_process_batch(n, world, batch):
+    seed = 123456789012
+    single = [b.tolist() for b in make_loader(_Indices(n), batch, shuffle=True, seed=seed)]
+    shards = [list(torch.utils.data.DataLoader(_Indices(n), batch // world,
+                                               sampler=ShardSampler(_Indices(n), seed, world, r)))
+              for r in range(world)]
+    for k, global_batch in enumerate(single):  # step k of the ranks together = batch k of one process
+        assert sorted(sum((s[k].tolist() for s in shards), [])) == sorted(global_batch)
+        assert [s[k].tolist() for s in shards] == [global_batch[r::world] for r in range(world)]
+
+
+def test_shard_sampler_pads_to_a_multiple_of_the_world_size():
+    shards = [list(ShardSampler(_Indices(5), 7, 2, r)) for r in range(2)]
+    assert [len(s) for s in shards] == [3, 3]
+    everything = shards[0] + shards[1]
+    assert sorted(set(everything)) == [0, 1, 2, 3, 4] and len(everything) == 6
+
+
+def test_rank_batch_divides_the_global_batch():
+    assert rank_batch(8, 2) == 4 and rank_batch(3, 1) == 3
+    with pytest.raises(ValueError, match="batch .* multiple of the number of processes \\(4\\), got 6"):
+        rank_batch(6, 4)
+
+
+def test_single_process_is_unchanged(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_distributed("cpu") == 1
+    assert not torch.distributed.is_initialized()
+    assert (get_rank(), get_world_size()) == (0, 1)
+    assert all_reduce_sum([1.5, 2]) == [1.5, 2.0] and broadcast_object({"a": 1}) == {"a": 1}
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), [], epochs=1, sync_bn=True)
+    assert trainer.ddp is None and trainer.model is model and isinstance(model[1], nn.BatchNorm2d)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(trainer.forward(x), model(x))
+
+
+def test_bad_world_size_environment(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE must be an integer"):
+        init_distributed("cpu")
+
+
+def test_sync_bn_needs_cuda():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="sync_bn needs CUDA"):
+        wrap_ddp(model, torch.device("cpu"), sync_bn=True)
+
+
+def test_sync_bn_config_key_and_flag():
+    assert DetectConfig().sync_bn is False and DetectConfig(sync_bn=True).sync_bn is True
+    with pytest.raises((TypeError, ValueError), match="sync_bn"):
+        DetectConfig(sync_bn="yes")
+    from pixbox.cli.main import build_parser
+
+    for task in ("detect", "classify", "segment"):
+        assert build_parser().parse_args([task, "train", "--sync-bn"]).sync_bn is True
+        assert build_parser().parse_args([task, "train"]).sync_bn is None
