@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/finetune.py
 	$(PY) benchmarks/roi.py --quick
 	$(PY) benchmarks/style.py
+	$(PY) benchmarks/serve.py
 
 demo: $(STAMP)
 	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors
