@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/roi.py --quick
 	$(PY) benchmarks/style.py
 	$(PY) benchmarks/serve.py
+	$(PY) benchmarks/export.py
 
 demo: $(STAMP)
 	$(VENV)/bin/pixbox demo anchors --out runs/demo/anchors

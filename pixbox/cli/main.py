@@ -13,13 +13,13 @@ import sys
 from typing import Sequence
 
 from pixbox import __version__
-from pixbox.cli import classify, data, demo, detect, segment, serve, stylize
+from pixbox.cli import classify, data, demo, detect, export, segment, serve, stylize
 
 __all__ = ["TASKS", "build_parser", "main"]
 
 #: One ``add_parser(subparsers)`` per task, in the order ``pixbox --help`` lists them.
 TASKS = (demo.add_parser, data.add_parser, detect.add_parser, classify.add_parser, segment.add_parser,
-         stylize.add_parser, serve.add_parser)
+         stylize.add_parser, export.add_parser, serve.add_parser)
 
 
 class _Parser(argparse.ArgumentParser):

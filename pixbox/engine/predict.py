@@ -325,9 +325,15 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
     apply; the detection thresholds are ignored), a segmentation one a
     :class:`pixbox.engine.segmentation.SegmenterPredictor`.
 
+    A ``.onnx`` file written by ``pixbox export`` gives the same predictor classes running the
+    file with ONNX Runtime on the CPU (:func:`pixbox.export.load_onnx`; the class names, input
+    size, normalization and pre-NMS cap come from the file's metadata, the thresholds from the
+    arguments here, as for a ``.pt``).
+
     Args:
         path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run
-            (``runs/detect/NAME/best.pt``), or a file written by :meth:`Predictor.save`.
+            (``runs/detect/NAME/best.pt``), a file written by :meth:`Predictor.save`, or a
+            ``.onnx`` export.
         device (str or torch.device): ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda:0"``, ...
         score_threshold (float): default minimum detection score, in [0, 1].
         nms_threshold (float): default NMS IoU threshold, in [0, 1].
@@ -341,6 +347,11 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
         FileNotFoundError: no such file.
         ValueError: the file is not a pixbox detection checkpoint.
     """
+    if Path(path).suffix.lower() == ".onnx":
+        from pixbox.export import load_onnx
+
+        return load_onnx(path, device=device, score_threshold=score_threshold, nms_threshold=nms_threshold,
+                         topk=topk, batch=batch)
     state = load_checkpoint(path, map_location="cpu")
     if isinstance(state, dict) and state.get("task") == "classify":
         from pixbox.engine.classification import load_classifier
