@@ -7,7 +7,8 @@ import difflib
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["ActionParser", "USER_ERRORS", "add_sync_bn_flag", "choice", "fail", "number", "run_training"]
+__all__ = ["ActionParser", "USER_ERRORS", "add_resume_flags", "add_run_flags", "choice", "fail", "number",
+           "run_training"]
 
 #: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
 #: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
@@ -63,11 +64,31 @@ def number(kind: type, low: float, *, low_open: bool = False, high: float | None
     return parse
 
 
-def add_sync_bn_flag(train: argparse.ArgumentParser) -> None:
-    """Adds ``--sync-bn`` (config key ``sync_bn``) to a task's ``train`` parser."""
+def add_run_flags(train: argparse.ArgumentParser, defaults: dict) -> None:
+    """Adds the training-loop flags every task's ``train`` parser shares (``--workers``,
+    ``--device``, ``--name``, ``--project``, ``--seed``, ``--patience``, ``--eval-every``);
+    ``defaults`` are the task config's values, shown in the help."""
+    d = defaults
+    train.add_argument("--workers", type=number(int, 0), metavar="N",
+                       help=f"data loading processes (default: {d['workers']})")
+    train.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--name", help=f"the run's folder name (default: {d['name']})")
+    train.add_argument("--project", metavar="DIR", help=f"the folder of the runs (default: {d['project']})")
+    train.add_argument("--seed", type=number(int, 0), help=f"(default: {d['seed']})")
+    train.add_argument("--patience", type=number(int, 0), metavar="N",
+                       help="stop after N epochs without improvement, 0 never (default: 0)")
+    train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
+                       help=f"validate every N epochs (default: {d['eval_every']})")
+
+
+def add_resume_flags(train: argparse.ArgumentParser) -> None:
+    """Adds ``--sync-bn`` (config key ``sync_bn``) and ``--resume`` to a task's ``train`` parser."""
     train.add_argument("--sync-bn", dest="sync_bn", action="store_true", default=None,
                        help="under torchrun with several GPUs, synchronise BatchNorm statistics across the "
                             "processes (torch.nn.SyncBatchNorm; CUDA only)")
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
+                       help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
+                            "file; alone, the run --name")
 
 
 def fail(error: BaseException | str) -> int:

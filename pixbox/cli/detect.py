@@ -30,7 +30,7 @@ from pixbox.cli._common import ActionParser as _ActionParser
 from pixbox.cli._common import choice as _choice
 from pixbox.cli._common import fail as _fail
 from pixbox.cli._common import number as _number
-from pixbox.cli._common import add_sync_bn_flag, run_training
+from pixbox.cli._common import add_resume_flags, add_run_flags, run_training
 
 __all__ = ["add_parser"]
 
@@ -169,25 +169,13 @@ def add_parser(subparsers) -> None:
     train.add_argument("--lr", type=_number(float, 0, low_open=True), help=f"peak learning rate (default: {d['lr']})")
     train.add_argument("--optimizer", type=_choice("optimizer", ("sgd", "adamw")), metavar="OPT",
                        help=f"sgd or adamw (default: {d['optimizer']})")
-    train.add_argument("--workers", type=_number(int, 0), metavar="N",
-                       help=f"data loading processes (default: {d['workers']})")
-    train.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    train.add_argument("--name", help=f"the run's folder name (default: {d['name']})")
-    train.add_argument("--project", metavar="DIR", help=f"the folder of the runs (default: {d['project']})")
-    train.add_argument("--seed", type=_number(int, 0), help=f"(default: {d['seed']})")
-    train.add_argument("--patience", type=_number(int, 0), metavar="N",
-                       help="stop after N epochs without improvement, 0 never (default: 0)")
-    train.add_argument("--eval-every", dest="eval_every", type=_number(int, 1), metavar="N",
-                       help=f"validate every N epochs (default: {d['eval_every']})")
+    add_run_flags(train, d)
     train.add_argument("--proposals", type=Path, metavar="FILE",
                        help="region proposals of the images (fast_rcnn_* models; make the file with "
                             "`pixbox detect proposals`)")
     train.add_argument("--augment", type=_choice("augment preset", _AUGMENT), metavar="PRESET",
                        help=f"{', '.join(_AUGMENT)} (default: {d['augment']})")
-    add_sync_bn_flag(train)
-    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
-                       help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
-                            "file; alone, the run --name")
+    add_resume_flags(train)
     train.set_defaults(func=_run_train)
 
     val = actions.add_parser(

@@ -20,7 +20,16 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pixbox.cli._common import USER_ERRORS, ActionParser, add_sync_bn_flag, choice, fail, number, run_training
+from pixbox.cli._common import (
+    USER_ERRORS,
+    ActionParser,
+    add_resume_flags,
+    add_run_flags,
+    choice,
+    fail,
+    number,
+    run_training,
+)
 
 __all__ = ["add_parser"]
 
@@ -145,20 +154,8 @@ def add_parser(subparsers) -> None:
                             f"(default: {d['augment']})")
     train.add_argument("--freeze-upsample", dest="freeze_upsample", action="store_true",
                        help="keep the transposed convolution at its bilinear initialization")
-    train.add_argument("--workers", type=number(int, 0), metavar="N",
-                       help=f"data loading processes (default: {d['workers']})")
-    train.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    train.add_argument("--name", help=f"the run's folder name (default: {d['name']})")
-    train.add_argument("--project", metavar="DIR", help=f"the folder of the runs (default: {d['project']})")
-    train.add_argument("--seed", type=number(int, 0), help=f"(default: {d['seed']})")
-    train.add_argument("--patience", type=number(int, 0), metavar="N",
-                       help="stop after N epochs without improvement, 0 never (default: 0)")
-    train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
-                       help=f"validate every N epochs (default: {d['eval_every']})")
-    add_sync_bn_flag(train)
-    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
-                       help="continue a stopped run: a run name (under --project), a run folder or a last.pt "
-                            "file; alone, the run --name")
+    add_run_flags(train, d)
+    add_resume_flags(train)
     train.set_defaults(func=_run_train)
 
     val = actions.add_parser(
