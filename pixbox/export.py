@@ -3,7 +3,11 @@
 :func:`export_onnx` turns a pixbox checkpoint (``best.pt``/``last.pt`` of a ``pixbox classify``,
 ``detect`` or ``segment`` run, or a ``Predictor.save`` file) into an ONNX file and then runs the
 file with ONNX Runtime on sample inputs, comparing every output with PyTorch
-(:func:`verify_onnx`); a mismatch raises :class:`VerificationError`. :func:`load_onnx` (and
+(:func:`verify_onnx`); a mismatch raises :class:`VerificationError`. A detector is checked on
+images it detects in: a few images of its run's validation split (the checkpoint's config
+names the dataset), resized as the predictor does, else pixbox's generated scenes and a noise
+image; when nothing scores above the threshold on any of them, the candidates above 0.01 are
+compared instead, and the report says so. :func:`load_onnx` (and
 :func:`pixbox.load` on a ``.onnx`` path) gives back a predictor with the same ``predict`` API as
 the PyTorch one.
 
@@ -44,9 +48,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,6 +82,8 @@ __all__ = [
 EXPORT_FORMATS = ("onnx",)
 
 _DEFAULT_OPSET = 18
+_CHECK_IMAGES = 4  # images the detection parity check runs on
+_CANDIDATE_THRESHOLD = 0.01  # the parity check's score threshold when nothing scores above the export's
 _HINT = "ONNX export needs the optional packages onnx, onnxruntime and onnxscript: pip install 'pixbox[export]'"
 
 
@@ -347,8 +356,9 @@ def load_onnx(path, *, device: str | torch.device = "cpu", score_threshold: floa
 
 
 def _from_checkpoint(weights, score_threshold: float, nms_threshold: float, topk: int
-                     ) -> tuple[str, nn.Module, dict[str, str], int]:
-    """``(task, graph module, metadata, imgsz)`` for a checkpoint."""
+                     ) -> tuple[str, nn.Module, dict[str, str], int, dict]:
+    """``(task, graph module, metadata, imgsz, run config)`` for a checkpoint (config ``{}`` when
+    it has none, as in a ``Predictor.save`` file)."""
     from pixbox.engine.checkpoint import load_checkpoint
 
     state = load_checkpoint(weights, map_location="cpu")
@@ -361,7 +371,7 @@ def _from_checkpoint(weights, score_threshold: float, nms_threshold: float, topk
 
         p = load_classifier(weights, device="cpu", state=state)
         meta.update(mean=json.dumps(p.mean), std=json.dumps(p.std), crop_pct=str(p.crop_pct), imgsz=str(p.imgsz))
-        return task, p.model, meta, p.imgsz
+        return task, p.model, meta, p.imgsz, state.get("config") or {}
     if task == "segment":
         from pixbox.engine.segmentation import load_segmenter
 
@@ -369,7 +379,7 @@ def _from_checkpoint(weights, score_threshold: float, nms_threshold: float, topk
         stride = int(p.model.stride)
         imgsz = max(stride, -(-int(state.get("imgsz") or 256) // stride) * stride)  # a multiple of the stride
         meta.update(stride=str(stride), image_mean=json.dumps(p.model.image_mean.flatten().tolist()))
-        return task, p.model.to(memory_format=torch.contiguous_format), meta, imgsz
+        return task, p.model.to(memory_format=torch.contiguous_format), meta, imgsz, state.get("config") or {}
     if task != "detect":
         raise ValueError(f"{weights}: cannot export a {task!r} checkpoint; export takes classify, detect and "
                          "segment checkpoints")
@@ -390,7 +400,7 @@ def _from_checkpoint(weights, score_threshold: float, nms_threshold: float, topk
                 boxes="normalized xyxy in [0, 1], decoded and clipped; multiply by (W, H, W, H)",
                 scores="softmax class probabilities [B, C, A], background dropped",
                 nms="post-step, not in the graph: per-class NMS (pixbox.export.postprocess_detections)")
-    return task, _SSDGraph(model).eval(), meta, int(state["imgsz"])
+    return task, _SSDGraph(model).eval(), meta, int(state["imgsz"]), state.get("config") or {}
 
 
 def _sample_inputs(task: str, imgsz: int, batch: int, dynamic_hw: bool, seed: int = 0) -> list[Tensor]:
@@ -403,6 +413,55 @@ def _sample_inputs(task: str, imgsz: int, batch: int, dynamic_hw: bool, seed: in
     return [torch.rand(batch, 3, h, w, generator=g) for h, w in shapes]
 
 
+def _val_images(config: dict, count: int) -> tuple[list[Tensor], list[str], str]:
+    """Up to ``count`` images of the run's validation split (those with objects first), their
+    file names and where they come from; no images and the reason when there are none."""
+    data, split = config.get("data"), config.get("val_split")
+    if not data or not split:
+        return [], [], "the checkpoint names no validation split"
+    from pixbox.data.formats import detect_format, read_detection
+    from pixbox.data.io import read_image
+
+    try:
+        fmt = config.get("format") or "auto"
+        records = read_detection(data, detect_format(data) if fmt == "auto" else fmt, split).records
+        records = ([r for r in records if len(r)] + [r for r in records if not len(r)])[:count]
+        images = [read_image(r.image) for r in records]
+    except (OSError, ValueError) as e:  # moved or deleted data, a bad file (DatasetError is a ValueError)
+        return [], [], f"the validation images of {data} could not be read ({type(e).__name__}: {e})"
+    if not images:
+        return [], [], f"split {split!r} of {data} has no images"
+    return images, [Path(r.image).name for r in records], f"validation images of {data} (split {split!r})"
+
+
+def _detection_inputs(config: dict, imgsz: int, batch: int) -> tuple[list[Tensor], list[str], str]:
+    """The detection parity check's batches ``[batch, 3, imgsz, imgsz]`` (float in [0, 1]), their
+    labels and one line saying what they are: the run's validation images when it has them,
+    else two generated shapes scenes, a bananas scene and a noise image."""
+    from pixbox.engine.predict import prepare_image
+
+    images, names, source = _val_images(config, _CHECK_IMAGES)
+    if images:
+        source = f"{len(images)} {source}, resized to {imgsz} px as the predictor does"
+    else:
+        from pixbox.data.generators.bananas import render_banana
+        from pixbox.data.generators.shapes import render_shapes
+
+        size = max(32, imgsz)
+        noise = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        images = [render_shapes(size, seed=0).image, render_shapes(size, seed=1).image,
+                  render_banana(size, seed=0).image, noise]
+        names = ["shapes_0", "shapes_1", "bananas_0", "noise"]
+        source = f"generated images (pixbox shapes, bananas and noise), as {source}"
+    images = [prepare_image(image, imgsz) for image in images]
+    while len(images) % batch:  # full batches: repeat the first image
+        images.append(images[0])
+        names.append(names[0])
+    batches = [torch.stack(images[i:i + batch]) for i in range(0, len(images), batch)]
+    labels = ["+".join(names[i:i + batch]) for i in range(0, len(names), batch)]
+    return batches, labels, source
+
+
 def _clear_anchor_cache(module: nn.Module) -> None:
     # torch.export traces with fake tensors; a cached anchor tensor made then must not be reused.
     for m in module.modules():
@@ -410,14 +469,67 @@ def _clear_anchor_cache(module: nn.Module) -> None:
             m._anchor_cache.clear()
 
 
+def _same_detections(a: dict[str, Tensor], b: dict[str, Tensor], atol: float) -> bool:
+    """Whether two images' detections pair up one to one with the same label, and box and score
+    within ``atol`` (so two near-equal scores may come in either order)."""
+    if len(a["labels"]) != len(b["labels"]):
+        return False
+    close = ((a["labels"][:, None] == b["labels"][None, :])
+             & ((a["scores"][:, None] - b["scores"][None, :]).abs() <= atol)
+             & ((a["boxes"][:, None, :] - b["boxes"][None, :, :]).abs().amax(-1) <= atol))  # [K, K]
+    free = torch.ones(len(b["labels"]), dtype=torch.bool)
+    for row in close:  # each detection of a takes the first free counterpart in b
+        j = (row & free).nonzero()
+        if not len(j):
+            return False
+        free[j[0, 0]] = False
+    return True
+
+
+def _compare_detections(outputs, labels, atol: float, **settings) -> list[dict[str, Any]]:
+    rows = []
+    for label, (ref, got) in zip(labels, outputs):
+        ours, theirs = postprocess_detections(*ref, **settings), postprocess_detections(*got, **settings)
+        rows.append({"input": label, "torch": sum(len(d["labels"]) for d in ours),
+                     "onnx": sum(len(d["labels"]) for d in theirs),
+                     "identical": all(_same_detections(a, b, atol) for a, b in zip(ours, theirs))})
+    return rows
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hides what ``torch.onnx.export`` prints that says nothing about this export, and only that:
+    its registry's "torchvision is not installed. Skipping torchvision::nms" log lines (pixbox
+    needs no torchvision), the warning about the anchor cache it traces through (cleared before
+    and after, see :func:`_clear_anchor_cache`) and a FutureWarning of torch's own internals."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+
+    def not_torchvision_notice(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+    logger.addFilter(not_torchvision_notice)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"The tensor attribute self\.ssd\._anchor_cache.* was assigned during "
+                                              "export", UserWarning)
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+            yield
+    finally:
+        logger.removeFilter(not_torchvision_notice)
+
+
 def verify_onnx(path, module: nn.Module, inputs: Sequence[Tensor], *, atol: float = 1e-4,
                 score_threshold: float = 0.25, nms_threshold: float = 0.45, topk: int = 100,
-                pre_nms_topk: int | None = None) -> dict[str, Any]:
+                pre_nms_topk: int | None = None, labels: Sequence[str] | None = None,
+                candidate_threshold: float | None = _CANDIDATE_THRESHOLD) -> dict[str, Any]:
     """Runs an ONNX file with ONNX Runtime and compares it with the PyTorch module.
 
     For each input batch, every output's max abs difference must be <= ``atol``; for a detector
     (two outputs ``boxes``, ``scores``) the same :func:`postprocess_detections` must also keep the
-    same detections (same count and labels, boxes and scores within ``atol``).
+    same detections (same count, and each with a counterpart of the same label, box and score
+    within ``atol``). When nothing scores above ``score_threshold`` on any input, the detections
+    are compared at ``candidate_threshold`` instead; when nothing scores above that either, only
+    the raw outputs were compared, which the report says.
 
     Args:
         path (str or PathLike): the ``.onnx`` file.
@@ -425,25 +537,35 @@ def verify_onnx(path, module: nn.Module, inputs: Sequence[Tensor], *, atol: floa
         inputs (sequence of Tensor[B, 3, H, W]): sample batches.
         atol (float): the tolerance, > 0.
         score_threshold, nms_threshold, topk, pre_nms_topk: the detection post-step settings.
+        labels (sequence of str, optional): a name per input for the report (default its shape,
+            e.g. ``"1x3x64x64"``).
+        candidate_threshold (float, optional): the score threshold of the detection comparison
+            when nothing scores above ``score_threshold``, in [0, 1]; None: never lower it.
 
     Returns:
         dict: ``rows`` (list of dicts ``input``, ``output``, ``shape``, ``max_abs_diff``, ``ok``),
-        ``detections`` (list of ``(kept by PyTorch, kept by ONNX, identical)`` per input, detectors
-        only) and ``ok``.
+        ``detections`` (list of dicts ``input``, ``torch`` and ``onnx``: the detections kept,
+        ``identical``; empty but for detectors), ``ok`` and ``atol``; for detectors also
+        ``score_threshold``, ``detection_threshold`` (the score threshold the detections were
+        compared at) and ``compared_detections`` (kept by PyTorch, all inputs).
     """
     atol = float(check_number(atol, "atol", low=0, low_open=True))
+    if labels is not None and len(labels) != len(inputs):
+        raise ValueError(f"labels must have one name per input ({len(inputs)}), got {len(labels)}")
+    if candidate_threshold is not None:
+        candidate_threshold = float(check_number(candidate_threshold, "candidate_threshold", low=0, high=1))
     ort = _import("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     in_name = session.get_inputs()[0].name
     out_names = [o.name for o in session.get_outputs()]
-    rows, detections = [], []
+    labels = ["x".join(map(str, x.shape)) for x in inputs] if labels is None else [str(s) for s in labels]
+    rows, outputs = [], []
     _clear_anchor_cache(module)
-    for x in inputs:
+    for x, label in zip(inputs, labels):
         with torch.no_grad():
             ref = module(x)
         ref = [ref] if isinstance(ref, Tensor) else list(ref)
         got = [torch.from_numpy(o) for o in session.run(out_names, {in_name: x.numpy()})]
-        label = "x".join(map(str, x.shape))
         for name, r, o in zip(out_names, ref, got):
             same_shape = tuple(r.shape) == tuple(o.shape)
             diff = float((r.float() - o).abs().max()) if same_shape and r.numel() else (0.0 if same_shape else
@@ -451,28 +573,53 @@ def verify_onnx(path, module: nn.Module, inputs: Sequence[Tensor], *, atol: floa
             rows.append({"input": label, "output": name, "shape": tuple(o.shape), "max_abs_diff": diff,
                          "ok": same_shape and diff <= atol})
         if len(ref) == 2:  # a detector: the same NMS on both
-            kw = dict(score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk,
-                      pre_nms_topk=pre_nms_topk)
-            ours, theirs = postprocess_detections(*ref, **kw), postprocess_detections(*got, **kw)
-            n_ref = sum(len(d["labels"]) for d in ours)
-            n_got = sum(len(d["labels"]) for d in theirs)
-            same = all(len(a["labels"]) == len(b["labels"]) and torch.equal(a["labels"], b["labels"])
-                       and torch.allclose(a["boxes"], b["boxes"], rtol=0, atol=atol)
-                       and torch.allclose(a["scores"], b["scores"], rtol=0, atol=atol) for a, b in zip(ours, theirs))
-            detections.append({"input": label, "torch": n_ref, "onnx": n_got, "identical": same})
-    ok = all(r["ok"] for r in rows) and all(d["identical"] for d in detections)
-    return {"rows": rows, "detections": detections, "ok": ok, "atol": atol}
+            outputs.append((ref, got))
+    report: dict[str, Any] = {"rows": rows, "detections": [], "atol": atol}
+    if outputs:
+        kw = dict(nms_threshold=nms_threshold, topk=topk, pre_nms_topk=pre_nms_topk)
+        threshold = score_threshold
+        detections = _compare_detections(outputs, labels, atol, score_threshold=threshold, **kw)
+        nothing = not any(d["torch"] or d["onnx"] for d in detections)
+        if nothing and candidate_threshold is not None and candidate_threshold < score_threshold:
+            threshold = candidate_threshold
+            detections = _compare_detections(outputs, labels, atol, score_threshold=threshold, **kw)
+        report.update(detections=detections, score_threshold=score_threshold, detection_threshold=threshold,
+                      compared_detections=sum(d["torch"] for d in detections))
+    report["ok"] = all(r["ok"] for r in rows) and all(d["identical"] for d in report.get("detections", []))
+    return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The verification table of :func:`verify_onnx` (or :func:`export_onnx`) as text."""
-    lines = [f"{'input':<16} {'output':<8} {'shape':<20} {'max abs diff':>12}  {'ok':<4}"]
+    """The verification table of :func:`verify_onnx` (or :func:`export_onnx`) as text.
+
+    It starts with the check inputs (``check_inputs``, when the report has them) and, for a
+    detector, ends with how many detections were compared, at which score threshold, or says
+    that no input gave any.
+    """
+    width = max([16, *(len(r["input"]) for r in report["rows"])])
+    lines = [f"check inputs: {report['check_inputs']}"] if report.get("check_inputs") else []
+    lines.append(f"{'input':<{width}} {'output':<8} {'shape':<20} {'max abs diff':>12}  {'ok':<4}")
     for r in report["rows"]:
-        lines.append(f"{r['input']:<16} {r['output']:<8} {str(list(r['shape'])):<20} {r['max_abs_diff']:>12.3g}  "
-                     f"{'yes' if r['ok'] else 'NO':<4}")
-    for d in report.get("detections", []):
-        lines.append(f"{d['input']:<16} kept detections: torch {d['torch']}, onnx {d['onnx']}, identical: "
-                     f"{'yes' if d['identical'] else 'NO'}")
+        lines.append(f"{r['input']:<{width}} {r['output']:<8} {str(list(r['shape'])):<20} "
+                     f"{r['max_abs_diff']:>12.3g}  {'yes' if r['ok'] else 'NO':<4}")
+    detections = report.get("detections", [])
+    for d in detections:
+        if d["torch"] == d["onnx"] == 0:
+            kept = "none"
+        else:
+            kept = f"torch {d['torch']}, onnx {d['onnx']}, identical: {'yes' if d['identical'] else 'NO'}"
+        lines.append(f"{d['input']:<{width}} kept detections: {kept}")
+    if detections:
+        threshold, n = report.get("detection_threshold"), report.get("compared_detections", 0)
+        if not any(d["torch"] or d["onnx"] for d in detections):
+            lines.append(f"no detections on any check input (score > {threshold:g}): compared the raw "
+                         "scores/boxes only")
+        else:
+            lowered = (f"; nothing scored above the export threshold, so the candidates above {threshold:g} "
+                       "were compared" if report.get("score_threshold", threshold) > threshold else "")
+            same = all(d["identical"] for d in detections)
+            lines.append(f"detections compared: {n} on {len(detections)} inputs (score > {threshold:g}), "
+                         f"{'all identical' if same else 'SOME DIFFER'}{lowered}")
     lines.append(f"tolerance {report['atol']:g}: {'passed' if report['ok'] else 'FAILED'}")
     return "\n".join(lines)
 
@@ -490,14 +637,18 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
         dynamic (bool): dynamic batch dimension (otherwise the batch is 1). FCN exports always
             have a dynamic height and width.
         opset (int): the ONNX opset, >= 18 (the dynamo exporter's minimum).
-        verify (bool): run :func:`verify_onnx` on two sample batches (two sizes for an FCN).
+        verify (bool): run :func:`verify_onnx`: a detector on a few images of its run's
+            validation split (from the checkpoint's config) or, without them, on generated
+            scenes and a noise image; a classifier on random batches, an FCN on two sizes.
         atol (float): the verification tolerance.
         score_threshold, nms_threshold, topk: detection post-step defaults stored in the
             metadata (and used by the verification).
 
     Returns:
         dict: ``path`` (Path), ``task``, ``opset``, ``dynamic`` and, if verified, the
-        :func:`verify_onnx` report (``rows``, ``detections``, ``ok``, ``atol``).
+        :func:`verify_onnx` report (``rows``, ``detections``, ``ok``, ``atol`` and, for a
+        detector, ``detection_threshold`` and ``compared_detections``) plus ``check_inputs``, a
+        line saying what the inputs were.
 
     Raises:
         VerificationError: ONNX Runtime and PyTorch disagree (the file is removed).
@@ -517,7 +668,7 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
     out = weights.with_suffix(".onnx") if out is None else Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"out must end in .onnx, got {out}")
-    task, module, meta, imgsz = _from_checkpoint(weights, score_threshold, nms_threshold, topk)
+    task, module, meta, imgsz, config = _from_checkpoint(weights, score_threshold, nms_threshold, topk)
     dynamic_hw = task == "segment"
     batch = 2 if dynamic else 1  # torch.export specializes a dimension of size 1
     example = torch.zeros(batch, 3, imgsz, imgsz)
@@ -532,10 +683,7 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
     _clear_anchor_cache(module)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_exporter():
             torch.onnx.export(module, (example,), str(raw), input_names=["images"], output_names=outputs,
                               opset_version=opset, dynamo=True, external_data=False, verbose=False,
                               dynamic_shapes=(dims,) if dims else None)
@@ -555,9 +703,15 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
     result: dict[str, Any] = {"path": out, "task": task, "opset": opset, "dynamic": bool(dynamic)}
     if verify:
         pre = meta.get("pre_nms_topk", "")
-        report = verify_onnx(out, module, _sample_inputs(task, imgsz, 2 if dynamic else 1, dynamic_hw), atol=atol,
-                             score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk,
-                             pre_nms_topk=int(pre) if pre else None)
+        if task == "detect":
+            inputs, labels, source = _detection_inputs(config, imgsz, batch)
+        else:
+            inputs, labels = _sample_inputs(task, imgsz, batch, dynamic_hw), None
+            source = "random " + ("normalized images" if task == "classify" else "images in [0, 1]")
+        report = verify_onnx(out, module, inputs, atol=atol, score_threshold=score_threshold,
+                             nms_threshold=nms_threshold, topk=topk, pre_nms_topk=int(pre) if pre else None,
+                             labels=labels)
+        report["check_inputs"] = source
         result.update(report)
         if not report["ok"]:
             os.unlink(out)

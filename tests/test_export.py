@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import warnings
 
 import pytest
 import torch
@@ -16,10 +18,12 @@ import onnx  # noqa: E402
 
 from pixbox.cli import export as export_cli  # noqa: E402
 from pixbox.cli.main import main  # noqa: E402
-from pixbox.engine.checkpoint import save_checkpoint  # noqa: E402
+from pixbox.data import make_dataset  # noqa: E402
+from pixbox.engine import DetectConfig, train_detector  # noqa: E402
+from pixbox.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from pixbox.engine.predict import Predictor, load  # noqa: E402
-from pixbox.export import (OnnxModel, VerificationError, export_onnx, format_report, load_onnx,  # noqa: E402
-                           postprocess_detections, verify_onnx)
+from pixbox.export import (OnnxModel, VerificationError, _quiet_exporter, export_onnx,  # noqa: E402
+                           format_report, load_onnx, postprocess_detections, verify_onnx)
 from pixbox.models import MODELS, SEGMENTATION_MODELS  # noqa: E402
 from pixbox.models.backbones import BACKBONES  # noqa: E402
 from pixbox.ops import decode_detections  # noqa: E402
@@ -65,6 +69,95 @@ def detector_onnx(detector):
     code = _export_cli(["--weights", str(pt), "--dynamic", "--conf", "0.3"])
     assert code == 0
     return pt, root / "best.onnx"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny_ssd trained for one epoch on 16 generated banana images (64 px): its run folder and data."""
+    data = tmp_path_factory.mktemp("bananas")
+    make_dataset("bananas", data, num_train=16, num_val=8, image_size=64, progress=False)
+    cfg = DetectConfig(data=str(data), project=str(tmp_path_factory.mktemp("runs")), name="tiny", epochs=1, batch=8,
+                       imgsz=64, workers=0, device="cpu", lr=0.02, warmup_epochs=0.5)
+    return train_detector(cfg, progress=False, verbose=False), data
+
+
+def test_detect_export_compares_detections_on_the_run_val_images(trained, tmp_path, capfd):
+    run, data = trained
+    result = export_onnx(run / "best.pt", tmp_path / "tiny.onnx")
+    assert result["ok"] and result["compared_detections"] > 0 and result["detection_threshold"] == 0.25
+    assert result["check_inputs"] == (f"4 validation images of {data} (split 'val'), resized to 64 px as the "
+                                      "predictor does")
+    names = sorted(p.name for p in (data / "val" / "images").glob("*.png"))[:4]
+    assert [d["input"] for d in result["detections"]] == names
+    assert sum(d["torch"] for d in result["detections"]) == result["compared_detections"]
+    assert all(d["identical"] and d["torch"] == d["onnx"] > 0 for d in result["detections"])
+    text = format_report(result)
+    assert f"detections compared: {result['compared_detections']} on 4 inputs (score > 0.25), all identical" in text
+    # torch.onnx's exporter logs one "torchvision is not installed. Skipping torchvision::nms" line per
+    # torchvision op; pixbox needs no torchvision, so export_onnx hides exactly those lines
+    assert "torchvision is not installed" not in capfd.readouterr().err
+
+
+def test_detect_cli_export_prints_the_check_inputs_and_stays_quiet(trained, tmp_path, capfd):
+    run, data = trained
+    assert main(["export", "--weights", str(run / "best.pt"), "-o", str(tmp_path / "cli.onnx")]) == 0
+    out, err = capfd.readouterr()
+    assert f"check inputs: 4 validation images of {data} (split 'val')" in out
+    assert "val_000000.png" in out and "detections compared: " in out and "identical: NO" not in out
+    assert "torchvision is not installed" not in err and "Skipping torchvision::" not in err
+
+
+def test_detect_export_without_the_val_images_uses_generated_ones(trained, tmp_path):
+    run, _ = trained
+    state = load_checkpoint(run / "best.pt")
+    state["config"]["data"] = str(tmp_path / "moved")  # the dataset is gone
+    pt = save_checkpoint(state, tmp_path / "best.pt")
+    result = export_onnx(pt)
+    assert result["ok"] and result["compared_detections"] > 0
+    assert result["check_inputs"].startswith("generated images (pixbox shapes, bananas and noise), as the "
+                                             f"validation images of {tmp_path / 'moved'} could not be read")
+    assert [d["input"] for d in result["detections"]] == ["shapes_0", "shapes_1", "bananas_0", "noise"]
+
+
+def test_parity_report_says_when_no_input_has_detections(detector_onnx):
+    pt, path = detector_onnx
+    from pixbox.export import _SSDGraph
+    from pixbox.engine.predict import model_from_checkpoint
+
+    graph = _SSDGraph(model_from_checkpoint(load_checkpoint(pt))).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    # nothing scores above 1: the raw outputs alone were compared, and the report says so
+    none = verify_onnx(path, graph, [x], score_threshold=1.0, candidate_threshold=None, labels=["noise"])
+    assert none["ok"] and none["compared_detections"] == 0 and none["detection_threshold"] == 1.0
+    text = format_report(none)
+    assert "no detections on any check input (score > 1): compared the raw scores/boxes only" in text
+    assert "noise            kept detections: none" in text and "identical" not in text
+    # by default the candidates above 0.01 are compared instead
+    low = verify_onnx(path, graph, [x], score_threshold=1.0)
+    assert low["ok"] and low["compared_detections"] > 0 and low["detection_threshold"] == 0.01
+    assert "the candidates above 0.01 were compared" in format_report(low)
+    with pytest.raises(ValueError, match="labels must have one name per input \\(1\\), got 2"):
+        verify_onnx(path, graph, [x], labels=["a", "b"])
+
+
+def test_quiet_exporter_hides_only_the_torchvision_notices(caplog):
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger=logger.name), warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with _quiet_exporter():
+                logger.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
+                logger.warning("another exporter message")
+                warnings.warn("another warning", UserWarning)
+            logger.warning("torchvision is not installed. Skipping %s", "torchvision::roi_align")  # outside: shown
+    finally:
+        logger.removeHandler(caplog.handler)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "another exporter message" in messages and "torchvision is not installed. Skipping torchvision::nms" \
+        not in messages
+    assert "torchvision is not installed. Skipping torchvision::roi_align" in messages
+    assert [str(w.message) for w in seen] == ["another warning"]
 
 
 def test_detect_cli_export_writes_verified_file_with_metadata(detector_onnx, capsys):
@@ -117,6 +210,7 @@ def test_onnx_predictor_uses_exported_defaults(detector_onnx):
     predictor = load_onnx(path)
     assert isinstance(predictor, Predictor) and predictor.score_threshold == 0.3
     assert predictor.class_names == ["cat", "dog"] and predictor.imgsz == 64 and predictor.path == str(path)
+    assert repr(predictor) == "Predictor(OnnxModel, 2 classes, imgsz=64, device=cpu)"
     assert load_onnx(path, score_threshold=0.9).score_threshold == 0.9
 
 

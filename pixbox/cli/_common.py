@@ -25,7 +25,9 @@ class ActionParser(argparse.ArgumentParser):
             message = f"unrecognized arguments: {' '.join(extras)}"
             for token in extras:
                 if token.startswith("-"):
-                    hint = difflib.get_close_matches(token.split("=", 1)[0], options, n=1, cutoff=0.5)
+                    typed = token.split("=", 1)[0]
+                    started = [o for o in options if o.startswith(typed)]  # an abbreviation of one option
+                    hint = started if len(started) == 1 else difflib.get_close_matches(typed, options, n=1, cutoff=0.5)
                     if hint:
                         message += f"; did you mean {hint[0]!r}?"
                         break
@@ -66,7 +68,8 @@ def number(kind: type, low: float, *, low_open: bool = False, high: float | None
 
 def add_run_flags(train: argparse.ArgumentParser, defaults: dict) -> None:
     """Adds the training-loop flags every task's ``train`` parser shares (``--workers``,
-    ``--device``, ``--name``, ``--project``, ``--seed``, ``--patience``, ``--eval-every``);
+    ``--device``, ``--name``, ``--project``, ``--seed``, ``--patience``, ``--eval-every``,
+    ``--amp/--no-amp``);
     ``defaults`` are the task config's values, shown in the help."""
     d = defaults
     train.add_argument("--workers", type=number(int, 0), metavar="N",
@@ -79,6 +82,10 @@ def add_run_flags(train: argparse.ArgumentParser, defaults: dict) -> None:
                        help="stop after N epochs without improvement, 0 never (default: 0)")
     train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
                        help=f"validate every N epochs (default: {d['eval_every']})")
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                       help="mixed precision: --amp forces autocast (bfloat16 on any CPU, float16 on CUDA), "
+                            "--no-amp trains in float32; by default autocast runs where it is native (CUDA, "
+                            "or a CPU with AVX512-BF16/AMX), and the run prints what it chose")
 
 
 def add_resume_flags(train: argparse.ArgumentParser) -> None:
@@ -109,20 +116,18 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
         data_help (str): what ``--data`` is, for the "required" message.
     """
     from pixbox.engine.config import read_yaml_values
-    from pixbox.engine.distributed import destroy_distributed, get_rank
+    from pixbox.engine.distributed import destroy_distributed
 
-    main = True
     try:
         values = read_yaml_values(args.config, config_class) if args.config is not None else {}
         values.update(flags)
         if args.resume is not None:
-            run = train(values or None, resume=True if args.resume == "" else args.resume)
+            train(values or None, resume=True if args.resume == "" else args.resume)
         else:
             config = config_class.from_dict(values)
             if config.data is None:
                 return fail(f"--data is required: {data_help} (or 'data:' in --config)")
-            run = train(config)
-        main = get_rank() == 0
+            train(config)
     except USER_ERRORS as e:
         return fail(e)
     except KeyboardInterrupt:
@@ -130,7 +135,5 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
         return 130
     finally:
         destroy_distributed()  # under torchrun: leave the process group the run joined
-    if main:  # one line, from rank 0, under torchrun
-        print(f"results in {run}")
-    return 0
+    return 0  # the run printed where its results are and how to evaluate and use them
 

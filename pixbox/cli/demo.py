@@ -37,7 +37,7 @@ def _positive_int(text: str) -> int:
 def _run_detect(args: argparse.Namespace) -> int:
     from pixbox.demos import detect
 
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("amp", args.amp)) if v is not None}
     result = detect.run(args.out, seed=args.seed, progress=not args.no_progress, log=lambda line: print(line, flush=True),
                         **overrides)
     print(f"\nval mAP@0.5 {result['map_50']:.3f}  mAP@[.5:.95] {result['map']:.3f}  "
@@ -51,7 +51,7 @@ def _run_detect(args: argparse.Namespace) -> int:
 def _run_segment(args: argparse.Namespace) -> int:
     from pixbox.demos import segment
 
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("amp", args.amp)) if v is not None}
     try:
         result = segment.run(args.out, seed=args.seed, progress=not args.no_progress,
                              log=lambda line: print(line, flush=True), **overrides)
@@ -92,6 +92,9 @@ def add_parser(subparsers) -> None:
     detect.add_argument("--epochs", type=_positive_int, default=None,
                         help="override the recipe's number of epochs (default: the demo recipe)")
     detect.add_argument("--no-progress", action="store_true", help="no progress bars")
+    detect.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="bfloat16/float16 autocast: --amp forces it, --no-amp trains in float32 "
+                             "(default: where the CPU or GPU computes it natively)")
     detect.set_defaults(func=_run_detect)
 
     segment = actions.add_parser(
@@ -105,4 +108,7 @@ def add_parser(subparsers) -> None:
     segment.add_argument("--epochs", type=_positive_int, default=None,
                          help="override the recipe's number of epochs (default: the demo recipe)")
     segment.add_argument("--no-progress", action="store_true", help="no progress bars")
+    segment.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                         help="bfloat16/float16 autocast: --amp forces it, --no-amp trains in float32 "
+                              "(default: where the CPU or GPU computes it natively)")
     segment.set_defaults(func=_run_segment)

@@ -39,14 +39,33 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _no_prefix_matching(parser: argparse.ArgumentParser) -> None:
+    """Turns off argparse's prefix matching (``allow_abbrev``) on ``parser`` and every subparser.
+
+    Otherwise ``--epoch 3`` and ``--ep 3`` are silently taken as ``--epochs 3``; now they are
+    unknown options, which the action parsers report with the nearest valid name. Done on the
+    built tree so that it holds whatever parser class a task module registers.
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):  # aliases map to the same parser
+                _no_prefix_matching(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full ``pixbox`` argument parser, with every task of :data:`TASKS` registered."""
+    """The full ``pixbox`` argument parser, with every task of :data:`TASKS` registered.
+
+    Options must be spelled in full: no parser of the tree accepts a prefix (``--ep`` for
+    ``--epochs``).
+    """
     parser = _Parser(prog="pixbox", description="pixbox: a pure-PyTorch computer-vision toolkit.")
     parser.add_argument("--version", action="version", version=f"pixbox {__version__}")
     subparsers = parser.add_subparsers(dest="task", metavar="<task>", required=True,
                                        parser_class=_Parser)
     for add_parser in TASKS:
         add_parser(subparsers)
+    _no_prefix_matching(parser)
     return parser
 
 

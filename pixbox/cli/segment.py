@@ -36,7 +36,7 @@ __all__ = ["add_parser"]
 _AUGMENT = ("crop", "flip", "scale")
 _TRAIN_KEYS = ("data", "model", "pretrained", "crop", "epochs", "batch", "lr", "optimizer", "workers", "device",
                "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn")
+               "sync_bn", "amp")
 
 
 def _model_names() -> list[str]:

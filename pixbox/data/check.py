@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pixbox._console import is_terminal
 from pixbox._checks import check_choice, check_number
 from pixbox.data.annotations import DatasetError, DetectionAnnotations
 from pixbox.data.formats import (
@@ -386,7 +387,7 @@ class _Checker:
 
     def bar(self, total: int):
         return tqdm(total=total, desc=f"checking {Path(self.report.root).name}", unit="img",
-                    disable=not self.progress, leave=False)
+                    disable=not self.progress or not is_terminal(), leave=False)
 
     def class_warnings(self) -> None:
         lists = list(self.class_lists.items())

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from pixbox._checks import check_choice, check_number
+from pixbox._console import is_terminal
 from pixbox._files import atomic_open
 from pixbox.data.annotations import DatasetError
 
@@ -404,8 +405,6 @@ def make_proposals(data, out, *, fmt: str = "auto", splits: Sequence[str] | None
         ImportError: OpenCV contrib is not installed.
         ValueError: an unknown split or format.
     """
-    import sys
-
     from tqdm import tqdm
 
     from pixbox.data.formats import DETECTION_FORMATS, detect_format, list_splits, read_detection
@@ -431,7 +430,7 @@ def make_proposals(data, out, *, fmt: str = "auto", splits: Sequence[str] | None
         images += [Path(r.image) for r in read_detection(root, fmt, split).records]
     table: dict[str, Tensor] = {}
     start = time.perf_counter()
-    bar = tqdm(images, desc="selective search", unit="img", disable=not progress or not sys.stderr.isatty())
+    bar = tqdm(images, desc="selective search", unit="img", disable=not progress or not is_terminal())
     for image in bar:
         key = _image_key(image, root)
         if key not in table:

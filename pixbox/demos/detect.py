@@ -57,7 +57,7 @@ RECIPE: dict[str, Any] = {
     "augment": "light",
     "workers": 2,
     "eval_every": 2,
-    "amp": True,
+    "amp": "auto",
 }
 
 

@@ -40,7 +40,7 @@ RECIPE: dict[str, Any] = {
     "lr": 0.01,
     "augment": "flip",
     "workers": 2,
-    "amp": True,
+    "amp": "auto",
 }
 
 

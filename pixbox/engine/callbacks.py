@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pixbox._files import atomic_open
-from pixbox.engine.checkpoint import save_checkpoint
+from pixbox.engine.checkpoint import save_checkpoint, slim_checkpoint
 
 __all__ = [
     "CSVLogger",
     "Callback",
     "CheckpointCallback",
     "EarlyStopping",
+    "EpochLogger",
     "EvalCallback",
     "PlotCallback",
     "ProgressBar",
@@ -203,6 +204,15 @@ class CheckpointCallback(Callback):
     against it. When the metric is never available (no validation split), ``best.pt`` is the
     last epoch's checkpoint, written at the end of training.
 
+    ``last.pt`` holds the full state, for ``--resume``. ``best.pt`` is slim
+    (:func:`~pixbox.engine.checkpoint.slim_checkpoint`): everything but the parts only a resume
+    needs (optimizer, scheduler, scaler, RNG and loader states), plus ``"slim": True``. It keeps
+    the weights, ``epoch``, ``best_score``, ``best_epoch``, ``history``, ``config``, ``task``,
+    ``model_name``, ``class_names``, ``num_classes``, ``imgsz`` and ``pixbox_version``, all that
+    :func:`pixbox.load`, ``val``, ``export`` and the reports read, at about half the size of
+    ``last.pt`` (a third with AdamW). Resuming from ``best.pt`` is refused with a ValueError that
+    points to ``last.pt``.
+
     Args:
         folder (str or PathLike): where ``last.pt`` and ``best.pt`` go.
         monitor (str): a column of the epoch rows, higher is better.
@@ -230,11 +240,11 @@ class CheckpointCallback(Callback):
         state = trainer.state_dict()
         save_checkpoint(state, self.last)
         if improved:
-            save_checkpoint(state, self.best)
+            save_checkpoint(slim_checkpoint(state), self.best)
 
     def on_train_end(self, trainer) -> None:
         if not self.best.exists() and self.last.exists():
-            save_checkpoint(trainer.state_dict(), self.best)
+            save_checkpoint(slim_checkpoint(trainer.state_dict()), self.best)
 
 
 class PlotCallback(Callback):
@@ -314,3 +324,56 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class EpochLogger(Callback):
+    """Logs one line per epoch with ``trainer.log``: the losses, the metrics of an evaluated epoch,
+    the speed, the epoch's time and the estimated time left, e.g.::
+
+        epoch 3/16  loss 0.4321  map_50 0.8123  14.2 img/s  61 s  ETA 13.2 min
+
+    On a terminal the progress bar shows the epoch as it runs and this line stays after it; in
+    a log file (output not a terminal, where bars are hidden) it is the progress. With a
+    ``log_file`` the trainer also appends it there (``train.log``). The ETA is the mean time
+    of the epochs this process ran (evaluation included) times the epochs left.
+
+    Args:
+        metric_keys (sequence of str): the evaluation metrics shown when present.
+    """
+
+    main_process_only = True
+
+    def __init__(self, metric_keys: Sequence[str] = ()):
+        self.metric_keys = list(metric_keys)
+        self._times: list[float] = []
+
+    def on_train_start(self, trainer) -> None:
+        self._times = []
+
+    def on_epoch_end(self, trainer) -> None:
+        row = trainer.epoch_log
+        number = trainer.epoch + 1
+        parts = [f"epoch {number}/{trainer.epochs}"]
+        losses = [(k[len("train_"):], row[k]) for k in row if k.startswith("train_") and _finite(row[k])]
+        parts += [f"{name} {value:.4f}" for name, value in losses]
+        parts += [f"{k} {row[k]:.4f}" for k in self.metric_keys if _finite(row.get(k))]
+        if _finite(row.get("img_s")):
+            parts.append(f"{row['img_s']:.1f} img/s")
+        seconds = row.get("epoch_time")
+        if _finite(seconds):
+            self._times.append(float(seconds))
+            parts.append(_duration(seconds))
+        left = trainer.epochs - number
+        if left > 0 and self._times and not trainer.stop:
+            parts.append(f"ETA {_duration(left * sum(self._times) / len(self._times))}")
+        trainer.log("  ".join(parts))
+

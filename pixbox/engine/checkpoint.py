@@ -8,6 +8,13 @@ Checkpoints hold only tensors and plain Python values (dicts, lists, tuples, str
 None): the numpy RNG state is stored as a list. They are read back with
 ``torch.load(..., weights_only=True)``, which cannot run code from the file.
 
+A training run keeps two: ``last.pt``, the full :meth:`~pixbox.engine.trainer.Trainer.state_dict`
+that ``--resume`` continues from, and ``best.pt``, the same state without the parts only a resume
+needs (:data:`RESUME_ONLY_KEYS`: optimizer, scheduler, scaler and RNG states), marked
+``"slim": True`` (:func:`slim_checkpoint`). That halves the file of a model trained with SGD and
+momentum (a third with AdamW); the weights, config, class names, history and scores that
+:func:`pixbox.load`, ``val``, ``export`` and the reports read are all there.
+
 Example:
     >>> state = {"epoch": 3, "rng": get_rng_state()}  # doctest: +SKIP
     >>> save_checkpoint(state, "runs/detect/train/last.pt")  # doctest: +SKIP
@@ -26,7 +33,11 @@ import torch
 
 from pixbox._files import atomic_open
 
-__all__ = ["get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
+__all__ = ["RESUME_ONLY_KEYS", "get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state",
+           "slim_checkpoint"]
+
+#: The keys of a training state that only a resume reads: :func:`slim_checkpoint` leaves them out.
+RESUME_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_generator")
 
 
 def _check_path(path, name: str = "path") -> Path:
@@ -57,6 +68,28 @@ def save_checkpoint(state: dict[str, Any], path) -> Path:
         f.flush()
         os.fsync(f.fileno())
     return path
+
+
+def slim_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
+    """The state without the parts only a resume needs: what ``best.pt`` holds.
+
+    Everything but :data:`RESUME_ONLY_KEYS` is kept (the weights, ``epoch``, ``best_score``,
+    ``history``, ``config``, ``class_names``, ... are small and read by :func:`pixbox.load`,
+    ``val`` and the reports). When a key was left out the result has ``"slim": True``, which
+    tells a resume to use ``last.pt`` instead.
+
+    Args:
+        state (dict): a training state (:meth:`~pixbox.engine.trainer.Trainer.state_dict`).
+
+    Returns:
+        dict: a new dict sharing the tensors of ``state`` (nothing is copied).
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    slim = {k: v for k, v in state.items() if k not in RESUME_ONLY_KEYS}
+    if len(slim) < len(state):
+        slim["slim"] = True
+    return slim
 
 
 def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -52,6 +52,7 @@ from pixbox.engine.callbacks import (
     CheckpointCallback,
     CSVLogger,
     EarlyStopping,
+    EpochLogger,
     EvalCallback,
     PlotCallback,
     ProgressBar,
@@ -69,6 +70,7 @@ from pixbox.engine.distributed import (
 )
 from pixbox.engine.finetune import finetune
 from pixbox.engine.runs import (
+    finish_lines,
     build_optimizer,
     build_scheduler,
     find_images,
@@ -94,7 +96,7 @@ __all__ = [
 ]
 
 #: Config keys a resumed run may change (everything else comes from its checkpoint).
-RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every")
+RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every", "amp")
 #: The keys a classification checkpoint needs for :func:`load_classifier`.
 MODEL_KEYS: tuple[str, ...] = ("model", "model_name", "num_classes", "class_names", "imgsz", "mean", "std")
 
@@ -385,7 +387,8 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
     scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
     if data.val_loader is not None:
-        standard.append(EvalCallback(cfg.eval_every, log=verbose, log_keys=("accuracy", "top5", "mean_recall")))
+        standard.append(EvalCallback(cfg.eval_every, log=False))
+    standard.append(EpochLogger(("accuracy", "top5", "mean_recall")))
     if cfg.patience > 0:
         standard.append(EarlyStopping(cfg.patience, cfg.monitor))
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
@@ -394,6 +397,7 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
                                     device=local_device(cfg.device), callbacks=standard + list(callbacks),
                                     amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
                                     seed=cfg.seed, verbose=verbose, sync_bn=cfg.sync_bn, config=cfg,
+                                    log_file=run_dir / "train.log",
                                     class_names=data.class_names, val_loader=data.val_loader, mean=mean, std=std)
     if state is not None:
         trainer.load_state_dict(state)
@@ -409,10 +413,8 @@ def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = 
     trainer.fit()
     if is_main_process() and trainer.metrics.get("confusion") is not None:
         _write_evaluation(trainer.metrics, data.class_names, run_dir)
-    if trainer.best_score is not None:
-        trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")
-    else:
-        trainer.log(f"done: {run_dir}")
+    for line in finish_lines("classify", trainer, run_dir, cfg.monitor, data):
+        trainer.log(line)
     return run_dir
 
 

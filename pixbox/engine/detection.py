@@ -53,6 +53,7 @@ from pixbox.engine.callbacks import (
     CheckpointCallback,
     CSVLogger,
     EarlyStopping,
+    EpochLogger,
     EvalCallback,
     PlotCallback,
     ProgressBar,
@@ -69,6 +70,7 @@ from pixbox.engine.distributed import (
 )
 from pixbox.engine.predict import Predictor, load, prepare_image
 from pixbox.engine.runs import (
+    finish_lines,
     IMAGE_SUFFIXES,
     build_optimizer,
     build_scheduler,
@@ -95,7 +97,7 @@ __all__ = [
 ]
 
 #: Config keys a resumed run may change (everything else comes from its checkpoint).
-RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every")
+RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every", "amp")
 
 _CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_box", "map", "map_50", "map_75", "voc07_ap50",
                 "voc_ap50", "img_s", "epoch_time")
@@ -318,10 +320,8 @@ def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None
                     + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else "")
                     + f"; results in {run_dir}")
     trainer.fit()
-    if trainer.best_score is not None:
-        trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")
-    else:
-        trainer.log(f"done: {run_dir}")
+    for line in finish_lines("detect", trainer, run_dir, cfg.monitor, data):
+        trainer.log(line)
     return run_dir
 
 
@@ -381,7 +381,8 @@ def _detection_trainer(cfg: DetectConfig, data: _TrainingData, run_dir: Path, *,
     scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
     if data.val_loader is not None:
-        standard.append(EvalCallback(cfg.eval_every, log=verbose))
+        standard.append(EvalCallback(cfg.eval_every, log=False))
+    standard.append(EpochLogger(("map", "map_50", "map_75", "voc07_ap50")))
     if cfg.patience > 0:
         standard.append(EarlyStopping(cfg.patience, cfg.monitor))
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
@@ -389,7 +390,7 @@ def _detection_trainer(cfg: DetectConfig, data: _TrainingData, run_dir: Path, *,
     return DetectionTrainer(model, optimizer, data.batches, epochs=cfg.epochs, scheduler=scheduler,
                             device=local_device(cfg.device), callbacks=standard + list(callbacks), amp=cfg.amp,
                             channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose,
-                            sync_bn=cfg.sync_bn, config=cfg,
+                            sync_bn=cfg.sync_bn, config=cfg, log_file=run_dir / "train.log",
                             class_names=data.class_names, val_loader=data.val_loader)
 
 

@@ -161,7 +161,8 @@ class Predictor:
         self.path: str | None = None  # the checkpoint file, set by load()
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.model_name or type(self.model).__name__}, {len(self.class_names)} classes, "
+        n = len(self.class_names)
+        return (f"Predictor({self.model_name or type(self.model).__name__}, {n} class{'' if n == 1 else 'es'}, "
                 f"imgsz={self.imgsz}, device={self.device})")
 
     @property

@@ -32,6 +32,7 @@ from pixbox.engine.config import RunConfig, read_yaml_values
 from pixbox.engine.trainer import lr_schedule
 
 __all__ = [
+    "finish_lines",
     "IMAGE_SUFFIXES",
     "build_optimizer",
     "build_scheduler",
@@ -253,6 +254,9 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
         resume = Path(where.project) / where.name
     ckpt_path = find_checkpoint(resume, where.project)
     state = load_checkpoint(ckpt_path)
+    if state.get("slim"):
+        raise ValueError(f"{ckpt_path}: cannot resume from it: best.pt holds only the weights (no optimizer, "
+                         f"scheduler or RNG state); resume from last.pt ({ckpt_path.parent / 'last.pt'})")
     if "config" not in state or "optimizer" not in state:
         raise ValueError(f"{ckpt_path}: cannot resume from it: not a training checkpoint (no config or optimizer)")
     cfg = resume_config(config_class.from_dict(state["config"]), config, resume_keys)
@@ -350,3 +354,46 @@ def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = F
     with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(_json_ready(doc), f, indent=1)
     return path
+
+
+def _example_image(data) -> str | None:
+    """The path of one image of the run's data (validation first), or None."""
+    loader = getattr(data, "val_loader", None)
+    for dataset in (getattr(loader, "dataset", None), getattr(data, "train_set", None)):
+        path_of = getattr(dataset, "_path", None)
+        if path_of is None:
+            continue
+        try:
+            if len(dataset):
+                return str(path_of(0))
+        except (NotImplementedError, TypeError, IndexError, AttributeError):
+            continue
+    return None
+
+
+def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data=None) -> list[str]:
+    """What a finished training run says last: its best score and the exact commands that
+    evaluate it and predict with it (one image of its own data as the example).
+
+    Args:
+        task (str): the CLI's task name (``"detect"``, ``"classify"``, ``"segment"``).
+        trainer (Trainer): the finished trainer (``best_score``, ``best_epoch``).
+        run_dir (Path): the run folder.
+        monitor (str): the metric that picked ``best.pt``.
+        data: the run's training data (with ``val_loader`` / ``train_set``), for the example.
+
+    Returns:
+        list[str]: three lines.
+    """
+    import shlex
+
+    best = (f"best {monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; "
+            if trainer.best_score is not None else "")
+    weights = shlex.quote(str(run_dir / "best.pt"))
+    image = _example_image(data) if data is not None else None
+    image = shlex.quote(image) if image else "IMAGE..."
+    out = shlex.quote(str(run_dir / "predict"))
+    return [f"done: {best}results in {run_dir}",
+            f"  evaluate: pixbox {task} val --weights {weights}",
+            f"  predict:  pixbox {task} predict --weights {weights} {image} --out {out}"]
+

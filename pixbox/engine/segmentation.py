@@ -37,6 +37,7 @@ from pixbox.engine.callbacks import (
     CheckpointCallback,
     CSVLogger,
     EarlyStopping,
+    EpochLogger,
     EvalCallback,
     PlotCallback,
     ProgressBar,
@@ -53,6 +54,7 @@ from pixbox.engine.distributed import (
     shard_steps,
 )
 from pixbox.engine.runs import (
+    finish_lines,
     build_optimizer,
     build_scheduler,
     find_images,
@@ -81,7 +83,7 @@ __all__ = [
 #: Mask value of pixels that count nowhere (VOC's boundary band, padding).
 IGNORE_INDEX = 255
 #: Config keys a resumed run may change.
-RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every")
+RESUME_KEYS: tuple[str, ...] = ("epochs", "device", "workers", "patience", "eval_every", "amp")
 #: The keys a segmentation checkpoint needs for :func:`load_segmenter`.
 MODEL_KEYS: tuple[str, ...] = ("model", "model_name", "num_classes", "class_names")
 
@@ -321,8 +323,8 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
     scheduler = build_scheduler(optimizer, cfg, data.steps_per_epoch)
     standard = [ProgressBar(progress)]
     if data.val_loader is not None:
-        standard.append(EvalCallback(cfg.eval_every, log=verbose,
-                                     log_keys=("miou", "pixel_accuracy", "mean_class_accuracy")))
+        standard.append(EvalCallback(cfg.eval_every, log=False))
+    standard.append(EpochLogger(("miou", "pixel_accuracy", "mean_class_accuracy")))
     if cfg.patience > 0:
         standard.append(EarlyStopping(cfg.patience, cfg.monitor))
     standard += [CSVLogger(run_dir / "metrics.csv", _CSV_COLUMNS), CheckpointCallback(run_dir, cfg.monitor),
@@ -331,6 +333,7 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
                                   device=local_device(cfg.device), callbacks=standard + list(callbacks),
                                   amp=cfg.amp, channels_last=cfg.channels_last, grad_clip=cfg.grad_clip,
                                   seed=cfg.seed, verbose=verbose, sync_bn=cfg.sync_bn, config=cfg,
+                                  log_file=run_dir / "train.log",
                                   class_names=data.class_names, val_loader=data.val_loader)
     if state is not None:
         trainer.load_state_dict(state)
@@ -347,10 +350,8 @@ def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = No
 
         save_segmentation_confusion(trainer.metrics["confusion"], data.class_names, run_dir / "confusion_matrix.png")
         save_metrics_json(trainer.metrics, run_dir / "val_metrics.json")
-    if trainer.best_score is not None:
-        trainer.log(f"done: best {cfg.monitor} {trainer.best_score:.4f} at epoch {trainer.best_epoch}; {run_dir}")
-    else:
-        trainer.log(f"done: {run_dir}")
+    for line in finish_lines("segment", trainer, run_dir, cfg.monitor, data):
+        trainer.log(line)
     return run_dir
 
 

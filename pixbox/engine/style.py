@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pixbox._checks import check_choice, check_number
+from pixbox._console import is_terminal
 from pixbox.losses import content_loss, gram, style_loss, tv_loss
 from pixbox.models.style import STYLE_TRANSFORMS, StyleExtractor
 
@@ -378,7 +379,7 @@ def stylize(
 
     history: dict[str, list] = {"content": [], "style": [], "tv": [], "total": [], "size": []}
     bar = None
-    if progress:
+    if progress and is_terminal():
         from tqdm import tqdm
 
         bar = tqdm(total=steps, desc="stylize", unit="step", leave=False)

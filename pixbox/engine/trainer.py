@@ -1,8 +1,8 @@
 """A small training loop: forward, loss, backward, step; everything else is a callback.
 
 :class:`Trainer` runs epochs of ``compute_loss(batch)`` -> backward -> optimizer step ->
-scheduler step, with optional mixed precision (CUDA only), ``channels_last`` and gradient
-clipping. Evaluation, logging, checkpoints, plots, early stopping and the progress bar are
+scheduler step, with optional mixed precision (:mod:`pixbox.engine.precision`), ``channels_last``
+and gradient clipping. Evaluation, logging, checkpoints, plots, early stopping and the progress bar are
 callbacks (:mod:`pixbox.engine.callbacks`) that see the trainer at a few hooks:
 
 ====================  ==========================================================================
@@ -49,6 +49,7 @@ import math
 import random
 import re
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -57,6 +58,7 @@ from torch import Tensor, nn
 
 from pixbox.engine.checkpoint import get_rng_state, set_rng_state
 from pixbox.engine.distributed import all_reduce_sum, barrier, get_rank, get_world_size, wrap_ddp
+from pixbox.engine.precision import TinyConvGuard, cpu_bf16_supported, resolve_amp
 
 __all__ = [
     "Trainer",
@@ -64,6 +66,7 @@ __all__ = [
     "check_device_name",
     "epoch_seed",
     "lr_schedule",
+    "resolve_amp",
     "seed_everything",
     "select_device",
 ]
@@ -234,18 +237,6 @@ def _to_device(x, device: torch.device, channels_last: bool):
     return x
 
 
-def cpu_bf16_supported() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX).
-
-    Without it, bfloat16 autocast on the CPU is emulated and slower than float32, so
-    ``amp`` leaves it off.
-    """
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
 class Trainer:
     """Runs ``epochs`` epochs of forward, loss, backward, step; callbacks do the rest.
 
@@ -260,10 +251,13 @@ class Trainer:
         device (str or torch.device): where to train (see :func:`select_device`).
         callbacks (sequence): objects with some of the hook methods (see the module docstring),
             e.g. from :mod:`pixbox.engine.callbacks`; run in this order.
-        amp (bool): mixed precision. On CUDA: ``torch.autocast`` to float16 with a
-            ``GradScaler``. On a CPU with native bfloat16 (AVX512-BF16 or AMX, see
-            :func:`cpu_bf16_supported`): autocast to bfloat16 (no scaler needed; about twice as
-            fast for convolutions). Ignored elsewhere.
+        amp (bool or "auto"): mixed precision (see :func:`resolve_amp`). ``"auto"``: on CUDA
+            ``torch.autocast`` to float16 with a ``GradScaler``; on a CPU with native bfloat16
+            (AVX512-BF16 or AMX, see :func:`cpu_bf16_supported`) autocast to bfloat16 (no scaler
+            needed); float32 elsewhere. True: autocast wherever it exists (bfloat16 on any CPU,
+            emulated and slower where not native). False: float32. Under CPU bfloat16 the
+            convolutions of 1-pixel maps run in float32 (:class:`~pixbox.engine.precision.TinyConvGuard`:
+            oneDNN's bfloat16 weight gradients are wrong there).
         channels_last (bool): the model and the 4-D float inputs in the ``channels_last``
             memory format.
         grad_clip (float, optional): clip the total gradient norm to this, > 0.
@@ -271,6 +265,8 @@ class Trainer:
         verbose (bool): print messages (early stop, resume) with :meth:`log` (rank 0 only).
         sync_bn (bool): with several processes, convert the model's BatchNorms to
             :class:`~torch.nn.SyncBatchNorm` (CUDA only); ignored in a single process.
+        log_file (str or PathLike, optional): :meth:`log` also appends its lines here (rank 0
+            only, whatever ``verbose``), e.g. the run's ``train.log``.
 
     **Several processes.** When a process group with more than one rank exists (``torchrun``, see
     :mod:`pixbox.engine.distributed`), the model is wrapped in
@@ -299,8 +295,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_data, *, epochs: int,
                  scheduler=None, device: str | torch.device = "cpu", callbacks: Sequence = (),
-                 amp: bool = False, channels_last: bool = False, grad_clip: float | None = None,
-                 seed: int = 0, verbose: bool = True, sync_bn: bool = False):
+                 amp: bool | str = False, channels_last: bool = False, grad_clip: float | None = None,
+                 seed: int = 0, verbose: bool = True, sync_bn: bool = False, log_file=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -328,16 +324,16 @@ class Trainer:
         self.train_data = train_data
         self.epochs = epochs
         self.callbacks = list(callbacks)
-        self.amp_dtype = None
-        if amp and self.device.type == "cuda":
-            self.amp_dtype = torch.float16
-        elif amp and self.device.type == "cpu" and cpu_bf16_supported():
-            self.amp_dtype = torch.bfloat16
+        self.amp_dtype, self.precision = resolve_amp(amp, self.device)
         self.amp = self.amp_dtype is not None
+        # oneDNN's bfloat16 weight gradients are wrong for strided convolutions of 1-pixel maps:
+        # those layers run in float32 (pixbox.engine.precision)
+        self.conv_guard = TinyConvGuard(self.model) if self.amp_dtype == torch.bfloat16 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.grad_clip = grad_clip
         self.seed = seed
         self.verbose = verbose and self.rank == 0
+        self.log_file = Path(log_file) if log_file is not None and self.rank == 0 else None
 
         self.epoch = 0
         self.start_epoch = 0
@@ -466,6 +462,7 @@ class Trainer:
             list[dict]: :attr:`history`, one row per epoch (those of a resumed run included).
         """
         self.stop = False
+        self.log(self.precision)
         self._emit("on_train_start")
         for epoch in range(self.start_epoch, self.epochs):
             self.epoch = epoch
@@ -515,11 +512,16 @@ class Trainer:
                 fn(self)
 
     def log(self, message: str) -> None:
-        """Prints ``message`` when ``verbose`` (through tqdm, so progress bars stay intact)."""
+        """Prints ``message`` when ``verbose`` (through tqdm, so progress bars stay intact) and
+        appends it to ``log_file`` when there is one."""
         if self.verbose:
             from tqdm import tqdm
 
             tqdm.write(message)
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {message}\n")
 
     # ------------------------------------------------------------------------------------------
     # Checkpoint state

@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import partial
 from typing import Callable
@@ -56,6 +57,24 @@ def _mean_std(backbone: Backbone) -> tuple[tuple[float, ...], tuple[float, ...]]
     if len(mean) != 3 or len(std) != 3 or any(not s > 0 for s in std):
         raise ValueError(f"backbone.pretrained_cfg must have 3 means and 3 positive stds, got mean={mean}, std={std}")
     return mean, std
+
+
+def _head_precision(features: Tensor):
+    """Turns autocast off (for the FCN head) when it is on for the features' device.
+
+    The head (1x1 class scores, skip fusion, transposed-convolution upsampling) is the part of
+    an FCN that a classifier on the same backbone does not have, so it is the suspect of a
+    reported failure: on a CPU with AMX the README's recipe reached mIoU 0.2 under bfloat16
+    autocast against 0.79 in float32, while classification trained equally well either way
+    (on an AVX512-BF16 CPU without AMX both precisions train alike). oneDNN picks its bfloat16 transposed-convolution kernels per CPU (PyTorch's own
+    bfloat16 deconvolution tests fail on Sapphire Rapids, pytorch/pytorch#148973), so the
+    head runs in float32 everywhere; it has ``num_classes`` channels and costs little. The
+    backbone, where the time goes, stays under autocast.
+    """
+    kind = features.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 class FCN(nn.Module):
@@ -163,12 +182,17 @@ class FCN(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h))  # zeros: the mean colour after normalization
         if self.skip_layers:
             *skips, final = self.backbone.features_at(x, [*self.skip_layers, self._final_layer])
-            scores = self.classifier(final)  # [B, K, H'/32, W'/32]
-            for feature, score, up in zip(skips, self.skip_scores, self.skip_upsamples):
-                scores = up(scores) + score(feature)  # 2x finer each time
         else:
-            scores = self.classifier(self.backbone.forward_features(x))
-        logits = self.upsample(scores)  # [B, K, H', W']
+            skips, final = [], self.backbone.forward_features(x)
+        # The class scores and their upsampling run outside autocast, in the features' full
+        # precision: under bfloat16 autocast they are where FCN training loses accuracy (see
+        # _head_precision), and they cost little (num_classes channels).
+        with _head_precision(final):
+            full = torch.promote_types(final.dtype, torch.float32) if final.is_floating_point() else final.dtype
+            scores = self.classifier(final.to(full))  # [B, K, H'/32, W'/32]
+            for feature, score, up in zip(skips, self.skip_scores, self.skip_upsamples):
+                scores = up(scores) + score(feature.to(full))  # 2x finer each time
+            logits = self.upsample(scores)  # [B, K, H', W']
         if logits.shape[-2:] != x.shape[-2:]:
             raise RuntimeError(f"the upsampled logits are {tuple(logits.shape[-2:])} for a padded input of "
                                f"{tuple(x.shape[-2:])}: the backbone's final map is not the input / 32")

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,32 @@ def test_demo_help_lists_the_actions(capsys):
 def test_usage_errors_return_2(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["detect", "classify", "segment"])
+def test_train_options_are_never_prefix_matched(task, tmp_path, capsys):
+    # argparse would take --epoch and --ep as --epochs; every pixbox parser turns that off
+    for given in ("--epoch", "--epo", "--ep"):
+        argv = [task, "train", "--data", str(tmp_path), "--project", str(tmp_path), given, "3"]
+        assert main(argv) == 2, given
+        assert f"unrecognized arguments: {given} 3" in capsys.readouterr().err
+    assert main([task, "train", "--data", str(tmp_path), "--epoch", "3"]) == 2
+    assert "unrecognized arguments: --epoch 3; did you mean '--epochs'?" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # no run started
+
+
+def test_no_parser_of_the_cli_accepts_prefixes():
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    found = list(parsers(build_parser()))
+    assert len(found) > 20 and all(p.allow_abbrev is False for p in found), [p.prog for p in found if p.allow_abbrev]
+    assert main(["--vers"]) == 2  # the top-level parser too
+    assert main(["demo", "anchors", "--se", "1"]) == 2  # and the task parsers without did-you-mean
 
 
 def test_each_task_registers_one_subcommand():

@@ -101,10 +101,16 @@ def test_make_options_change_the_dataset(tmp_path, capsys):
     assert not (tmp_path / "noval" / "images" / "val").exists()
 
 
-def test_make_shows_progress_bars_by_default(tmp_path, capsys):
-    code, _, err = _run(["data", "make", "bananas", tmp_path / "b", "--num-train", "2", "--num-val", "0",
-                         "--image-size", "32"], capsys)
+def test_make_shows_progress_bars_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    import pixbox.data.generators._writing as writing
+
+    argv = ["data", "make", "bananas", None, "--num-train", "2", "--num-val", "0", "--image-size", "32"]
+    monkeypatch.setattr(writing, "is_terminal", lambda: True)
+    code, _, err = _run([*argv[:3], tmp_path / "b", *argv[4:]], capsys)
     assert code == 0 and "bananas train" in err and "2/2" in err
+    monkeypatch.setattr(writing, "is_terminal", lambda: False)  # a log file: no \r redraws
+    code, out, err = _run([*argv[:3], tmp_path / "c", *argv[4:]], capsys)
+    assert code == 0 and "\r" not in err + out and "bananas train" not in err and "train  2 images" in out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -265,9 +271,9 @@ def test_check_errors(bananas, tmp_path, capsys, argv, code, message):
     assert got == code and out == "" and message in err
 
 
-def test_the_readme_preview_image_exists_and_is_small():
+def test_the_documented_preview_image_exists_and_is_small():
     root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text()
-    assert "](docs/images/preview.png)" in readme and "pixbox data preview" in readme
+    page = (root / "docs" / "data.md").read_text()
+    assert "](images/preview.png)" in page and "pixbox data preview" in page
     image = root / "docs" / "images" / "preview.png"
     assert image.stat().st_size < 300_000 and Image.open(image).format == "PNG"

@@ -103,7 +103,7 @@ def test_flags_override_the_config_file_and_resume_continues(data, tmp_path, cap
     assert [r["epoch"] for r in _rows(run / "metrics.csv")] == ["1", "2"]
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
     assert main(["detect", "train", "--resume", str(run), "--lr", "1"]) == 1
-    assert "only ['epochs', 'device', 'workers', 'patience', 'eval_every'] may change" in capsys.readouterr().err
+    assert "only ['epochs', 'device', 'workers', 'patience', 'eval_every', 'amp'] may change" in capsys.readouterr().err
 
 
 def test_val_prints_the_table_and_writes_json_and_pr_curve(run, tmp_path, capsys):

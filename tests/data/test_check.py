@@ -269,9 +269,16 @@ def test_task_fmt_and_split(generated, tmp_path):
         check_dataset(generated / "bananas", task="detect")
 
 
-def test_progress_bar(generated, capsys):
+def test_progress_bar(generated, capsys, monkeypatch):
+    import pixbox.data.check as check
+
+    monkeypatch.setattr(check, "is_terminal", lambda: True)
     check_dataset(generated / "bananas", progress=True)
     assert "checking bananas" in capsys.readouterr().err
+    monkeypatch.setattr(check, "is_terminal", lambda: False)  # a log file: no bar
+    check_dataset(generated / "bananas", progress=True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(check, "is_terminal", lambda: True)
     check_dataset(generated / "bananas", progress=False)
     assert capsys.readouterr().err == ""
 

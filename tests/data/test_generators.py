@@ -316,9 +316,15 @@ def test_options_change_the_output(tmp_path):
     assert not (tmp_path / "n" / "train").exists()
 
 
-def test_progress_bar(tmp_path, capsys):
+def test_progress_bar(tmp_path, capsys, monkeypatch):
+    import pixbox.data.generators._writing as writing
+
+    monkeypatch.setattr(writing, "is_terminal", lambda: True)
     make_bananas(tmp_path / "p", num_train=2, num_val=0, image_size=32, progress=True)
     assert "bananas train" in capsys.readouterr().err
+    monkeypatch.setattr(writing, "is_terminal", lambda: False)  # a log file: no bar
+    make_bananas(tmp_path / "r", num_train=2, num_val=0, image_size=32, progress=True)
+    assert capsys.readouterr().err == ""
     make_bananas(tmp_path / "q", num_train=2, num_val=0, image_size=32, progress=False)
     assert capsys.readouterr().err == ""
 

@@ -135,8 +135,10 @@ def _csv(path):
 def test_two_process_run_matches_the_single_process_reference(data, ddp_run, tmp_path):
     work, run, done = ddp_run
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt", "loss.png", "map.png",
-                                                     "metrics.csv"]
-    assert sum(line.startswith("results in") for line in done.stdout.splitlines()) == 1  # rank 0 alone reports
+                                                     "metrics.csv", "train.log"]
+    logged = (run / "train.log").read_text()
+    assert logged.count("  epoch 1/") == 1 and logged.count("precision: ") == 1  # rank 0 alone writes it
+    assert sum(line.startswith("done:") for line in done.stdout.splitlines()) == 1  # rank 0 alone reports
     state = load_checkpoint(run / "last.pt")
     assert state["epoch"] == 2 and state["global_step"] == 4
     assert not any(k.startswith(("module.", "_orig")) for k in state["model"])  # the unwrapped model

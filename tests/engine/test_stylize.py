@@ -51,14 +51,16 @@ def _style(h=64, w=64) -> Tensor:
 Tensor = torch.Tensor
 
 
-def test_quality_style_drops_10x_content_bounded(extractor):
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bfloat16"])
+def test_quality_style_drops_10x_content_bounded(extractor, amp):
     """The quality check of the default settings on real photos at a small size: the style loss falls
-    by at least 10x and the content loss stays under CONTENT_BOUND times that of a uniform-noise image."""
+    by at least 10x and the content loss stays under CONTENT_BOUND times that of a uniform-noise image,
+    in float32 and under bfloat16 autocast (forced where the CPU lacks native bfloat16)."""
     data = pytest.importorskip("skimage.data")
     content = load_style_image(data.chelsea())  # a cat, 300 x 451
     content = torch.nn.functional.interpolate(content[None], size=(106, 160), mode="bilinear", antialias=True)[0]
     image, history = stylize(content, data.immunohistochemistry(), size=160, steps=60, extractor=extractor,
-                             progress=False, return_history=True)
+                             progress=False, return_history=True, amp=amp)
     assert image.shape == (3, 106, 160) and image.dtype == torch.float32
     assert 0 <= float(image.min()) and float(image.max()) <= 1
     assert history["style"][0] / history["style"][-1] >= 10

@@ -406,7 +406,7 @@ def test_config_unknown_key_suggests_the_nearest(tmp_path):
     ("augment", "heavy", ValueError, r"augment must be one of \['none', 'light', 'ssd'\]"),
     ("device", "gpu0", ValueError, "device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     ("name", "a/b", ValueError, "name must be a plain folder name"),
-    ("amp", "yes", TypeError, "amp must be true or false"),
+    ("amp", "yes", TypeError, "amp must be .auto., true or false"),
     ("momentum", 1.0, ValueError, r"momentum must be a number in \[0, 1\)"),
     ("negative_mining_ratio", 0, ValueError, "negative_mining_ratio must be a number in"),
     ("limit_train", 0, ValueError, "limit_train must be >= 1"),

@@ -16,6 +16,7 @@ from pixbox.data.annotations import DetectionAnnotations, DetectionRecord
 from pixbox.data.formats import write_detection
 from pixbox.data.io import write_image
 from pixbox.data.synthetic import Scene
+from pixbox._console import is_terminal
 
 __all__ = ["SPLITS", "check_int", "check_options", "image_rngs", "write_detection_splits", "write_splits"]
 
@@ -168,7 +169,7 @@ def write_splits(root, layout: str, counts: dict[str, int], *, overwrite: bool, 
     for split in splits:
         _remove_split(root, layout, split)
         with _staging(root, split) as stage, \
-                tqdm(total=counts[split], desc=f"{desc} {split}", unit="img", disable=not progress) as bar:
+                tqdm(total=counts[split], desc=f"{desc} {split}", unit="img", disable=not progress or not is_terminal()) as bar:
             write_split(split, stage, bar)
         written[split] = counts[split]
     return written

@@ -222,6 +222,14 @@ def _bool(value, name):
     return value
 
 
+def _amp(value, name):
+    if isinstance(value, str) and value.lower() in ("auto", "true", "false", "on", "off"):
+        value = {"auto": "auto", "true": True, "on": True, "false": False, "off": False}[value.lower()]
+    if value != "auto" and not isinstance(value, bool):
+        raise TypeError(f"{name} must be 'auto', true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
 def _text(optional: bool = False):
     def check(value, name):
         if optional and value is None:
@@ -284,7 +292,7 @@ _COMMON_CHECKS = {
     "seed": _int(0),
     "eval_every": _int(1),
     "patience": _int(0),
-    "amp": _bool,
+    "amp": _amp,
     "channels_last": _bool,
     "sync_bn": _bool,
     "train_split": _text(),

@@ -87,7 +87,7 @@ class ClassifyConfig(RunConfig):
     eval_every: int = 1
     patience: int = 0
     monitor: str = "accuracy"
-    amp: bool = True
+    amp: bool | str = "auto"
     channels_last: bool = False
     sync_bn: bool = False
     augment: bool | str = "d2l"

@@ -70,8 +70,10 @@ class DetectConfig(RunConfig):
         monitor (str): the validation metric that picks ``best.pt`` and drives early stopping
             (higher is better): ``"map"``, ``"map_50"``, ``"map_75"``, ``"voc07_ap50"`` or
             ``"voc_ap50"``.
-        amp (bool): mixed precision: float16 on CUDA, bfloat16 on a CPU with native bfloat16
-            (see :func:`pixbox.engine.trainer.cpu_bf16_supported`); ignored elsewhere.
+        amp (bool | str): mixed precision (:func:`pixbox.engine.precision.resolve_amp`): ``"auto"``
+            (float16 on CUDA, bfloat16 on a CPU with native bfloat16, float32 elsewhere), True
+            (autocast wherever PyTorch has it, emulated bfloat16 on other CPUs) or False
+            (float32). ``--amp`` / ``--no-amp`` on the command line.
         channels_last (bool): train in the ``channels_last`` memory format.
         sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm
             statistics across them (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a
@@ -116,7 +118,7 @@ class DetectConfig(RunConfig):
     eval_every: int = 1
     patience: int = 0
     monitor: str = "map_50"
-    amp: bool = True
+    amp: bool | str = "auto"
     channels_last: bool = False
     sync_bn: bool = False
     negative_mining_ratio: float | None = 3.0

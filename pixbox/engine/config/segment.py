@@ -85,7 +85,7 @@ class SegmentConfig(RunConfig):
     eval_every: int = 1
     patience: int = 0
     monitor: str = "miou"
-    amp: bool = True
+    amp: bool | str = "auto"
     channels_last: bool = True
     sync_bn: bool = False
     augment: str = "flip"
