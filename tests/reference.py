@@ -246,6 +246,61 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, iou_threshold: float = 0.5)
     return torch.tensor(assigned, dtype=torch.long)
 
 
+def matcher_reference(iou: Tensor, fg_iou_threshold: float, bg_iou_threshold: float | None = None,
+                      allow_low_quality_matches=False) -> Tensor:
+    """torchvision's / detectron2's ``Matcher`` (and SSD's bipartite variant), with loops.
+
+    ``iou`` is ``[G, N]`` (ground truth x predictions), or ``[B, G, N]`` done image by image;
+    no NaN. For each prediction: its best box (the first on ties); best IoU >= fg is that box,
+    < bg is -1 (background), else -2 (ignored). Then, with ``allow_low_quality_matches``:
+
+    * ``True``: for each box whose highest IoU is > 0, every prediction with exactly that IoU
+      with it gets its own best box;
+    * ``"bipartite"``: repeatedly take the largest IoU left (first in prediction-major order on
+      ties); if it is > 0, give that prediction that box and remove both, else stop.
+    """
+    if iou.dim() == 3:
+        out = [matcher_reference(m, fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches) for m in iou]
+        return torch.stack(out) if out else torch.zeros(0, iou.shape[2], dtype=torch.long)
+    np_dt = _np_dtype(iou.dtype)
+    fg = _cast(fg_iou_threshold, np_dt)
+    bg = fg if bg_iou_threshold is None else _cast(bg_iou_threshold, np_dt)
+    G, N = iou.shape
+    rows = iou.detach().cpu().double().tolist()  # exact: every float32 / float64 is a double
+    out = [-1] * N
+    if G == 0:
+        return torch.tensor(out, dtype=torch.long)
+    best_gt = [max(range(G), key=lambda g: (rows[g][n], -g)) for n in range(N)]  # first best
+    for n in range(N):
+        best = rows[best_gt[n]][n]
+        out[n] = best_gt[n] if best >= fg else (-1 if best < bg else -2)
+    if allow_low_quality_matches == "bipartite":
+        used_n: set[int] = set()
+        used_g: set[int] = set()
+        while True:
+            top, pair = None, None
+            for n in range(N):
+                for g in range(G):
+                    if n in used_n or g in used_g:
+                        continue
+                    if top is None or rows[g][n] > top:
+                        top, pair = rows[g][n], (n, g)
+            if top is None or not top > 0:
+                break
+            n, g = pair
+            out[n] = g
+            used_n.add(n)
+            used_g.add(g)
+    elif allow_low_quality_matches:
+        for g in range(G):
+            top = max(rows[g]) if N else 0.0
+            if top > 0:
+                for n in range(N):
+                    if rows[g][n] == top:
+                        out[n] = best_gt[n]
+    return torch.tensor(out, dtype=torch.long)
+
+
 def hard_negative_mining(cls_logits: Tensor, class_labels: Tensor, negative_mining_ratio: float = 3.0, *,
                          eligible: Tensor | None = None, min_negative_samples: int = 0) -> Tensor:
     """SSD hard negative mining, image by image, anchor by anchor."""

@@ -1,5 +1,5 @@
-"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching, NMS, decoding,
-RoI pooling/align and transposed convolution.
+"""pixbox.ops: pure tensor functions for boxes, anchors, box coding, matching and sampling, NMS,
+decoding, RoI pooling/align and transposed convolution.
 
 Boxes are ``xyxy`` floats (absolute pixels unless a name says ``normalized``). Every function
 takes its device and dtype from its inputs and handles empty inputs.
@@ -20,13 +20,21 @@ from pixbox.ops.boxes import (
 from pixbox.ops.coder import BoxCoder, decode_boxes, encode_boxes
 from pixbox.ops.conv import bilinear_kernel, kernel_to_matrix, trans_conv, upsample_params
 from pixbox.ops.detection import decode_detections, multibox_detection
-from pixbox.ops.matching import hard_negative_mining, match_anchors, multibox_target
+from pixbox.ops.matching import (
+    Matcher,
+    hard_negative_mining,
+    match_anchors,
+    match_by_iou,
+    multibox_target,
+    sample_balanced,
+)
 from pixbox.ops.nms import batched_nms, nms
 from pixbox.ops.roi import RoIAlign, RoIPool, roi_align, roi_pool
 
 __all__ = [
     "AnchorGenerator",
     "BoxCoder",
+    "Matcher",
     "RoIAlign",
     "RoIPool",
     "batched_nms",
@@ -45,6 +53,7 @@ __all__ = [
     "hard_negative_mining",
     "kernel_to_matrix",
     "match_anchors",
+    "match_by_iou",
     "multibox_detection",
     "multibox_target",
     "nms",
@@ -53,6 +62,7 @@ __all__ = [
     "remove_small_boxes",
     "roi_align",
     "roi_pool",
+    "sample_balanced",
     "sanitize_boxes",
     "trans_conv",
     "upsample_params",

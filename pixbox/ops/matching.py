@@ -1,28 +1,63 @@
-"""Assigning ground-truth boxes to anchors and building training targets.
+"""Matching predictions to ground-truth boxes, balanced sampling, and SSD training targets.
 
-:func:`match_anchors` assigns in two stages (D2L's ``assign_anchor_to_bbox``):
+One matcher and one sampler serve every detector (torchvision's and detectron2's ``Matcher`` and
+``BalancedPositiveNegativeSampler``):
 
-1. Greedy bipartite: repeatedly take the largest IoU left in the anchor x ground-truth
-   matrix, assign that pair, and remove its row and column. Ties go to the lower anchor
-   index, then the lower ground-truth index. Only pairs with IoU > 0 are assigned, so a
-   ground-truth box that overlaps no anchor (or a degenerate one) is never forced on one.
-2. Every anchor left whose best IoU is >= ``iou_threshold`` gets that ground truth.
+- :func:`match_by_iou` (and :class:`Matcher`, which stores its configuration) turns an IoU matrix
+  ``[G, N]`` (ground truth x predictions) into one value per prediction: the index of its
+  ground-truth box, :data:`BACKGROUND` (-1, best IoU < ``bg_iou_threshold``) or :data:`IGNORED`
+  (-2, in between). Optional low-quality matches then match more predictions:
 
-:func:`multibox_target` applies this to a whole batch at once (no Python loop over images),
-encodes offsets only where an anchor is assigned, and optionally mines hard negatives.
+  * ``True`` (Faster R-CNN, torchvision, detectron2): for every ground-truth box, all the
+    predictions whose IoU with it equals its highest IoU (when > 0), each to its own best box;
+  * ``"bipartite"`` (SSD, D2L's ``assign_anchor_to_bbox``): greedy one-to-one pairs; repeatedly
+    the largest IoU left (> 0) assigns that prediction to that box and removes both. Ties go to
+    the lower prediction index, then the lower ground-truth index.
+
+- :func:`sample_balanced` draws at most ``batch_size`` labelled samples, at most
+  ``positive_fraction`` of them positive (the RPN's anchors, the RoI head's proposals).
+
+SSD labelling uses the bipartite matcher with one threshold (:func:`match_anchors`), plus D2L's
+rule that an anchor that overlaps no ground truth is never assigned (it matters only at
+``iou_threshold`` 0). :func:`multibox_target` labels a whole batch at once (no Python loop over
+images), encodes offsets only where an anchor is assigned, and optionally mines hard negatives.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Literal, Sequence, Union
 
 import torch
 from torch import Tensor
 
-from pixbox._checks import check_boxes, check_floating, check_number, check_same_device, check_shape, check_tensor
+from pixbox._checks import (
+    check_boxes,
+    check_floating,
+    check_number,
+    check_same_device,
+    check_shape,
+    check_tensor,
+)
 from pixbox.ops.coder import DEFAULT_MEANS, DEFAULT_STDS, _check_means_stds, _encode
 
-__all__ = ["match_anchors", "multibox_target", "hard_negative_mining"]
+__all__ = [
+    "BACKGROUND",
+    "IGNORED",
+    "Matcher",
+    "hard_negative_mining",
+    "match_anchors",
+    "match_by_iou",
+    "multibox_target",
+    "sample_balanced",
+]
+
+#: :func:`match_by_iou` value of a prediction whose best IoU is below ``bg_iou_threshold``.
+BACKGROUND = -1
+#: :func:`match_by_iou` value of a prediction between the two thresholds (neither used nor penalised).
+IGNORED = -2
+
+LowQualityMatches = Union[bool, Literal["bipartite"]]
 
 
 def _batched_iou(anchors: Tensor, gt: Tensor) -> Tensor:
@@ -49,50 +84,231 @@ def _batched_iou(anchors: Tensor, gt: Tensor) -> Tensor:
     return out
 
 
-def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor:
-    """Two-stage matching on ``iou [B, G, A]`` (invalid ground-truth rows hold -1).
+# ---------------------------------------------------------------------------------------------
+# The matcher
 
-    Returns ``[B, A]`` int64: the assigned ground-truth index or -1. ``strict`` makes the
-    threshold stage use ``>`` (MXNet) instead of ``>=`` (D2L).
+
+def _check_iou_thresholds(fg_iou_threshold, bg_iou_threshold) -> tuple[float, float]:
+    fg = float(check_number(fg_iou_threshold, "fg_iou_threshold", low=0, high=1))
+    if bg_iou_threshold is None:
+        return fg, fg
+    bg = float(check_number(bg_iou_threshold, "bg_iou_threshold", low=0, high=1))
+    if bg > fg:
+        raise ValueError(f"bg_iou_threshold must be <= fg_iou_threshold ({fg}), got {bg}")
+    return fg, bg
+
+
+def _check_low_quality(value) -> LowQualityMatches:
+    if value is True or value is False or value == "bipartite":
+        return value
+    raise ValueError(f"allow_low_quality_matches must be False, True or 'bipartite', got {value!r}")
+
+
+def _match_by_iou(iou: Tensor, fg: float, bg: float, low_quality: LowQualityMatches) -> Tensor:
+    """Unchecked :func:`match_by_iou` on ``iou [B, G, N]`` -> ``[B, N]`` int64."""
+    b, g, n = iou.shape
+    if g == 0 or n == 0:
+        return torch.full((b, n), BACKGROUND, dtype=torch.long, device=iou.device)
+    best_iou, best_gt = iou.max(dim=1)  # [B, N], the first best box on ties
+    # A NaN IoU compares False both ways: ignored, never matched.
+    matches = torch.where(best_iou >= fg, best_gt, torch.full_like(best_gt, IGNORED))  # [B, N]
+    matches.masked_fill_(best_iou < bg, BACKGROUND)
+    if low_quality == "bipartite":
+        _bipartite_matches(iou, matches)
+    elif low_quality:
+        gt_best = iou.amax(dim=2, keepdim=True)  # [B, G, 1]
+        low = ((iou == gt_best) & (gt_best > 0)).any(dim=1)  # [B, N]
+        matches = torch.where(low, best_gt, matches)
+    return matches
+
+
+def _bipartite_matches(iou: Tensor, matches: Tensor) -> None:
+    """Greedy one-to-one pairs of ``iou [B, G, N]`` written into ``matches [B, N]`` in place.
+
+    All images at once. Each ground truth keeps its best IoU and prediction; taking a prediction
+    only invalidates the ground truths whose best was that prediction.
     """
-    b, g, a = iou.shape
-    assigned = torch.full((b, a), -1, dtype=torch.long, device=iou.device)
-    if a == 0 or g == 0:
-        return assigned
-    # Stage 2 first (stage 1 overrides it): best ground truth of each anchor.
-    best_iou, best_gt = iou.max(dim=1)  # [B, A]
-    hit = (best_iou > iou_threshold) if strict else (best_iou >= iou_threshold)
-    hit &= best_iou > 0
-    assigned = torch.where(hit, best_gt, assigned)
-
-    # Stage 1: greedy bipartite, all images at once. Keep each ground truth's best IoU and
-    # anchor; taking an anchor only invalidates the ground truths whose best was that anchor.
+    b, g, n = iou.shape
     work = iou.clone()
     gt_max, gt_arg = work.max(dim=2)  # [B, G]
     g_idx = torch.arange(g, device=iou.device)
-    big = a * g
+    big = n * g
     b_all = torch.arange(b, device=iou.device)
-    for _ in range(min(a, g)):
+    for _ in range(min(n, g)):
         m = gt_max.amax(dim=1)  # [B]
         active = m > 0
         if not bool(active.any()):
             break
-        # Global max with row-major (anchor, gt) tie-break: smallest anchor, then smallest gt.
+        # Global max with row-major (prediction, gt) tie-break: smallest prediction, then smallest gt.
         key = torch.where(gt_max == m[:, None], gt_arg * g + g_idx, big)  # [B, G]
         k = key.amin(dim=1)  # [B]
         bi = b_all[active]
-        a_star, g_star = k[active] // g, k[active] % g
-        assigned[bi, a_star] = g_star
-        work[bi, :, a_star] = -1.0
+        n_star, g_star = k[active] // g, k[active] % g
+        matches[bi, n_star] = g_star
+        work[bi, :, n_star] = -1.0
         gt_max[bi, g_star] = -2.0
-        stale = (gt_arg[bi] == a_star[:, None]) & (gt_max[bi] > -2.0)  # [b', G]
+        stale = (gt_arg[bi] == n_star[:, None]) & (gt_max[bi] > -2.0)  # [b', G]
         if bool(stale.any()):
             sb, sg = stale.nonzero().unbind(1)
             sb = bi[sb]
             vals, args = work[sb, sg, :].max(dim=1)  # [S]
             gt_max[sb, sg] = vals
             gt_arg[sb, sg] = args
-    return assigned
+
+
+def match_by_iou(
+    iou: Tensor,
+    fg_iou_threshold: float,
+    bg_iou_threshold: float | None = None,
+    *,
+    allow_low_quality_matches: LowQualityMatches = False,
+) -> Tensor:
+    """Matches predictions (anchors, proposals) to ground-truth boxes by IoU (see the module docstring).
+
+    A prediction whose best IoU is >= ``fg_iou_threshold`` is matched to that box (the first
+    one on ties), one below ``bg_iou_threshold`` is :data:`BACKGROUND`, one in between (or with
+    a NaN IoU) is :data:`IGNORED`. Low-quality matches are added on top.
+
+    Args:
+        iou (Tensor[G, N] or Tensor[B, G, N]): float IoU of each ground-truth box (rows) with each
+            prediction (columns), optionally for ``B`` images at once. Negative values (e.g. -1
+            in the rows of padding boxes) never match. ``G`` and ``N`` may be 0.
+        fg_iou_threshold (float): best IoU >= this is a match, in [0, 1]. At 0 every prediction
+            matches, even one that overlaps nothing (as torchvision's ``Matcher``).
+        bg_iou_threshold (float, optional): best IoU < this is background, in
+            [0, ``fg_iou_threshold``]; defaults to ``fg_iou_threshold`` (nothing ignored).
+        allow_low_quality_matches (bool or "bipartite"): ``True`` also matches, for every box,
+            all predictions whose IoU with it equals its highest IoU (when > 0), each to its own
+            best box; ``"bipartite"`` also adds greedy one-to-one pairs (SSD); ``False`` adds none.
+
+    Returns:
+        Tensor[N] or Tensor[B, N]: int64 on ``iou``'s device: the matched box index in
+        ``[0, G)``, :data:`BACKGROUND` (-1) or :data:`IGNORED` (-2).
+
+    Example:
+        >>> iou = torch.tensor([[0.9, 0.5, 0.2, 0.0], [0.1, 0.6, 0.0, 0.3]])
+        >>> match_by_iou(iou, 0.7, 0.3).tolist()
+        [0, -2, -1, -2]
+        >>> match_by_iou(iou, 0.7, 0.3, allow_low_quality_matches=True).tolist()
+        [0, 1, -1, -2]
+    """
+    check_floating(iou, "iou")
+    if iou.dim() not in (2, 3):
+        raise ValueError(f"iou must have shape [G, N] or [B, G, N], got {tuple(iou.shape)}")
+    fg, bg = _check_iou_thresholds(fg_iou_threshold, bg_iou_threshold)
+    low_quality = _check_low_quality(allow_low_quality_matches)
+    if iou.dim() == 2:
+        return _match_by_iou(iou[None], fg, bg, low_quality)[0]
+    return _match_by_iou(iou, fg, bg, low_quality)
+
+
+class Matcher:
+    """Stores a matching configuration and calls :func:`match_by_iou` (torchvision's ``Matcher``).
+
+    Args:
+        fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches: as in :func:`match_by_iou`.
+
+    Example:
+        >>> matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)  # Faster R-CNN's RPN
+        >>> matcher(torch.tensor([[0.9, 0.5, 0.2]])).tolist()
+        [0, -2, -1]
+    """
+
+    #: torchvision's names for :data:`BACKGROUND` and :data:`IGNORED`.
+    BELOW_LOW_THRESHOLD = BACKGROUND
+    BETWEEN_THRESHOLDS = IGNORED
+
+    def __init__(
+        self,
+        fg_iou_threshold: float,
+        bg_iou_threshold: float | None = None,
+        *,
+        allow_low_quality_matches: LowQualityMatches = False,
+    ) -> None:
+        self.fg_iou_threshold, self.bg_iou_threshold = _check_iou_thresholds(fg_iou_threshold, bg_iou_threshold)
+        self.allow_low_quality_matches = _check_low_quality(allow_low_quality_matches)
+
+    def __call__(self, iou: Tensor) -> Tensor:
+        """``iou [G, N]`` or ``[B, G, N]`` -> ``[N]`` or ``[B, N]`` int64 (:func:`match_by_iou`)."""
+        return match_by_iou(iou, self.fg_iou_threshold, self.bg_iou_threshold,
+                            allow_low_quality_matches=self.allow_low_quality_matches)
+
+    def __repr__(self) -> str:
+        return (f"Matcher(fg_iou_threshold={self.fg_iou_threshold}, bg_iou_threshold={self.bg_iou_threshold}, "
+                f"allow_low_quality_matches={self.allow_low_quality_matches!r})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler
+
+
+def _randperm(n: int, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    if generator is None:
+        return torch.randperm(n, device=device)
+    return torch.randperm(n, generator=generator, device=generator.device).to(device)
+
+
+def sample_balanced(
+    labels: Tensor,
+    batch_size: int,
+    positive_fraction: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Random positive and negative samples, at most ``positive_fraction`` of them positive.
+
+    Takes ``min(#positives, int(batch_size * positive_fraction))`` positives and fills the rest
+    of ``batch_size`` with negatives (as many as there are), each drawn uniformly without
+    replacement with ``torch.randperm`` (positives first, then negatives).
+
+    Args:
+        labels (Tensor[N]): 1 positive, 0 negative, anything else (e.g. -1) ignored.
+        batch_size (int): samples at most, >= 1.
+        positive_fraction (float): largest share of positives, in [0, 1].
+        generator (torch.Generator, optional): the random source (drawn on its own device);
+            default torch's global one, reproducible under ``torch.manual_seed``.
+
+    Returns:
+        tuple[Tensor[P], Tensor[Q]]: int64 indices into ``labels`` of the sampled positives and
+        negatives, in random order, on ``labels``' device; ``P + Q <= batch_size``.
+    """
+    check_shape(labels, "labels", (None,), "[N]")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    frac = check_number(positive_fraction, "positive_fraction", low=0, high=1)
+    pos = (labels == 1).nonzero().flatten()
+    neg = (labels == 0).nonzero().flatten()
+    num_pos = min(pos.numel(), int(batch_size * frac))
+    num_neg = min(neg.numel(), batch_size - num_pos)
+    pos = pos[_randperm(pos.numel(), pos.device, generator)[:num_pos]]
+    neg = neg[_randperm(neg.numel(), neg.device, generator)[:num_neg]]
+    return pos, neg
+
+
+# ---------------------------------------------------------------------------------------------
+# SSD labelling
+
+
+def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor:
+    """SSD's assignment on ``iou [B, G, A]`` (rows that don't count hold -1): ``[B, A]`` int64.
+
+    :func:`match_by_iou` with ``fg = bg = iou_threshold`` and bipartite matches, plus D2L's rule
+    that an anchor overlapping no ground truth is never assigned. Returns the assigned ground
+    truth index or -1. ``strict`` makes the threshold ``>`` (MXNet) instead of ``>=`` (D2L).
+    """
+    t = float(iou_threshold)
+    t_cast = torch.tensor(t, dtype=iou.dtype)  # how torch compares the IoU with t
+    if strict and 0 < t < math.inf:
+        # best > t is best >= the next value after t in the IoU's dtype.
+        t = float(torch.nextafter(t_cast, torch.tensor(math.inf, dtype=iou.dtype)))
+    matches = _match_by_iou(iou, t, t, "bipartite")
+    if not bool(t_cast > 0) and iou.shape[1] > 0:
+        # The threshold admits IoU 0: unassign the anchors without overlap (bipartite pairs have
+        # IoU > 0, so they stay).
+        matches.masked_fill_(iou.amax(dim=1) <= 0, BACKGROUND)
+    return matches.clamp_(min=BACKGROUND)  # NaN IoU (ignored) is unassigned too
 
 
 def _class_targets(classes: Tensor, assigned: Tensor) -> Tensor:
@@ -104,13 +320,19 @@ def _class_targets(classes: Tensor, assigned: Tensor) -> Tensor:
 
 
 def match_anchors(anchors: Tensor, gt_boxes: Tensor, iou_threshold: float = 0.5) -> Tensor:
-    """Assigns ground-truth boxes to anchors (see the module docstring).
+    """Assigns ground-truth boxes to anchors as SSD and D2L's ``assign_anchor_to_bbox`` do.
+
+    Two stages, :func:`match_by_iou` with ``allow_low_quality_matches="bipartite"``:
+
+    1. greedy bipartite: repeatedly take the largest IoU left in the anchor x ground-truth
+       matrix (> 0), assign that pair and remove its row and column; ties go to the lower
+       anchor index, then the lower ground-truth index;
+    2. every other anchor whose best IoU is >= ``iou_threshold`` (and > 0) gets that box.
 
     Args:
         anchors (Tensor[A, 4]): xyxy.
         gt_boxes (Tensor[G, 4]): xyxy, same coordinate system as ``anchors``.
-        iou_threshold (float): stage-2 threshold; an anchor with best IoU >= this (and > 0) is
-            assigned.
+        iou_threshold (float): stage-2 threshold, in [0, 1].
 
     Returns:
         Tensor[A]: int64, the index of the ground-truth box of each anchor, or -1.
@@ -189,7 +411,7 @@ def multibox_target(
         anchors (Tensor[A, 4] or Tensor[1, A, 4]): xyxy (normalized or pixels, as ``labels``).
         labels (Tensor[B, G, 5]): rows ``(class, x1, y1, x2, y2)``; rows with class -1 (any
             negative class) are padding and ignored wherever they appear. ``G`` may be 0.
-        iou_threshold (float): stage-2 matching threshold (:func:`match_anchors`).
+        iou_threshold (float): stage-2 matching threshold, in [0, 1] (:func:`match_anchors`).
         means, stds (4 floats): offset normalisation (:func:`pixbox.ops.encode_boxes`).
         cls_preds (Tensor[B, A, C + 1], optional): class logits, needed for hard negative mining.
         negative_mining_ratio (float, optional): if given, keep ``ratio`` negatives per positive

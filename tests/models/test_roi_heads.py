@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import reference
 import torch
 
+import pixbox.ops
 from pixbox.models.rcnn.roi_heads import RoIHeads, match_proposals, sample_balanced
+from pixbox.ops import box_iou, match_by_iou
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +33,26 @@ def test_match_proposals_thresholds():
     assert state.tolist() == [0] * 5
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_match_proposals_is_the_matcher(seed):
+    gen = torch.Generator().manual_seed(seed)
+
+    def grid(n):  # integer boxes: IoU ties and IoU exactly at the thresholds are common
+        xy = torch.randint(0, 6, (n, 2), generator=gen).float()
+        return torch.cat([xy, xy + torch.randint(0, 4, (n, 2), generator=gen)], 1)
+
+    props, gt = grid(40), grid(5)
+    iou = box_iou(gt, props)  # [G, P]
+    for fg, bg in ((0.5, 0.5), (0.5, 0.1), (1 / 3, 0.25), (0.0, 0.0)):
+        matched, state = match_proposals(props, gt, fg, bg)
+        m = reference.matcher_reference(iou, fg, bg)
+        assert state.tolist() == [1 if v >= 0 else (0 if v == -1 else -1) for v in m.tolist()]
+        assert state.dtype == matched.dtype == torch.int64
+        assert torch.equal(state == 1, match_by_iou(iou, fg, bg) >= 0)
+        # The best box of every proposal (the first on ties), foreground or not.
+        assert matched.tolist() == [max(range(5), key=lambda g: (float(iou[g, p]), -g)) for p in range(40)]
+
+
 def test_sample_balanced_counts():
     torch.manual_seed(0)
     state = torch.tensor([1] * 30 + [0] * 100 + [-1] * 10)
@@ -39,6 +62,7 @@ def test_sample_balanced_counts():
     assert len(set(fg.tolist())) == 16 and len(set(bg.tolist())) == 48
     fg, bg = sample_balanced(torch.tensor([1, 0, 0]), 64, 0.25)
     assert len(fg) == 1 and len(bg) == 2
+    assert sample_balanced is pixbox.ops.sample_balanced  # the one sampler, at its old import path too
 
 
 def _head(**kw):

@@ -22,7 +22,7 @@ from pixbox.models.rcnn.rpn import (
     rpn_targets,
     sample_rpn_anchors,
 )
-from pixbox.ops import box_iou, decode_boxes, encode_boxes
+from pixbox.ops import box_iou, decode_boxes, encode_boxes, match_by_iou, sample_balanced
 
 SIZES = (32, 64, 128)
 RATIOS = (0.5, 1.0, 2.0)
@@ -170,6 +170,23 @@ def test_low_quality_match_takes_the_anchors_own_best_gt():
     assert match_rpn_anchors(anchors, gt).tolist() == [1, -1]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_match_rpn_anchors_is_the_matcher(seed):
+    gen = torch.Generator().manual_seed(seed)
+
+    def grid(n):  # integer boxes: IoU ties and IoU exactly at the thresholds are common
+        xy = torch.randint(0, 6, (n, 2), generator=gen).double()
+        return torch.cat([xy, xy + torch.randint(0, 4, (n, 2), generator=gen)], 1)
+
+    anchors, gt = grid(40), grid(5)
+    iou = box_iou(gt, anchors)  # [G, N]
+    for fg, bg in ((0.7, 0.3), (0.5, 0.5), (1 / 3, 0.25), (0.0, 0.0)):
+        for low in (True, False):
+            got = match_rpn_anchors(anchors, gt, fg, bg, allow_low_quality_matches=low)
+            assert got.tolist() == reference.matcher_reference(iou, fg, bg, low).tolist(), (fg, bg, low)
+            assert torch.equal(got, match_by_iou(iou, fg, bg, allow_low_quality_matches=low))
+
+
 def test_rpn_targets_labels_and_round_trip():
     anchors = rpn_anchors((4, 4), 16, SIZES, RATIOS)
     gt = [torch.tensor([[10.0, 12.0, 50.0, 60.0], [30.0, 5.0, 62.0, 30.0]]), torch.zeros(0, 4)]
@@ -207,6 +224,19 @@ def test_sampling_counts_and_fraction(num_pos, num_neg, size, frac, want_pos, wa
     assert pos.sum(1).tolist() == [want_pos] * 2 and neg.sum(1).tolist() == [want_neg] * 2
     assert bool((labels[pos] == 1).all()) and bool((labels[neg] == 0).all())
     assert not bool((pos & neg).any())
+
+
+def test_sampling_is_sample_balanced_image_by_image():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([-1, 0, 1])[torch.randint(0, 3, (3, 200), generator=gen)]
+    labels[1, labels[1] == 1] = 0  # an image without positives
+    torch.manual_seed(4)
+    pos, neg = sample_rpn_anchors(labels, 32, 0.25)
+    torch.manual_seed(4)
+    for i in range(3):
+        p, n = sample_balanced(labels[i], 32, 0.25)
+        assert pos[i].nonzero().flatten().tolist() == sorted(p.tolist())
+        assert neg[i].nonzero().flatten().tolist() == sorted(n.tolist())
 
 
 def test_sampling_is_random_and_reproducible():

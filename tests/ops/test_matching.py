@@ -1,4 +1,7 @@
-"""Tests for pixbox.ops.matching: match_anchors, hard_negative_mining and multibox_target."""
+"""Tests for pixbox.ops.matching: match_anchors, hard_negative_mining and multibox_target.
+
+The matcher and sampler themselves (match_by_iou, Matcher, sample_balanced) are in test_matcher.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pytest
 import torch
 
 import reference as R
-from pixbox.ops import hard_negative_mining, match_anchors, multibox_target
+from pixbox.ops import box_iou, hard_negative_mining, match_anchors, match_by_iou, multibox_target
 
 DTYPES = [torch.float32, torch.float64]
 THRESHOLDS = [0.0, 0.25, 1 / 3, 0.5, 0.7, 1.0]
@@ -120,6 +123,20 @@ def test_match_anchors_matches_reference_continuous(seed):
     boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])], 1).to(dtype)
     t = float(torch.rand(1, generator=gen))
     assert match_anchors(boxes[:a], boxes[a:], t).tolist() == R.match_anchors(boxes[:a], boxes[a:], t).tolist()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_match_anchors_is_the_bipartite_matcher(seed):
+    gen = torch.Generator().manual_seed(500 + seed)
+    anchors, gt = grid_boxes(gen, 30), grid_boxes(gen, 6)
+    iou = box_iou(gt, anchors)  # [G, A]
+    for t in THRESHOLDS:
+        want = R.matcher_reference(iou, t, t, "bipartite")
+        if t == 0:  # D2L's extra rule: an anchor that overlaps no ground truth is never assigned
+            want[iou.amax(dim=0) <= 0] = -1
+        assert match_anchors(anchors, gt, t).tolist() == want.tolist(), t
+        if t > 0:
+            assert torch.equal(match_anchors(anchors, gt, t), match_by_iou(iou, t, allow_low_quality_matches="bipartite"))
 
 
 def test_match_anchors_device(device):

@@ -10,11 +10,12 @@ align (or RoI pool), runs two fully connected layers and predicts, per region, s
 Training (``targets`` given):
 
 1. the ground-truth boxes are added to each image's proposals;
-2. each proposal is matched to the ground-truth box it overlaps most: IoU >= ``fg_iou_threshold``
-   makes it a foreground sample of that box's class, IoU < ``bg_iou_threshold`` a background
-   sample, anything between is ignored;
+2. each proposal is matched to the ground-truth box it overlaps most
+   (:func:`pixbox.ops.match_by_iou`, no low-quality matches): IoU >= ``fg_iou_threshold`` makes
+   it a foreground sample of that box's class, IoU < ``bg_iou_threshold`` a background sample,
+   anything between is ignored;
 3. ``batch_size_per_image`` proposals are sampled per image, at most ``positive_fraction`` of
-   them foreground;
+   them foreground (:func:`pixbox.ops.sample_balanced`);
 4. losses: cross-entropy over the sampled proposals (``roi_cls``) and smooth L1 (beta 1/9) on the
    foreground proposals' offsets for their own class, summed and divided by the number of
    sampled proposals (``roi_box``).
@@ -34,8 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_number
+from pixbox.ops.matching import BACKGROUND, match_by_iou
+from pixbox.ops.matching import sample_balanced  # noqa: F401  (the old import path of the one sampler)
 
-__all__ = ["RoIHeads", "TwoMLPHead", "match_proposals", "sample_balanced"]
+__all__ = ["RoIHeads", "TwoMLPHead", "match_proposals"]
 
 _STDS = (0.1, 0.1, 0.2, 0.2)  # torchvision's box coder weights (10, 10, 5, 5)
 
@@ -47,45 +50,25 @@ def match_proposals(proposals: Tensor, gt_boxes: Tensor, fg_iou_threshold: float
     Args:
         proposals (Tensor[P, 4]): xyxy.
         gt_boxes (Tensor[G, 4]): xyxy (``G`` may be 0: every proposal is background).
-        fg_iou_threshold (float): IoU at or above which a proposal is foreground.
-        bg_iou_threshold (float): IoU below which a proposal is background.
+        fg_iou_threshold (float): IoU at or above which a proposal is foreground, in [0, 1].
+        bg_iou_threshold (float): IoU below which a proposal is background, in
+            [0, ``fg_iou_threshold``].
 
     Returns:
         tuple: ``matched`` (Tensor[P] int64, the index of the best ground-truth box; 0 when
-        ``G == 0``) and ``state`` (Tensor[P] int64: 1 foreground, 0 background, -1 ignored).
+        ``G == 0``) and ``state`` (Tensor[P] int64: 1 foreground, 0 background, -1 ignored), the
+        labels that :func:`pixbox.ops.sample_balanced` takes.
     """
     from pixbox.ops import box_iou
 
     if gt_boxes.numel() == 0:
         zeros = torch.zeros(len(proposals), dtype=torch.int64, device=proposals.device)
         return zeros, zeros.clone()
-    iou = box_iou(proposals, gt_boxes)  # [P, G]
-    best, matched = iou.max(dim=1)
-    state = torch.full_like(matched, -1)
-    state[best >= fg_iou_threshold] = 1
-    state[best < bg_iou_threshold] = 0
+    iou = box_iou(proposals, gt_boxes).T  # [G, P]
+    matches = match_by_iou(iou, fg_iou_threshold, bg_iou_threshold)  # [P]
+    matched = iou.max(dim=0).indices  # [P], also for the proposals that are not foreground
+    state = torch.where(matches >= 0, 1, torch.where(matches == BACKGROUND, 0, -1))
     return matched, state
-
-
-def sample_balanced(state: Tensor, batch_size: int, positive_fraction: float) -> tuple[Tensor, Tensor]:
-    """Random foreground and background indices: at most ``batch_size * positive_fraction``
-    foreground, the rest of ``batch_size`` background (fewer when there are not enough).
-
-    Args:
-        state (Tensor[N] int64): 1 foreground, 0 background, -1 ignored.
-        batch_size (int): samples per image.
-        positive_fraction (float): the largest fraction of foreground samples.
-
-    Returns:
-        tuple[Tensor, Tensor]: foreground and background indices (int64).
-    """
-    fg = torch.nonzero(state == 1).flatten()
-    bg = torch.nonzero(state == 0).flatten()
-    num_fg = min(int(batch_size * positive_fraction), fg.numel())
-    num_bg = min(batch_size - num_fg, bg.numel())
-    fg = fg[torch.randperm(fg.numel(), device=fg.device)[:num_fg]]
-    bg = bg[torch.randperm(bg.numel(), device=bg.device)[:num_bg]]
-    return fg, bg
 
 
 class TwoMLPHead(nn.Module):

@@ -23,11 +23,12 @@ size ``z`` and ratio ``r`` (width / height) is ``z * sqrt(r)`` wide and ``z / sq
 
 Training (torchvision's behaviour, own code):
 
-- :func:`match_rpn_anchors`: IoU >= ``fg_iou_threshold`` is positive, < ``bg_iou_threshold``
-  negative, in between ignored; each ground-truth box's highest-IoU anchors (all ties, when
-  that IoU is > 0) are positive too, matched to their own best ground truth.
-- :func:`sample_rpn_anchors`: ``batch_size_per_image`` anchors per image, at most
-  ``positive_fraction`` of them positive, drawn with ``torch.randperm``.
+- :func:`match_rpn_anchors`: :func:`pixbox.ops.match_by_iou` with low-quality matches. IoU >=
+  ``fg_iou_threshold`` is positive, < ``bg_iou_threshold`` negative, in between ignored; each
+  ground-truth box's highest-IoU anchors (all ties, when that IoU is > 0) are positive too,
+  matched to their own best ground truth.
+- :func:`sample_rpn_anchors`: :func:`pixbox.ops.sample_balanced` in each image,
+  ``batch_size_per_image`` anchors, at most ``positive_fraction`` of them positive.
 - :func:`rpn_loss`: binary cross-entropy on the sampled anchors' objectness (mean) and smooth L1
   (``beta = 1 / 9``) on the positives' deltas, summed and divided by the number sampled.
 
@@ -52,6 +53,7 @@ from pixbox._checks import check_boxes, check_floating, check_number, check_posi
 from pixbox.ops.anchors import _feature_size
 from pixbox.ops.boxes import _box_iou, clip_boxes, remove_small_boxes
 from pixbox.ops.coder import decode_boxes, encode_boxes
+from pixbox.ops.matching import BACKGROUND, _check_iou_thresholds, match_by_iou, sample_balanced
 from pixbox.ops.nms import nms
 
 __all__ = [
@@ -72,12 +74,6 @@ __all__ = [
 #: Offset normalisation of the RPN: torchvision's ``BoxCoder(weights=(1, 1, 1, 1))``.
 RPN_MEANS = (0.0, 0.0, 0.0, 0.0)
 RPN_STDS = (1.0, 1.0, 1.0, 1.0)
-
-#: :func:`match_rpn_anchors` value of an anchor below ``bg_iou_threshold`` (a negative).
-BACKGROUND = -1
-#: :func:`match_rpn_anchors` value of an anchor between the thresholds (ignored).
-IGNORED = -2
-
 
 # ---------------------------------------------------------------------------------------------
 # Anchors and the head
@@ -206,7 +202,7 @@ def match_rpn_anchors(
     *,
     allow_low_quality_matches: bool = True,
 ) -> Tensor:
-    """Matches anchors to ground-truth boxes with two IoU thresholds (torchvision's ``Matcher``).
+    """Matches anchors to ground-truth boxes with two IoU thresholds (:func:`pixbox.ops.match_by_iou`).
 
     Args:
         anchors (Tensor[N, 4]): xyxy.
@@ -226,20 +222,9 @@ def match_rpn_anchors(
     fg, bg = _check_iou_thresholds(fg_iou_threshold, bg_iou_threshold)
     if anchors.device != gt_boxes.device:
         raise ValueError(f"anchors and gt_boxes must be on the same device, got {anchors.device} and {gt_boxes.device}")
-    n = anchors.shape[0]
-    if gt_boxes.shape[0] == 0 or n == 0:
-        return torch.full((n,), BACKGROUND, dtype=torch.long, device=anchors.device)
     dtype = torch.promote_types(torch.promote_types(anchors.dtype, gt_boxes.dtype), torch.float32)
     iou = _box_iou(gt_boxes.to(dtype), anchors.to(dtype))  # [G, N]
-    best_iou, matched = iou.max(dim=0)  # [N]
-    out = matched.clone()
-    out[best_iou < fg] = IGNORED
-    out[best_iou < bg] = BACKGROUND
-    if allow_low_quality_matches:
-        gt_best = iou.amax(dim=1, keepdim=True)  # [G, 1]
-        low = ((iou == gt_best) & (gt_best > 0)).any(dim=0)  # [N]
-        out = torch.where(low, matched, out)
-    return out
+    return match_by_iou(iou, fg, bg, allow_low_quality_matches=allow_low_quality_matches)
 
 
 def _gt_list(targets, b: int) -> list[Tensor]:
@@ -300,9 +285,10 @@ def sample_rpn_anchors(
 ) -> tuple[Tensor, Tensor]:
     """Balanced random sampling of positive and negative anchors in each image.
 
-    Each image takes ``min(#positives, int(batch_size_per_image * positive_fraction))``
-    positives and fills the rest of ``batch_size_per_image`` with negatives (as many as there
-    are), each chosen uniformly with ``torch.randperm`` (reproducible under ``torch.manual_seed``).
+    :func:`pixbox.ops.sample_balanced` image by image: each image takes
+    ``min(#positives, int(batch_size_per_image * positive_fraction))`` positives and fills the
+    rest of ``batch_size_per_image`` with negatives (as many as there are), each chosen
+    uniformly with ``torch.randperm`` (reproducible under ``torch.manual_seed``).
 
     Args:
         labels (Tensor[B, N]): int, 1 positive, 0 negative, -1 ignored.
@@ -318,12 +304,9 @@ def sample_rpn_anchors(
     pos_mask = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
     neg_mask = torch.zeros_like(pos_mask)
     for i in range(labels.shape[0]):
-        pos = (labels[i] == 1).nonzero().flatten()
-        neg = (labels[i] == 0).nonzero().flatten()
-        num_pos = min(pos.numel(), int(size * frac))
-        num_neg = min(neg.numel(), size - num_pos)
-        pos_mask[i, pos[torch.randperm(pos.numel(), device=pos.device)[:num_pos]]] = True
-        neg_mask[i, neg[torch.randperm(neg.numel(), device=neg.device)[:num_neg]]] = True
+        pos, neg = sample_balanced(labels[i], size, frac)
+        pos_mask[i, pos] = True
+        neg_mask[i, neg] = True
     return pos_mask, neg_mask
 
 
@@ -460,14 +443,6 @@ def _check_count(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
-
-
-def _check_iou_thresholds(fg, bg) -> tuple[float, float]:
-    fg = check_number(fg, "fg_iou_threshold", low=0, high=1)
-    bg = check_number(bg, "bg_iou_threshold", low=0, high=1)
-    if bg > fg:
-        raise ValueError(f"bg_iou_threshold must be <= fg_iou_threshold ({fg}), got {bg}")
-    return fg, bg
 
 
 class RegionProposalNetwork(nn.Module):
