@@ -1,6 +1,6 @@
 """FCN training throughput and predict latency: pixbox against D2L's loop, same network.
 
-The network on both sides is ``fcn("resnet18", 6)`` (:mod:`pixbox.models.fcn`, random
+The network on both sides is ``build_fcn("resnet18", 6)`` (:mod:`pixbox.models.fcn`, random
 initialisation; 6 = the generated dataset's classes), which normalizes its [0, 1] input itself.
 
 The baseline is a transcription of the book's "Fully Convolutional Networks" section (14.11)
@@ -50,7 +50,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pixbox.data import make_dataset  # noqa: E402
 from pixbox.data.io import VOC_COLORMAP  # noqa: E402
 from pixbox.engine.trainer import cpu_bf16_supported  # noqa: E402
-from pixbox.models.fcn import fcn  # noqa: E402
+from pixbox.models.fcn import build_fcn  # noqa: E402
 
 CROP = (320, 480)
 BATCH = 8
@@ -131,7 +131,7 @@ def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
 def book_train_img_s(data: Path, num_classes: int, steps: int, workers: int) -> float:
     """Images per second of ``train_batch_ch13`` steps, loader included, after one warm-up step."""
     torch.manual_seed(0)
-    net = fcn("resnet18", num_classes)
+    net = build_fcn("resnet18", num_classes)
     train_iter = torch.utils.data.DataLoader(VOCSegDataset(True, CROP, data), BATCH, shuffle=True, drop_last=True,
                                              num_workers=workers)
 
@@ -218,7 +218,7 @@ def main() -> None:
 
         # Latency: one 320 x 480 image.
         torch.manual_seed(0)
-        net = fcn("resnet18", num_classes)
+        net = build_fcn("resnet18", num_classes)
         x = torch.rand(1, 3, *CROP, generator=torch.Generator().manual_seed(0))
 
         def book_predict():  # the book's predict(): net(X).argmax(dim=1), autograd on

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -83,6 +84,57 @@ def check_number(value, name: str, *, low: float | None = None, high: float | No
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is a Python or NumPy integer; ``bool`` (an ``int`` subclass) is not."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` in ``[low, high]`` (a bound of None is open).
+
+    Python and NumPy integers pass; ``bool``, floats (even ``2.0``) and strings do not.
+
+    Raises:
+        TypeError: ``value`` is not an integer, e.g. ``"stride must be an int, got float 1.5"``.
+        ValueError: out of range, e.g. ``"stride must be >= 1, got 0"``.
+    """
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a ``bool``: ``True``, ``False`` or a NumPy bool; ``0``, ``1`` and ``None`` do not pass.
+
+    Raises:
+        TypeError: e.g. ``"shuffle must be a bool, got str 'yes'"``.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def check_class_names(class_names, name: str = "class_names") -> list[str]:
+    """A non-empty sequence of unique ``str`` names, as a list."""
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(f"{name} must be a sequence of str, got {type(class_names).__name__}")
+    names = list(class_names)
+    if not names:
+        raise ValueError(f"{name} must not be empty")
+    for i, item in enumerate(names):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}")
+    if len(set(names)) != len(names):
+        dup = sorted({c for c in names if names.count(c) > 1})
+        raise ValueError(f"{name} must be unique, got duplicates {dup}")
+    return names
 
 
 def check_positive_list(values, name: str) -> list[float]:

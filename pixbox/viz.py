@@ -30,9 +30,10 @@ from typing import Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw
 from torch import Tensor
 
+from pixbox import _fonts
 from pixbox._files import atomic_open
 from pixbox._checks import check_number, check_shape, check_tensor
 
@@ -180,19 +181,6 @@ def _is_single_color(colors) -> bool:
             and all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in colors))
 
 
-def _text_color(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Black or white, whichever reads better on ``rgb`` (ITU-R BT.601 luma)."""
-    luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-    return (0, 0, 0) if luma > 140 else (255, 255, 255)
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: only the fixed-size bitmap font
-        return ImageFont.load_default()
-
-
 def _default_font_size(height: int, width: int) -> int:
     return max(10, min(height, width) // 24)
 
@@ -225,7 +213,7 @@ def _draw_label(draw: ImageDraw.ImageDraw, font, text: str, box: tuple[int, int,
     rect = next((r for r in rects if not any(_overlaps(r, p) for p in placed)), rects[0])
     placed.append(rect)
     draw.rectangle((rect[0], rect[1], rect[2] - 1, rect[3] - 1), fill=rgb)
-    draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=_text_color(rgb), font=font)
+    draw.text((rect[0] + pad - left, rect[1] + pad - top), text, fill=_fonts.text_color(rgb), font=font)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -351,7 +339,7 @@ def draw_boxes(
         draw.rectangle((x1, y1, max(x2 - 1, x1), max(y2 - 1, y1)), outline=rgb, width=width)
 
     if label_list is not None or score_list is not None:
-        font = _font(int(font_size) if font_size is not None else _default_font_size(h, w))
+        font = _fonts.font(int(font_size) if font_size is not None else _default_font_size(h, w))
         placed: list[tuple[int, int, int, int]] = []
         for i, ((x1, y1, x2, y2), rgb) in enumerate(zip(px, rgbs)):
             if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
@@ -495,7 +483,7 @@ def add_caption(image, text: str, *, font_size: int | None = None,
     if font_size is not None:
         check_number(font_size, "font_size", low=1)
     h, w = img.shape[1:]
-    font = _font(int(font_size) if font_size is not None else _default_font_size(h, w))
+    font = _fonts.font(int(font_size) if font_size is not None else _default_font_size(h, w))
     # The band height comes from tall probe glyphs, not from the text, so that captions of the
     # same size and number of lines give bands of the same height.
     probe = "\n".join(["Ag(|"] * (text.count("\n") + 1))

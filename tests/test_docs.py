@@ -7,7 +7,7 @@ What is checked, for every ```console block of README.md and docs/*.md (its line
 the shell drops them):
 
 1. **Every pixbox command parses** (:func:`test_documented_command_parses`): ``pixbox ...``
-   lines, and the pixbox part of ``torchrun ... -m pixbox.cli.main ...`` and ``torchrun
+   lines, and the pixbox part of ``torchrun ... -m pixbox ...`` and ``torchrun
    --no-python pixbox ...`` lines, go through the real parser of the CLI
    (:func:`pixbox.cli.main.build_parser`), so a misspelt flag, a removed subcommand or a wrong
    option name fails with the file, line and command.
@@ -86,12 +86,12 @@ class Command:
 
     @property
     def pixbox_argv(self) -> list[str] | None:
-        """The arguments after ``pixbox`` (or torchrun's ``-m pixbox.cli.main``); None otherwise."""
+        """The arguments after ``pixbox`` (or torchrun's ``-m pixbox``); None otherwise."""
         t = list(self.tokens)
         if t and t[0] == "pixbox":
             return t[1:]
         if t and t[0] == "torchrun":
-            if "-m" in t and t.index("-m") + 1 < len(t) and t[t.index("-m") + 1] == "pixbox.cli.main":
+            if "-m" in t and t.index("-m") + 1 < len(t) and t[t.index("-m") + 1] == "pixbox":
                 return t[t.index("-m") + 2:]
             if "--no-python" in t and "pixbox" in t:
                 return t[t.index("pixbox") + 1:]

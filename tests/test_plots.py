@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixbox.plots import nice_ticks, plot_curves
+from pixbox.plots import nice_ticks, plot_curves, save_confusion_matrix, save_segmentation_confusion
 from pixbox.viz import PALETTE
 
 
@@ -197,3 +197,96 @@ def test_bad_input(tmp_path, kwargs, exc, match):
     series, path = args.pop("series"), args.pop("path")
     with pytest.raises(exc, match=match):
         plot_curves(series, path, **args)
+
+
+# --------------------------------------------------------------------------------------------
+# Confusion matrices
+
+_CM_NAMES = ["cat", "dog", "bird", "fish"]
+
+
+def _diagonal_heavy(c, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(1, 4, (c, c), generator=g) + torch.diag(torch.randint(30, 60, (c,), generator=g))
+
+
+def _cell_corners(image, c):
+    """Colours near the top-left corner of each cell, found from the blue-tinted grid area."""
+    a = np.asarray(image.convert("RGB")).astype(np.int64)
+    tinted = (a[..., 2] - a[..., 0] > 8)  # every cell of a matrix without zeros is (at least) light blue
+    ys, xs = tinted.nonzero()
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    assert abs((y1 - y0) - (x1 - x0)) <= 2  # a square grid
+    cell = (x1 - x0) / c
+    luma = a @ np.array([299, 587, 114]) / 1000
+    return np.array([[luma[int(y0 + i * cell) + 3, int(x0 + j * cell) + 3] for j in range(c)] for i in range(c)])
+
+
+def test_save_confusion_matrix_writes_a_readable_png(tmp_path):
+    cm = _diagonal_heavy(5)
+    path = save_confusion_matrix(cm, _CM_NAMES + ["snake"], tmp_path / "sub" / "cm.png")
+    assert path == tmp_path / "sub" / "cm.png" and not list((tmp_path / "sub").glob(".*"))  # no temp file left
+    image = Image.open(path)
+    image.load()
+    assert image.format == "PNG" and image.mode == "RGB"
+    corners = _cell_corners(image, 5)
+    diag = np.diag(corners)
+    off = corners[~np.eye(5, dtype=bool)]
+    assert diag.max() < 120 and off.min() > 200 and diag.max() < off.min()  # diagonal dark, the rest light
+    # The darkness follows the row-normalized value: a darker cell has a larger share of its row.
+    frac = (cm / cm.sum(1, keepdim=True)).numpy()
+    order = np.argsort(np.diag(frac))
+    assert np.all(np.diff(diag[order]) <= 1)
+    # normalize=False draws the same cells with fewer characters; numpy input works too.
+    plain = save_confusion_matrix(cm.numpy(), _CM_NAMES + ["snake"], tmp_path / "plain.png", normalize=False)
+    plain_corners = _cell_corners(Image.open(plain), 5)
+    assert np.allclose(plain_corners, corners, atol=1)
+    assert not np.array_equal(np.asarray(Image.open(plain)), np.asarray(image))
+
+
+def test_save_confusion_matrix_size_grows_with_the_class_count(tmp_path):
+    sizes = []
+    for c in (1, 3, 12, 40, 100):
+        names = [f"class {i}" if i % 2 else f"a rather long class name number {i}" for i in range(c)]
+        path = save_confusion_matrix(_diagonal_heavy(c), names, tmp_path / f"cm{c}.png")
+        image = Image.open(path)
+        image.load()
+        sizes.append(image.size)
+    assert all(w1 < w2 and h1 < h2 for (w1, h1), (w2, h2) in zip(sizes, sizes[1:]))
+    assert sizes[-1][0] < 2500  # 100 classes stay a reasonable picture
+    # Rows with no samples stay white and do not break anything.
+    empty = torch.zeros(3, 3, dtype=torch.int64)
+    image = Image.open(save_confusion_matrix(empty, ["a", "b", "c"], tmp_path / "empty.png"))
+    assert image.size[0] > 0
+
+
+def test_save_confusion_matrix_errors(tmp_path):
+    cm = torch.eye(3, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"confusion must have shape \[C, C\] with C = len\(class_names\) = 2"):
+        save_confusion_matrix(cm, ["a", "b"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="confusion must hold non-negative integer counts"):
+        save_confusion_matrix(-cm, ["a", "b", "c"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="confusion must hold non-negative integer counts"):
+        save_confusion_matrix(cm * 0.5, ["a", "b", "c"], tmp_path / "x.png")
+    with pytest.raises(TypeError, match="confusion must be a Tensor or ndarray"):
+        save_confusion_matrix([[1]], ["a"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"path must end in .png, got '.*x.jpg'"):
+        save_confusion_matrix(cm, ["a", "b", "c"], tmp_path / "x.jpg")
+    with pytest.raises(TypeError, match="normalize must be a bool"):
+        save_confusion_matrix(cm, ["a", "b", "c"], tmp_path / "x.png", normalize=1)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_save_segmentation_confusion_writes_a_png(tmp_path):
+    names = ["background", "cat", "dog"]
+    confusion = torch.tensor([[4, 1, 0], [0, 3, 1], [1, 1, 3]])  # pixel counts, rows true
+    path = save_segmentation_confusion(confusion, names, tmp_path / "plots" / "confusion.png")
+    assert path == tmp_path / "plots" / "confusion.png" and path.is_file()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        arr = np.asarray(im)
+    assert arr.shape[0] > 100 and arr.shape[1] > 100
+    assert (arr < 128).any()  # something dark was drawn (text, the 80% cell)
+    with pytest.raises(ValueError, match=r"confusion must have shape \[C, C\]"):
+        save_segmentation_confusion(torch.zeros(2, 2, dtype=torch.int64), names, tmp_path / "bad.png")
+

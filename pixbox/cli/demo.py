@@ -6,17 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from pixbox.cli._common import number
+
 __all__ = ["add_parser"]
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _run_anchors(args: argparse.Namespace) -> int:
@@ -25,13 +17,6 @@ def _run_anchors(args: argparse.Namespace) -> int:
     for path in anchors.run(args.out, seed=args.seed).values():
         print(path)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _run_detect(args: argparse.Namespace) -> int:
@@ -78,7 +63,7 @@ def add_parser(subparsers) -> None:
                     "writes PNG files and prints their paths.")
     anchors.add_argument("--out", type=Path, default=Path("runs/demo/anchors"),
                          help="output folder (default: %(default)s)")
-    anchors.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
+    anchors.add_argument("--seed", type=number(int, 0), default=0, help="random seed, >= 0 (default: %(default)s)")
     anchors.set_defaults(func=_run_anchors)
 
     detect = actions.add_parser(
@@ -88,8 +73,8 @@ def add_parser(subparsers) -> None:
                     "measured mAP, the wall time and where the files are.")
     detect.add_argument("--out", type=Path, default=Path("runs/demo/detect"),
                         help="output folder (default: %(default)s)")
-    detect.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
-    detect.add_argument("--epochs", type=_positive_int, default=None,
+    detect.add_argument("--seed", type=number(int, 0), default=0, help="random seed, >= 0 (default: %(default)s)")
+    detect.add_argument("--epochs", type=number(int, 1), default=None,
                         help="override the recipe's number of epochs (default: the demo recipe)")
     detect.add_argument("--no-progress", action="store_true", help="no progress bars")
     detect.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -104,8 +89,8 @@ def add_parser(subparsers) -> None:
                     "mIoU) and write label maps and overlays of val images.")
     segment.add_argument("--out", type=Path, default=Path("runs/demo/segment"),
                          help="output folder (default: %(default)s)")
-    segment.add_argument("--seed", type=_non_negative_int, default=0, help="random seed, >= 0 (default: %(default)s)")
-    segment.add_argument("--epochs", type=_positive_int, default=None,
+    segment.add_argument("--seed", type=number(int, 0), default=0, help="random seed, >= 0 (default: %(default)s)")
+    segment.add_argument("--epochs", type=number(int, 1), default=None,
                          help="override the recipe's number of epochs (default: the demo recipe)")
     segment.add_argument("--no-progress", action="store_true", help="no progress bars")
     segment.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,

@@ -22,9 +22,6 @@ from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, number
 
 __all__ = ["add_parser"]
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
 def _layers(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if not names:
@@ -33,12 +30,12 @@ def _layers(text: str) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pixbox.data.io import write_image
+    from pixbox.data.io import WRITABLE_IMAGE_SUFFIXES, write_image
     from pixbox.engine.style import stylize
 
     out = Path(args.out)
-    if out.suffix.lower() not in _IMAGE_SUFFIXES:
-        return fail(f"-o/--out must end in one of {', '.join(_IMAGE_SUFFIXES)}, got {str(out)!r}")
+    if out.suffix.lower() not in WRITABLE_IMAGE_SUFFIXES:
+        return fail(f"-o/--out must end in one of {', '.join(WRITABLE_IMAGE_SUFFIXES)}, got {str(out)!r}")
     out_dir = args.out_dir
     if out_dir is None and (args.save_every is not None or args.plot):
         out_dir = out.with_name(out.stem + "_steps")

@@ -86,14 +86,17 @@ import torch
 from torch import Tensor
 
 from pixbox._checks import (
+    check_bool,
     check_boxes,
     check_floating,
     check_four,
+    check_int,
     check_number,
     check_positive_list,
     check_same_device,
     check_shape,
     check_tensor,
+    is_int,
 )
 from pixbox.ops.coder import _decode, _encode
 from pixbox.ops.matching import _batched_iou, _match
@@ -162,19 +165,11 @@ def _check_no_nan(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} must not contain NaN")
 
 
-def _bool(value, name: str) -> bool:
-    if isinstance(value, (bool, int, np.bool_)) and value in (0, 1):
+def _mx_bool(value, name: str) -> bool:
+    """A boolean parameter; MXNet's parameters also take the ints 0 and 1."""
+    if is_int(value) and value in (0, 1):
         return bool(value)
-    raise TypeError(f"{name} must be a bool, got {value!r}")
-
-
-def _int(value, name: str, *, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
+    return check_bool(value, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +213,7 @@ def MultiBoxPrior(
     check_floating(data, "data")
     sizes = _number_list(sizes, "sizes")
     ratios = _number_list(ratios, "ratios")
-    clip = _bool(clip, "clip")
+    clip = _mx_bool(clip, "clip")
     step_y, step_x = _pair(steps, "steps")
     off_y, off_x = _pair(offsets, "offsets")
     if step_y * step_x < 0:
@@ -316,7 +311,7 @@ def MultiBoxTarget(
     neg_thr = _f32(check_number(negative_mining_thresh, "negative_mining_thresh"))
     if ratio > 0 and not neg_thr > 0:
         raise ValueError(f"negative_mining_thresh must be > 0 when negative mining is on, got {negative_mining_thresh}")
-    min_neg = _int(minimum_negative_samples, "minimum_negative_samples", low=0)
+    min_neg = check_int(minimum_negative_samples, "minimum_negative_samples", low=0)
     var = _variances(variances)
     if ratio > 0:
         _check_no_nan(cls_pred, "cls_pred")
@@ -467,15 +462,15 @@ def MultiBoxDetection(
     check_same_device("cls_prob", cls_prob, "anchor", anchors)
     _check_no_nan(cls_prob, "cls_prob")
     _check_no_nan(loc_pred, "loc_pred")
-    clip = _bool(clip, "clip")
-    force_suppress = _bool(force_suppress, "force_suppress")
+    clip = _mx_bool(clip, "clip")
+    force_suppress = _mx_bool(force_suppress, "force_suppress")
     thr = _f32(check_number(threshold, "threshold"))
-    bg = _int(background_id, "background_id", low=0)
+    bg = check_int(background_id, "background_id", low=0)
     if bg >= c1:
         raise ValueError(f"background_id must be a row of cls_prob, in [0, {c1 - 1}], got {bg}")
     nms_thr = _f32(check_number(nms_threshold, "nms_threshold"))
     var = _variances(variances)
-    topk = _int(nms_topk, "nms_topk")
+    topk = check_int(nms_topk, "nms_topk")
 
     out_dtype, wd = _work_dtype(cls_prob.dtype, loc_pred.dtype, anchors.dtype)
     device = cls_prob.device

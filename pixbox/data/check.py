@@ -69,7 +69,7 @@ from pixbox.data.formats import (
     read_voc_segmentation,
 )
 from pixbox.data.formats.yolo import label_path
-from pixbox.data.io import read_image, read_mask
+from pixbox.data.io import IMAGE_SUFFIXES, read_image, read_mask
 
 __all__ = ["BOX_SIZE_BINS", "DatasetReport", "TASKS", "check_dataset", "detect_task", "resolve_task_format"]
 
@@ -81,7 +81,6 @@ BOX_SIZE_BINS: tuple[int, ...] = (16, 32, 64, 128, 256)
 _BIN_LABELS = ("<16", "16-32", "32-64", "64-128", "128-256", ">=256")
 _IGNORE = 255
 _ALL = "all"  # the split name of a classification folder without split sub-folders
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -205,7 +204,7 @@ def _subdirs(folder: Path) -> list[Path]:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
+    return any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
 
 
 def _is_voc_segmentation(root: Path) -> bool:

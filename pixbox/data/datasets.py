@@ -288,6 +288,9 @@ class DetectionDataset(_LazyDataset):
         ValueError: unknown ``fmt``, ``split`` or ``on_error``, or no format recognized.
     """
 
+    #: What :func:`make_loader` collates batches with when given no ``collate_fn``.
+    collate_fn = staticmethod(collate_detection)
+
     def __init__(self, root, fmt: str | None = None, split: str = "train", *, transforms=None,
                  on_error: str = "raise", proposals=None):
         root = _check_root(root)
@@ -399,6 +402,9 @@ class SegmentationDataset(_LazyDataset):
         problems (list[DatasetError]): problems skipped at construction.
         skipped (list[str]): image files of the samples skipped by ``dataset[i]`` so far.
     """
+
+    #: What :func:`make_loader` collates batches with when given no ``collate_fn``.
+    collate_fn = staticmethod(collate_segmentation)
 
     def __init__(self, root, split: str = "train", *, transforms=None, on_error: str = "raise"):
         root = _check_root(root)

@@ -42,8 +42,8 @@ from pixbox._files import atomic_open
 from pixbox._checks import check_number
 from pixbox.data.annotations import DatasetError
 
-__all__ = ["VOC_CLASSES", "VOC_COLORMAP", "image_size", "read_image", "read_mask", "write_image",
-           "write_mask"]
+__all__ = ["IMAGE_SUFFIXES", "VOC_CLASSES", "VOC_COLORMAP", "WRITABLE_IMAGE_SUFFIXES", "image_size", "read_image",
+           "read_mask", "write_image", "write_mask"]
 
 #: The 21 Pascal VOC segmentation classes; a mask value is an index into this tuple.
 VOC_CLASSES: tuple[str, ...] = (
@@ -72,7 +72,12 @@ def _voc_colormap() -> np.ndarray:
 VOC_COLORMAP: np.ndarray = _voc_colormap()
 VOC_COLORMAP.setflags(write=False)
 
+#: File suffixes treated as images when a folder is listed (lower case); :func:`read_image` reads them.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
 _IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+#: File suffixes :func:`write_image` writes (lower case).
+WRITABLE_IMAGE_SUFFIXES: tuple[str, ...] = tuple(_IMAGE_FORMATS)
 # Everything a decoder may raise on a bad file. Pillow raises OSError for truncated data,
 # SyntaxError for broken PNG chunks, and plain struct/zlib/Value errors from some plugins.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error,

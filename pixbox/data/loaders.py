@@ -30,21 +30,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from pixbox._checks import check_bool, check_int
+
 __all__ = ["collate_detection", "collate_multibox", "collate_segmentation", "make_loader", "seed_worker"]
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
-def _check_bool(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +117,7 @@ def collate_multibox(batch, *, keep_crowd: bool = False) -> tuple[Tensor, Tensor
             without ``"boxes"``/``"labels"``, or ``"proposals"`` in some targets only.
     """
     batch = _check_batch(batch, "collate_multibox")
-    _check_bool(keep_crowd, "keep_crowd")
+    keep_crowd = check_bool(keep_crowd, "keep_crowd")
     images = _stack_images([s[0] for s in batch], "collate_multibox",
                            "add a pixbox.data.transforms.Resize((H, W)) transform to the dataset")
     h, w = images.shape[-2:]
@@ -306,13 +294,11 @@ class _SeededLoader(DataLoader):
 
 
 def _default_collate_fn(dataset) -> Callable:
-    from pixbox.data.datasets import DetectionDataset, SegmentationDataset
-
-    if isinstance(dataset, DetectionDataset):
-        return collate_detection
-    if isinstance(dataset, SegmentationDataset):
-        return collate_segmentation
-    return default_collate
+    """The dataset's own ``collate_fn`` (:class:`~pixbox.data.datasets.DetectionDataset`:
+    :func:`collate_detection`, :class:`~pixbox.data.datasets.SegmentationDataset`:
+    :func:`collate_segmentation`), else torch's ``default_collate``."""
+    collate = getattr(dataset, "collate_fn", None)
+    return collate if callable(collate) else default_collate
 
 
 def make_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int = 0,
@@ -332,9 +318,10 @@ def make_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int = 0
         batch_size (int): >= 1.
         shuffle (bool): draw a new order every epoch (from the seeded generator).
         num_workers (int): worker processes, >= 0 (0 loads in this process).
-        collate_fn (callable or None): ``None`` picks :func:`collate_detection` for a
-            :class:`DetectionDataset`, :func:`collate_segmentation` for a
-            :class:`SegmentationDataset` and torch's ``default_collate`` otherwise. Pass
+        collate_fn (callable or None): ``None`` takes the dataset's ``collate_fn`` attribute
+            (:func:`collate_detection` for a :class:`DetectionDataset`,
+            :func:`collate_segmentation` for a :class:`SegmentationDataset`) and torch's
+            ``default_collate`` for a dataset without one. Pass
             :func:`collate_multibox` for the D2L-style ``[B, G, 5]`` labels.
         seed (int): >= 0.
         drop_last (bool): drop the last incomplete batch.
@@ -344,11 +331,11 @@ def make_loader(dataset, batch_size: int, *, shuffle: bool, num_workers: int = 0
     """
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a torch.utils.data.Dataset, got {type(dataset).__name__}")
-    batch_size = _check_int(batch_size, "batch_size", 1)
-    _check_bool(shuffle, "shuffle")
-    num_workers = _check_int(num_workers, "num_workers", 0)
-    seed = _check_int(seed, "seed", 0)
-    _check_bool(drop_last, "drop_last")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    shuffle = check_bool(shuffle, "shuffle")
+    num_workers = check_int(num_workers, "num_workers", low=0)
+    seed = check_int(seed, "seed", low=0)
+    drop_last = check_bool(drop_last, "drop_last")
     if collate_fn is None:
         collate_fn = _default_collate_fn(dataset)
     elif not callable(collate_fn):

@@ -46,10 +46,11 @@ from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import Tensor
 
-from pixbox._checks import check_choice
+from pixbox import _fonts
+from pixbox._checks import check_bool, check_choice, check_int
 from pixbox.data import transforms as T
 from pixbox.data.check import TASKS, resolve_task_format
 from pixbox.data.formats import (
@@ -235,16 +236,9 @@ def _side_by_side(left: Tensor, right: Tensor) -> Tensor:
     return out
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: only the fixed-size bitmap font
-        return ImageFont.load_default()
-
-
 def _wrap(text: str, width: int, font_size: int) -> str:
     """``text`` with line breaks between words so that each line fits in ``width`` pixels."""
-    font = _font(font_size)
+    font = _fonts.font(font_size)
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     lines: list[str] = []
     for word in text.split(" "):
@@ -257,7 +251,7 @@ def _wrap(text: str, width: int, font_size: int) -> str:
 
 def _legend(entries: list[tuple[str, tuple[int, int, int]]], width: int) -> Tensor:
     """A white band ``[3, h, width]`` of colour swatches and names, wrapped to ``width``."""
-    font = _font(12)
+    font = _fonts.font(12)
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h, swatch, gap, pad = 18, 12, 14, 6
     placed, x, y = [], pad, pad
@@ -287,14 +281,6 @@ def _segmentation_legend(class_names: list[str], masks: list[Tensor], width: int
 
 # ----------------------------------------------------------------------------------------------
 # The preview
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _task_and_format(root: Path, task: str | None, fmt: str | None) -> tuple[str, str]:
@@ -351,12 +337,11 @@ def preview_dataset(root, out, *, num: int = 16, split: str | None = None, task:
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise ValueError(f"out must end in .png, .jpg or .jpeg, got {str(out)!r}")
-    num = _check_int(num, "num", 1)
-    seed = _check_int(seed, "seed", 0)
+    num = check_int(num, "num", low=1)
+    seed = check_int(seed, "seed", low=0)
     if cols is not None:
-        cols = _check_int(cols, "cols", 1)
-    if not isinstance(augment, bool):
-        raise TypeError(f"augment must be a bool, got {type(augment).__name__} {augment!r}")
+        cols = check_int(cols, "cols", low=1)
+    augment = check_bool(augment, "augment")
     if split is not None and not isinstance(split, str):
         raise TypeError(f"split must be a str or None, got {type(split).__name__}")
     task, fmt = _task_and_format(root, task, fmt)

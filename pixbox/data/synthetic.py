@@ -29,6 +29,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from pixbox._checks import check_int
+
 __all__ = ["CLASS_NAMES", "Scene", "make_scene", "render_scene"]
 
 #: The object classes; a label is an index into this tuple.
@@ -58,14 +60,6 @@ class Scene:
     labels: Tensor
     masks: Tensor
     class_names: tuple[str, ...]
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -132,10 +126,10 @@ def render_scene(height: int = 256, width: int = 320, num_objects: int = 3, *, s
     Raises:
         ValueError: when ``num_objects`` objects do not fit without overlapping.
     """
-    height = _check_int(height, "height", 32)
-    width = _check_int(width, "width", 32)
-    num_objects = _check_int(num_objects, "num_objects", 0)
-    seed = _check_int(seed, "seed", 0)
+    height = check_int(height, "height", low=32)
+    width = check_int(width, "width", low=32)
+    num_objects = check_int(num_objects, "num_objects", low=0)
+    seed = check_int(seed, "seed", low=0)
     rng = np.random.default_rng(seed)
 
     image = _background(rng, height, width)  # [H, W, 3] float64

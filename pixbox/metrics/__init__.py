@@ -1,13 +1,15 @@
 """pixbox.metrics: evaluation metrics.
 
 - :mod:`pixbox.metrics.classification`: top-k accuracy, confusion matrix, per-class precision,
-  recall and F1, balanced accuracy, a text table and a confusion-matrix image.
+  recall and F1, balanced accuracy and a text table.
 - :mod:`pixbox.metrics.detection`: COCO mAP (through pycocotools) and VOC AP in one evaluator,
   per-class tables, precision-recall curves; :mod:`pixbox.metrics.voc` (VOC matching and AP)
   and :mod:`pixbox.metrics.multibox` (the D2L book's SSD training metrics) are re-exported.
 - :mod:`pixbox.metrics.segmentation`: pixel confusion matrix (with an ignored label), pixel
-  accuracy, mean class accuracy, per-class and mean IoU, frequency-weighted IoU, a text table and
-  a confusion-matrix image.
+  accuracy, mean class accuracy, per-class and mean IoU, frequency-weighted IoU and a text table.
+
+Metrics are numbers; confusion-matrix images are drawn by :mod:`pixbox.plots`
+(:func:`~pixbox.plots.save_confusion_matrix`, :func:`~pixbox.plots.save_segmentation_confusion`).
 """
 
 from pixbox.metrics.classification import (
@@ -15,7 +17,6 @@ from pixbox.metrics.classification import (
     accuracy,
     classification_table,
     confusion_matrix,
-    save_confusion_matrix,
 )
 from pixbox.metrics.detection import (
     DetectionEvaluator,
@@ -31,7 +32,6 @@ from pixbox.metrics.detection import (
 )
 from pixbox.metrics.segmentation import (
     SegmentationEvaluator,
-    save_segmentation_confusion,
     segmentation_confusion_matrix,
     segmentation_table,
 )
@@ -47,9 +47,7 @@ __all__ = [
     "classification_table",
     "cls_eval",
     "confusion_matrix",
-    "save_confusion_matrix",
     "save_pr_curves",
-    "save_segmentation_confusion",
     "segmentation_confusion_matrix",
     "segmentation_table",
     "summary_table",

@@ -32,36 +32,24 @@ Example:
 
 from __future__ import annotations
 
-import math
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from pixbox._checks import check_tensor
-from pixbox._files import atomic_open
+from pixbox._checks import check_class_names, check_int, check_tensor, is_int
+from pixbox.plots import save_confusion_matrix  # noqa: F401 - moved to pixbox.plots; callers not switched yet
 
 __all__ = [
     "ClassificationEvaluator",
     "accuracy",
     "classification_table",
     "confusion_matrix",
-    "save_confusion_matrix",
 ]
 
 
 # ----------------------------------------------------------------------------------------------
 # Checks
-
-
-def _as_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
 
 
 def _check_labels(x, name: str, num_classes: int | None = None) -> Tensor:
@@ -98,33 +86,11 @@ def _check_same_length(a: Tensor, name_a: str, b: Tensor, name_b: str) -> None:
                          f"{a.shape[0]} and {b.shape[0]}")
 
 
-def _check_num_classes(num_classes) -> int:
-    c = _as_int(num_classes, "num_classes")
-    if c < 1:
-        raise ValueError(f"num_classes must be >= 1, got {c}")
-    return c
-
-
-def _check_class_names(class_names) -> list[str]:
-    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
-        raise TypeError(f"class_names must be a sequence of str, got {type(class_names).__name__}")
-    names = list(class_names)
-    if not names:
-        raise ValueError("class_names must not be empty")
-    for i, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(f"class_names[{i}] must be a str, got {type(name).__name__}")
-    if len(set(names)) != len(names):
-        dup = sorted({c for c in names if names.count(c) > 1})
-        raise ValueError(f"class_names must be unique, got duplicates {dup}")
-    return names
-
-
 def _check_topk(topk) -> tuple[int, ...]:
-    values = [topk] if isinstance(topk, (int, np.integer)) and not isinstance(topk, bool) else topk
+    values = [topk] if is_int(topk) else topk
     if isinstance(values, str) or not isinstance(values, Sequence) or not values:
         raise TypeError(f"topk must be an int or a non-empty sequence of ints, got {topk!r}")
-    ks = [_as_int(k, "topk") for k in values]
+    ks = [check_int(k, "topk") for k in values]
     if any(k < 1 for k in ks):
         raise ValueError(f"topk must hold ints >= 1, got {list(values)}")
     return tuple(sorted(set(ks)))
@@ -157,9 +123,7 @@ def accuracy(logits_or_preds: Tensor, targets: Tensor, *, topk: int = 1) -> floa
         so top-1 equals ``(logits.argmax(1) == targets).mean()``.
     """
     check_tensor(logits_or_preds, "logits_or_preds")
-    k = _as_int(topk, "topk")
-    if k < 1:
-        raise ValueError(f"topk must be >= 1, got {k}")
+    k = check_int(topk, "topk", low=1)
     if logits_or_preds.is_floating_point():
         logits = _check_logits(logits_or_preds, "logits_or_preds")
         c = logits.shape[1]
@@ -194,7 +158,7 @@ def confusion_matrix(preds: Tensor, targets: Tensor, num_classes: int) -> Tensor
         class ``i`` predicted as ``j``, so rows sum to the class supports and the diagonal holds
         the correct predictions.
     """
-    c = _check_num_classes(num_classes)
+    c = check_int(num_classes, "num_classes", low=1)
     check_tensor(preds, "preds")
     if preds.is_floating_point():
         raise TypeError(f"preds must be an integer tensor of class indices [N], got dtype {preds.dtype}; "
@@ -243,7 +207,7 @@ class ClassificationEvaluator:
     """
 
     def __init__(self, class_names: Sequence[str], topk: int | Sequence[int] = (1, 5)):
-        self.class_names: list[str] = _check_class_names(class_names)
+        self.class_names: list[str] = check_class_names(class_names)
         self.topk = _check_topk(topk)
         self.reset()
 
@@ -359,7 +323,7 @@ def classification_table(metrics: dict[str, Any], class_names: Sequence[str] | N
     if class_names is None:
         names = [str(r["name"]) for r in rows]
     else:
-        names = _check_class_names(class_names)
+        names = check_class_names(class_names)
         if len(names) != len(rows):
             raise ValueError(f"class_names must have one name per class of metrics ({len(rows)}), got {len(names)}")
     summary = [f"images {metrics['num_images']}", f"accuracy {metrics['accuracy']:.3f}"]
@@ -380,184 +344,3 @@ def classification_table(metrics: dict[str, Any], class_names: Sequence[str] | N
     rule = line(["-" * w for w in widths])
     lines = ["  ".join(summary), line(table[0]), rule] + [line(r) for r in table[1:-1]] + [rule, line(table[-1])]
     return "\n".join(s.rstrip() for s in lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# Confusion matrix image
-
-_WHITE = np.array([255.0, 255.0, 255.0])
-_DARK_BLUE = np.array([8.0, 48.0, 107.0])
-_TEXT = (0, 0, 0)
-_GRID = (200, 200, 200)
-_ZERO_TEXT = (170, 170, 170)
-_MAX_CELL, _MIN_CELL = 64.0, 10.0
-_LABEL_CHARS = 24  # longer class names are cut to this many characters
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: only the fixed-size bitmap font
-        return ImageFont.load_default()
-
-
-def _text_box(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int, int, int]:
-    """``(width, height, left, top)`` of the ink of ``text`` drawn at the origin."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    return right - left, bottom - top, left, top
-
-
-def _cell_color(value: float) -> tuple[int, int, int]:
-    """White (0) to dark blue (1), linear in RGB."""
-    rgb = _WHITE + (_DARK_BLUE - _WHITE) * min(max(value, 0.0), 1.0)
-    return tuple(int(round(v)) for v in rgb)  # type: ignore[return-value]
-
-
-def _on_color(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Black or white text, whichever reads better on ``rgb`` (ITU-R BT.601 luma)."""
-    return (0, 0, 0) if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 140 else (255, 255, 255)
-
-
-def _short(name: str) -> str:
-    """``name`` cut in the middle to ``_LABEL_CHARS`` characters (the ends tell names apart best)."""
-    if len(name) <= _LABEL_CHARS:
-        return name
-    tail = _LABEL_CHARS // 3
-    return name[:_LABEL_CHARS - 2 - tail] + ".." + name[-tail:]
-
-
-def _cell_font(draw: ImageDraw.ImageDraw, cell: float, lines: list[str]):
-    """The largest font (14 px down to 8 px) at which ``lines`` fit in a cell, or None."""
-    for size in range(min(14, int(cell * 0.45)), 7, -1):
-        font = _font(size)
-        w = max(_text_box(draw, s, font)[0] for s in lines)
-        h = sum(_text_box(draw, s, font)[1] for s in lines) + 2 * (len(lines) - 1)
-        if w <= cell - 4 and h <= cell - 4:
-            return font
-    return None
-
-
-def save_confusion_matrix(confusion, class_names: Sequence[str], path: str | os.PathLike, *,
-                          normalize: bool = True, unit: str = "samples") -> Path:
-    """Draws a confusion matrix as a PNG image (Pillow only).
-
-    Rows are true classes (top to bottom), columns predicted classes (left to right), in the
-    order of ``class_names``. Each cell is coloured by its row-normalized value (the fraction of
-    the true class's samples, white for 0 to dark blue for 1; a row without samples stays white)
-    and prints its count, with that fraction as a percentage below when ``normalize``. Cells
-    shrink from 64 to 10 pixels as the number of classes grows (the grid is about
-    ``160 * sqrt(C)`` pixels); the text shrinks with them down to 8 pixels, then the percentages
-    are dropped (past about 40 classes), then the counts (past about 70 classes with 3-digit
-    counts). Class names longer than 24 characters are cut in the middle; the column names are
-    written vertically.
-
-    Args:
-        confusion (Tensor[C, C] or ndarray[C, C]): non-negative integer counts, rows true.
-        class_names (Sequence[str]): the ``C`` class names.
-        path (str or PathLike): a ``.png`` file, written atomically (parent folders created).
-        normalize (bool): also print row percentages in the cells.
-        unit (str): what is counted, for the title (``"samples"``, ``"pixels"``).
-
-    Returns:
-        Path: ``path``.
-    """
-    if isinstance(confusion, Tensor):
-        cm = confusion.detach().cpu().numpy()
-    elif isinstance(confusion, np.ndarray):
-        cm = confusion
-    else:
-        raise TypeError(f"confusion must be a Tensor or ndarray [C, C], got {type(confusion).__name__}")
-    names = _check_class_names(class_names)
-    c = len(names)
-    if cm.shape != (c, c):
-        raise ValueError(f"confusion must have shape [C, C] with C = len(class_names) = {c}, got {tuple(cm.shape)}")
-    if cm.dtype == bool or not (np.issubdtype(cm.dtype, np.integer) or np.issubdtype(cm.dtype, np.floating)):
-        raise TypeError(f"confusion must hold counts (integers), got dtype {cm.dtype}")
-    if not np.isfinite(cm).all() or (cm < 0).any() or (cm != np.round(cm)).any():
-        raise ValueError("confusion must hold non-negative integer counts")
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"path must end in .png, got {str(path)!r}")
-
-    counts = cm.astype(np.int64)
-    rows = counts.sum(axis=1, keepdims=True)  # [C, 1]
-    frac = np.where(rows > 0, counts / np.maximum(rows, 1), 0.0)  # [C, C], row-normalized
-
-    cell = min(_MAX_CELL, max(_MIN_CELL, 160.0 / math.sqrt(c)))
-    grid = int(round(c * cell))
-    edges = [int(round(i * cell)) for i in range(c + 1)]  # cell i spans [edges[i], edges[i + 1])
-    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    label_font = _font(max(8, min(14, int(cell * 0.6))))
-    title_font = _font(16)
-    labels = [_short(n) for n in names]
-    label_w = max(_text_box(scratch, s, label_font)[0] for s in labels)
-    line_h = _text_box(scratch, "Ag", label_font)[1]
-    title_h = _text_box(scratch, "Ag", title_font)[1]
-    pad = 8
-
-    # Layout, left to right: axis title "true", row names, grid; top to bottom: title, grid,
-    # column names (vertical), axis title "predicted".
-    x0 = pad + title_h + pad + label_w + pad
-    y0 = pad + title_h + pad
-    title = f"confusion matrix ({int(counts.sum())} {unit})"
-    overhang = max(0, line_h - int(cell)) // 2 + 1  # the last column name may be wider than its cell
-    width = max(x0 + grid + overhang + pad, pad + _text_box(scratch, title, title_font)[0] + pad)
-    height = y0 + grid + pad + label_w + pad + title_h + pad
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-
-    # Cells and their text.
-    max_count = str(int(counts.max())) if counts.size else "0"
-    font = _cell_font(scratch, cell, [max_count, "100%"] if normalize else [max_count])
-    show_percent = normalize and font is not None
-    if font is None:
-        font = _cell_font(scratch, cell, [max_count])
-    for i in range(c):
-        for j in range(c):
-            box = (x0 + edges[j], y0 + edges[i], x0 + edges[j + 1] - 1, y0 + edges[i + 1] - 1)
-            rgb = _cell_color(float(frac[i, j]))
-            draw.rectangle(box, fill=rgb, outline=_GRID if cell >= 6 else None)
-            if font is None:
-                continue
-            count = int(counts[i, j])
-            lines = [str(count)] + ([f"{100 * frac[i, j]:.0f}%"] if show_percent and count else [])
-            color = _ZERO_TEXT if count == 0 else _on_color(rgb)
-            sizes = [_text_box(draw, s, font) for s in lines]
-            total_h = sum(s[1] for s in sizes) + 2 * (len(lines) - 1)
-            cx, y = (box[0] + box[2] + 1) / 2, (box[1] + box[3] + 1 - total_h) / 2
-            for s, (tw, th, tl, tt) in zip(lines, sizes):
-                draw.text((round(cx - tw / 2 - tl), round(y - tt)), s, fill=color, font=font)
-                y += th + 2
-    draw.rectangle((x0 - 1, y0 - 1, x0 + grid, y0 + grid), outline=_TEXT)
-
-    # Row names (right-aligned), column names (vertical, reading upwards), axis titles.
-    for i, s in enumerate(labels):
-        tw, th, tl, tt = _text_box(draw, s, label_font)
-        cy = y0 + (edges[i] + edges[i + 1]) / 2
-        draw.text((x0 - pad // 2 - tw - tl, round(cy - th / 2 - tt)), s, fill=_TEXT, font=label_font)
-    for j, s in enumerate(labels):
-        tw, th, tl, tt = _text_box(draw, s, label_font)
-        tile = Image.new("RGB", (tw + 2, th + 2), (255, 255, 255))
-        ImageDraw.Draw(tile).text((1 - tl, 1 - tt), s, fill=_TEXT, font=label_font)
-        tile = tile.rotate(90, expand=True)
-        cx = x0 + (edges[j] + edges[j + 1]) / 2
-        canvas.paste(tile, (round(cx - tile.width / 2), y0 + grid + pad // 2))
-    tw, th, tl, tt = _text_box(draw, "predicted", title_font)
-    draw.text((round(x0 + grid / 2 - tw / 2 - tl), height - pad - title_h - tt), "predicted", fill=_TEXT,
-              font=title_font)
-    tw, th, tl, tt = _text_box(draw, "true", title_font)
-    tile = Image.new("RGB", (tw + 2, th + 2), (255, 255, 255))
-    ImageDraw.Draw(tile).text((1 - tl, 1 - tt), "true", fill=_TEXT, font=title_font)
-    tile = tile.rotate(90, expand=True)
-    canvas.paste(tile, (pad, round(y0 + grid / 2 - tile.height / 2)))
-    tw, th, tl, tt = _text_box(draw, title, title_font)
-    draw.text((min(max(pad, round(x0 + grid / 2 - tw / 2)), width - pad - tw) - tl, pad - tt), title, fill=_TEXT,
-              font=title_font)
-
-    with atomic_open(path, "wb") as f:
-        canvas.save(f, format="PNG")
-    return path

@@ -30,20 +30,16 @@ Example:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from pixbox._checks import check_tensor
-from pixbox.metrics.classification import _check_class_names, save_confusion_matrix
+from pixbox._checks import check_class_names, check_int, check_tensor, is_int
+from pixbox.plots import save_segmentation_confusion  # noqa: F401 - moved to pixbox.plots; callers not switched yet
 
 __all__ = [
     "SegmentationEvaluator",
-    "save_segmentation_confusion",
     "segmentation_confusion_matrix",
     "segmentation_table",
 ]
@@ -58,17 +54,9 @@ _MAX_BAD_VALUES = 10  # distinct bad target values listed in an error message
 def _check_ignore_index(ignore_index) -> int | None:
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+    if not is_int(ignore_index):
         raise TypeError(f"ignore_index must be an int or None, got {type(ignore_index).__name__} {ignore_index!r}")
     return int(ignore_index)
-
-
-def _check_num_classes(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__} {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    return int(num_classes)
 
 
 def _check_integer(x: Tensor, name: str, desc: str) -> None:
@@ -151,7 +139,7 @@ def segmentation_confusion_matrix(preds: Tensor, targets: Tensor, num_classes: i
             other than ``ignore_index``; the message lists the bad values.
         TypeError: non-tensor inputs, float targets, bad ``num_classes`` or ``ignore_index``.
     """
-    c = _check_num_classes(num_classes)
+    c = check_int(num_classes, "num_classes", low=1)
     ignore = _check_ignore_index(ignore_index)
     labels = _labels(preds, targets, c, "preds")
     return _confusion(labels, targets, c, ignore, "preds")
@@ -208,7 +196,7 @@ class SegmentationEvaluator:
     """
 
     def __init__(self, class_names: Sequence[str], ignore_index: int | None = 255):
-        self.class_names: list[str] = _check_class_names(class_names)
+        self.class_names: list[str] = check_class_names(class_names)
         self.ignore_index = _check_ignore_index(ignore_index)
         self.reset()
 
@@ -303,7 +291,7 @@ def segmentation_table(metrics: dict[str, Any], class_names: Sequence[str] | Non
     if class_names is None:
         names = [str(r["name"]) for r in rows]
     else:
-        names = _check_class_names(class_names)
+        names = check_class_names(class_names)
         if len(names) != len(rows):
             raise ValueError(f"class_names must have one name per class of metrics ({len(rows)}), got {len(names)}")
     summary = [f"images {metrics['num_images']}", f"pixels {metrics['num_pixels']}",
@@ -322,20 +310,3 @@ def segmentation_table(metrics: dict[str, Any], class_names: Sequence[str] | Non
     rule = line(["-" * w for w in widths])
     lines = ["  ".join(summary), line(table[0]), rule] + [line(r) for r in table[1:-1]] + [rule, line(table[-1])]
     return "\n".join(s.rstrip() for s in lines)
-
-
-def save_segmentation_confusion(confusion, class_names: Sequence[str], path: str | os.PathLike) -> Path:
-    """Draws a pixel confusion matrix as a PNG, through :func:`~pixbox.metrics.classification.save_confusion_matrix`.
-
-    Rows are true classes, columns predicted classes; each cell shows its pixel count and its
-    share of the true class's pixels (row-normalized colour and percentage).
-
-    Args:
-        confusion (Tensor[C, C] or ndarray[C, C]): pixel counts, e.g. ``metrics["confusion"]``.
-        class_names (Sequence[str]): the ``C`` class names.
-        path (str or PathLike): a ``.png`` file, written atomically (parent folders created).
-
-    Returns:
-        Path: ``path``.
-    """
-    return save_confusion_matrix(confusion, class_names, path, normalize=True, unit="pixels")

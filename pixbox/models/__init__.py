@@ -11,10 +11,12 @@
   :mod:`~pixbox.models.rcnn.roi_heads`) and :class:`~pixbox.models.rcnn.FastRCNN`, the same
   backbone and RoI head on external proposals (selective search, :mod:`pixbox.data.proposals`).
 - :mod:`pixbox.models.ssd`: :class:`~pixbox.models.ssd.SSD`, D2L's :func:`~pixbox.models.ssd.tiny_ssd`
-  and :func:`~pixbox.models.ssd.ssd` on a ResNet.
+  and :func:`~pixbox.models.ssd.build_ssd` on a ResNet.
 
 :data:`MODELS` maps a name to a builder taking ``num_classes`` (and keyword options);
-:func:`build_model` looks a name up with a did-you-mean error.
+:func:`build_model` looks a name up with a did-you-mean error. The builders that take a
+backbone name are :func:`build_ssd` and :func:`build_fcn`; ``pixbox.models.ssd`` and
+``pixbox.models.fcn`` are always the modules.
 
 Example:
     >>> net = build_model("tiny_ssd", num_classes=1)
@@ -47,9 +49,9 @@ from pixbox.models.backbones import (
     vgg16,
     vgg19,
 )
-from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
+from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, build_fcn
 from pixbox.models.rcnn import FastRCNN, FasterRCNN, fast_rcnn, faster_rcnn
-from pixbox.models.ssd import SSD, ssd, tiny_ssd
+from pixbox.models.ssd import SSD, build_ssd, tiny_ssd
 
 __all__ = [
     "BACKBONES",
@@ -65,17 +67,17 @@ __all__ = [
     "SEGMENTATION_MODELS",
     "SSD",
     "VGG",
+    "build_fcn",
     "build_model",
+    "build_ssd",
     "efficientnet_lite0",
     "fast_rcnn",
     "faster_rcnn",
-    "fcn",
     "load_pretrained",
     "needs_proposals",
     "resnet18",
     "resnet34",
     "resnet50",
-    "ssd",
     "tiny_ssd",
     "vgg11",
     "vgg16",
@@ -86,9 +88,9 @@ __all__ = [
 #: ``fast_rcnn_*`` models take region proposals as well (``needs_proposals``).
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "tiny_ssd": tiny_ssd,
-    "ssd_resnet18": partial(ssd, "resnet18"),
-    "ssd_resnet34": partial(ssd, "resnet34"),
-    "ssd_resnet50": partial(ssd, "resnet50"),
+    "ssd_resnet18": partial(build_ssd, "resnet18"),
+    "ssd_resnet34": partial(build_ssd, "resnet34"),
+    "ssd_resnet50": partial(build_ssd, "resnet50"),
     "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
     "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
     "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),

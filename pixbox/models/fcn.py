@@ -26,7 +26,7 @@ bilinearly (in 2x, 2x and 8x steps) and learns what the finer features add.
 :data:`SEGMENTATION_MODELS` maps a name to a builder ``builder(num_classes, **kwargs)``.
 
 Example:
-    >>> net = fcn("resnet18", num_classes=21)
+    >>> net = build_fcn("resnet18", num_classes=21)
     >>> net(torch.rand(1, 3, 320, 480)).shape
     torch.Size([1, 21, 320, 480])
     >>> net.predict(torch.rand(2, 3, 33, 45)).shape
@@ -48,7 +48,7 @@ from pixbox._checks import check_choice, check_floating
 from pixbox.models.backbones import BACKBONES, Backbone, _check_num_classes, load_pretrained
 from pixbox.ops.conv import bilinear_kernel, upsample_params
 
-__all__ = ["FCN", "SEGMENTATION_MODELS", "fcn"]
+__all__ = ["FCN", "SEGMENTATION_MODELS", "build_fcn"]
 
 
 def _mean_std(backbone: Backbone) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -233,8 +233,8 @@ def _bilinear_upsampling(channels: int, scale: int) -> nn.ConvTranspose2d:
     return layer
 
 
-def fcn(backbone: str = "resnet18", num_classes: int = 21, *, pretrained: str | os.PathLike | None = None,
-        freeze_upsample: bool = False, output_stride: int = 32) -> FCN:
+def build_fcn(backbone: str = "resnet18", num_classes: int = 21, *, pretrained: str | os.PathLike | None = None,
+              freeze_upsample: bool = False, output_stride: int = 32) -> FCN:
     """An :class:`FCN` on a backbone of :data:`pixbox.models.backbones.BACKBONES`.
 
     Args:
@@ -269,12 +269,12 @@ def fcn(backbone: str = "resnet18", num_classes: int = 21, *, pretrained: str | 
 
 
 #: Segmentation model builders by name: ``SEGMENTATION_MODELS[name](num_classes, **kwargs)``
-#: (``pretrained``, ``freeze_upsample``; see :func:`fcn`).
+#: (``pretrained``, ``freeze_upsample``; see :func:`build_fcn`).
 SEGMENTATION_MODELS: dict[str, Callable[..., FCN]] = {
-    "fcn_resnet18": partial(fcn, "resnet18"),
-    "fcn_resnet34": partial(fcn, "resnet34"),
-    "fcn_resnet50": partial(fcn, "resnet50"),
-    "fcn_efficientnet_lite0": partial(fcn, "efficientnet_lite0"),
-    "fcn8s_resnet18": partial(fcn, "resnet18", output_stride=8),
-    "fcn8s_efficientnet_lite0": partial(fcn, "efficientnet_lite0", output_stride=8),
+    "fcn_resnet18": partial(build_fcn, "resnet18"),
+    "fcn_resnet34": partial(build_fcn, "resnet34"),
+    "fcn_resnet50": partial(build_fcn, "resnet50"),
+    "fcn_efficientnet_lite0": partial(build_fcn, "efficientnet_lite0"),
+    "fcn8s_resnet18": partial(build_fcn, "resnet18", output_stride=8),
+    "fcn8s_efficientnet_lite0": partial(build_fcn, "efficientnet_lite0", output_stride=8),
 }

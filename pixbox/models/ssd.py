@@ -51,11 +51,11 @@ __all__ = [
     "TinySSDBackbone",
     "base_net",
     "bbox_predictor",
+    "build_ssd",
     "cls_predictor",
     "concat_preds",
     "down_sample_blk",
     "flatten_pred",
-    "ssd",
     "ssd_anchor_config",
     "tiny_ssd",
 ]
@@ -466,7 +466,7 @@ def _extra_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def ssd(
+def build_ssd(
     backbone: str = "resnet18",
     num_classes: int = 1,
     image_size: int = 256,

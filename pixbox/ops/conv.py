@@ -32,22 +32,13 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixbox._checks import check_same_device, check_tensor
+from pixbox._checks import check_int, check_same_device, check_tensor
 
 __all__ = ["trans_conv", "kernel_to_matrix", "upsample_params", "bilinear_kernel"]
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def _check_float_tensor(x, name: str, ranks: tuple[int, ...], desc: str) -> Tensor:
@@ -97,8 +88,8 @@ def trans_conv(X: Tensor, K: Tensor, stride: int = 1, padding: int = 0) -> Tenso
     if X.dtype != K.dtype:
         raise TypeError(f"X and K must have the same dtype, got {X.dtype} and {K.dtype}")
     check_same_device("X", X, "K", K)
-    s = _check_int(stride, "stride", 1)
-    p = _check_int(padding, "padding", 0)
+    s = check_int(stride, "stride", low=1)
+    p = check_int(padding, "padding", low=0)
 
     rank = X.dim()
     x = X.reshape((1,) * (4 - rank) + tuple(X.shape))  # [B, C_in, H, W]
@@ -164,8 +155,8 @@ def kernel_to_matrix(K: Tensor, input_shape: tuple[int, int]) -> Tensor:
     if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or len(input_shape) != 2:
         raise TypeError(f"input_shape must be a pair (H, W), got {input_shape!r}")
     kh, kw = K.shape
-    h = _check_int(input_shape[0], "input_shape[0]", kh)
-    w = _check_int(input_shape[1], "input_shape[1]", kw)
+    h = check_int(input_shape[0], "input_shape[0]", low=kh)
+    w = check_int(input_shape[1], "input_shape[1]", low=kw)
     ho, wo = h - kh + 1, w - kw + 1
     dev = K.device
     out_i = torch.arange(ho, device=dev)[:, None, None, None]  # [Ho, 1, 1, 1]
@@ -201,7 +192,7 @@ def upsample_params(scale: int) -> tuple[int, int, int]:
     Returns:
         tuple[int, int, int]: ``(kernel_size, stride, padding)``.
     """
-    s = _check_int(scale, "scale", 1)
+    s = check_int(scale, "scale", low=1)
     return 2 * s - s % 2, s, s // 2
 
 
@@ -230,9 +221,9 @@ def bilinear_kernel(in_channels: int, out_channels: int, kernel_size: int, *,
     Returns:
         Tensor[in_channels, out_channels, kernel_size, kernel_size].
     """
-    c_in = _check_int(in_channels, "in_channels", 1)
-    c_out = _check_int(out_channels, "out_channels", 1)
-    k = _check_int(kernel_size, "kernel_size", 1)
+    c_in = check_int(in_channels, "in_channels", low=1)
+    c_out = check_int(out_channels, "out_channels", low=1)
+    k = check_int(kernel_size, "kernel_size", low=1)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     factor = (k + 1) // 2

@@ -63,7 +63,7 @@ def _torchrun(args, cwd, *, script: str | None = None) -> subprocess.CompletedPr
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(pixbox.__file__).resolve().parents[1]))
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
-    what = [script] if script is not None else ["-m", "pixbox.cli.main", "detect", "train"]
+    what = [script] if script is not None else ["-m", "pixbox", "detect", "train"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *what, *args]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout}\n{done.stderr}"

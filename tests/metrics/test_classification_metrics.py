@@ -1,17 +1,14 @@
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pixbox.metrics import (
     ClassificationEvaluator,
     accuracy,
     classification_table,
     confusion_matrix,
-    save_confusion_matrix,
 )
 
 NAMES = ["cat", "dog", "bird", "fish"]
@@ -287,75 +284,3 @@ def test_classification_table_is_aligned_and_ends_with_all():
         classification_table({"per_class": []})
     with pytest.raises(TypeError, match="metrics must be the dict ClassificationEvaluator.compute"):
         classification_table([1, 2])
-
-
-def _diagonal_heavy(c, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(1, 4, (c, c), generator=g) + torch.diag(torch.randint(30, 60, (c,), generator=g))
-
-
-def _cell_corners(image, c):
-    """Colours near the top-left corner of each cell, found from the blue-tinted grid area."""
-    a = np.asarray(image.convert("RGB")).astype(np.int64)
-    tinted = (a[..., 2] - a[..., 0] > 8)  # every cell of a matrix without zeros is (at least) light blue
-    ys, xs = tinted.nonzero()
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    assert abs((y1 - y0) - (x1 - x0)) <= 2  # a square grid
-    cell = (x1 - x0) / c
-    luma = a @ np.array([299, 587, 114]) / 1000
-    return np.array([[luma[int(y0 + i * cell) + 3, int(x0 + j * cell) + 3] for j in range(c)] for i in range(c)])
-
-
-def test_save_confusion_matrix_writes_a_readable_png(tmp_path):
-    cm = _diagonal_heavy(5)
-    path = save_confusion_matrix(cm, NAMES + ["snake"], tmp_path / "sub" / "cm.png")
-    assert path == tmp_path / "sub" / "cm.png" and not list((tmp_path / "sub").glob(".*"))  # no temp file left
-    image = Image.open(path)
-    image.load()
-    assert image.format == "PNG" and image.mode == "RGB"
-    corners = _cell_corners(image, 5)
-    diag = np.diag(corners)
-    off = corners[~np.eye(5, dtype=bool)]
-    assert diag.max() < 120 and off.min() > 200 and diag.max() < off.min()  # diagonal dark, the rest light
-    # The darkness follows the row-normalized value: a darker cell has a larger share of its row.
-    frac = (cm / cm.sum(1, keepdim=True)).numpy()
-    order = np.argsort(np.diag(frac))
-    assert np.all(np.diff(diag[order]) <= 1)
-    # normalize=False draws the same cells with fewer characters; numpy input works too.
-    plain = save_confusion_matrix(cm.numpy(), NAMES + ["snake"], tmp_path / "plain.png", normalize=False)
-    plain_corners = _cell_corners(Image.open(plain), 5)
-    assert np.allclose(plain_corners, corners, atol=1)
-    assert not np.array_equal(np.asarray(Image.open(plain)), np.asarray(image))
-
-
-def test_save_confusion_matrix_size_grows_with_the_class_count(tmp_path):
-    sizes = []
-    for c in (1, 3, 12, 40, 100):
-        names = [f"class {i}" if i % 2 else f"a rather long class name number {i}" for i in range(c)]
-        path = save_confusion_matrix(_diagonal_heavy(c), names, tmp_path / f"cm{c}.png")
-        image = Image.open(path)
-        image.load()
-        sizes.append(image.size)
-    assert all(w1 < w2 and h1 < h2 for (w1, h1), (w2, h2) in zip(sizes, sizes[1:]))
-    assert sizes[-1][0] < 2500  # 100 classes stay a reasonable picture
-    # Rows with no samples stay white and do not break anything.
-    empty = torch.zeros(3, 3, dtype=torch.int64)
-    image = Image.open(save_confusion_matrix(empty, ["a", "b", "c"], tmp_path / "empty.png"))
-    assert image.size[0] > 0
-
-
-def test_save_confusion_matrix_errors(tmp_path):
-    cm = torch.eye(3, dtype=torch.int64)
-    with pytest.raises(ValueError, match=r"confusion must have shape \[C, C\] with C = len\(class_names\) = 2"):
-        save_confusion_matrix(cm, ["a", "b"], tmp_path / "x.png")
-    with pytest.raises(ValueError, match="confusion must hold non-negative integer counts"):
-        save_confusion_matrix(-cm, ["a", "b", "c"], tmp_path / "x.png")
-    with pytest.raises(ValueError, match="confusion must hold non-negative integer counts"):
-        save_confusion_matrix(cm * 0.5, ["a", "b", "c"], tmp_path / "x.png")
-    with pytest.raises(TypeError, match="confusion must be a Tensor or ndarray"):
-        save_confusion_matrix([[1]], ["a"], tmp_path / "x.png")
-    with pytest.raises(ValueError, match=r"path must end in .png, got '.*x.jpg'"):
-        save_confusion_matrix(cm, ["a", "b", "c"], tmp_path / "x.jpg")
-    with pytest.raises(TypeError, match="normalize must be a bool"):
-        save_confusion_matrix(cm, ["a", "b", "c"], tmp_path / "x.png", normalize=1)
-    assert not (tmp_path / "x.png").exists()

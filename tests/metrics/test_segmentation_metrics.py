@@ -5,14 +5,11 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pixbox.metrics import (
     SegmentationEvaluator,
-    save_segmentation_confusion,
     segmentation_confusion_matrix,
     segmentation_table,
 )
@@ -332,17 +329,3 @@ def test_table_errors():
         segmentation_table({k: v for k, v in m.items() if k != "miou"})
     with pytest.raises(TypeError, match=r"metrics must be the dict SegmentationEvaluator.compute\(\) returns"):
         segmentation_table([m])
-
-
-def test_save_confusion_png(tmp_path):
-    ev = SegmentationEvaluator(NAMES)
-    ev.update(GOLD_PREDS, GOLD_TARGETS)
-    path = save_segmentation_confusion(ev.compute()["confusion"], NAMES, tmp_path / "plots" / "confusion.png")
-    assert path == tmp_path / "plots" / "confusion.png" and path.is_file()
-    with Image.open(path) as im:
-        assert im.format == "PNG" and im.mode == "RGB"
-        arr = np.asarray(im)
-    assert arr.shape[0] > 100 and arr.shape[1] > 100
-    assert (arr < 128).any()  # something dark was drawn (text, the 80% cell)
-    with pytest.raises(ValueError, match=r"confusion must have shape \[C, C\]"):
-        save_segmentation_confusion(torch.zeros(2, 2, dtype=torch.int64), NAMES, tmp_path / "bad.png")

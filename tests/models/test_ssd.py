@@ -1,4 +1,4 @@
-"""Tests for pixbox.models.ssd and pixbox.models (SSD, tiny_ssd, ssd, the book's blocks, MODELS)."""
+"""Tests for pixbox.models.ssd and pixbox.models (SSD, tiny_ssd, build_ssd, the book's blocks, MODELS)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from pixbox.compat import d2l as pd2l
 from pixbox.losses import multibox_loss
-from pixbox.models import MODELS, SSD, build_model, resnet18, resnet34, ssd, tiny_ssd
+from pixbox.models import MODELS, SSD, build_model, build_ssd, resnet18, resnet34, tiny_ssd
 from pixbox.models.ssd import (
     IMAGENET_MEAN,
     TINY_SSD_RATIOS,
@@ -195,7 +195,7 @@ def test_non_square_input_anchors_match_its_feature_maps():
 
 def test_non_square_ssd_resnet18():
     torch.manual_seed(0)
-    net = ssd("resnet18", num_classes=2, image_size=128).eval()
+    net = build_ssd("resnet18", num_classes=2, image_size=128).eval()
     x = torch.rand(1, 3, 96, 160)
     with torch.no_grad():
         feats = net.backbone(x)
@@ -447,7 +447,7 @@ def test_tiny_ssd_sgd_steps_reduce_the_loss(mining):
 
 def test_ssd_resnet18_sgd_steps_reduce_the_loss():
     torch.manual_seed(0)
-    net = ssd("resnet18", num_classes=1, image_size=128)
+    net = build_ssd("resnet18", num_classes=1, image_size=128)
     images, labels = _toy_batch(4, 96)
     losses = _train(net, images, labels, steps=8, lr=0.01)
     assert all(math.isfinite(v) for v in losses)
@@ -455,19 +455,19 @@ def test_ssd_resnet18_sgd_steps_reduce_the_loss():
 
 
 # ---------------------------------------------------------------------------------------------
-# ssd() on a ResNet
+# build_ssd() on a ResNet
 
 
 def test_ssd_scales_and_anchor_config():
     torch.manual_seed(0)
-    net = ssd("resnet18", num_classes=3, image_size=256)
+    net = build_ssd("resnet18", num_classes=3, image_size=256)
     assert net.num_anchors_per_cell == [4, 6, 6, 6, 4, 4]
     assert net.backbone.feature_channels == [128, 256, 512, 512, 256, 256]
     assert net.image_mean.flatten().tolist() == pytest.approx(IMAGENET_MEAN)
     with torch.no_grad():
         feats = net.eval().backbone(torch.zeros(1, 3, 256, 256))
     assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2, 1]
-    small = ssd("resnet18", num_classes=3, image_size=128)
+    small = build_ssd("resnet18", num_classes=3, image_size=128)
     assert len(small.num_anchors_per_cell) == 5 and small.num_anchors_per_cell == [4, 6, 6, 4, 4]
     assert isinstance(net.backbone, BackboneWithExtras)
     assert small.cls_0.out_channels == 4 * 4 and small.bbox_1.out_channels == 6 * 4
@@ -493,23 +493,23 @@ def test_ssd_pretrained_backbone_loads_strictly(tmp_path):
     path = tmp_path / "resnet18-f37072fd.pth"
     torch.save(tv.state_dict(), path)
     torch.manual_seed(2)
-    net = ssd("resnet18", num_classes=1, image_size=128, pretrained_backbone=path)
+    net = build_ssd("resnet18", num_classes=1, image_size=128, pretrained_backbone=path)
     body = net.backbone.body.state_dict()
     for k, v in tv.state_dict().items():
         if not k.startswith("fc."):
             assert torch.equal(body[k], v), k
     with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
-        ssd("resnet18", num_classes=1, pretrained_backbone=tmp_path / "missing.pth")
+        build_ssd("resnet18", num_classes=1, pretrained_backbone=tmp_path / "missing.pth")
     torch.save(resnet34().state_dict(), tmp_path / "r34.pth")
     with pytest.raises(ValueError, match="r34.pth: does not match the ResNet state dict: .*unexpected keys"):
-        ssd("resnet18", num_classes=1, pretrained_backbone=tmp_path / "r34.pth")
+        build_ssd("resnet18", num_classes=1, pretrained_backbone=tmp_path / "r34.pth")
 
 
 def test_ssd_builder_is_validated():
     with pytest.raises(ValueError, match=r"backbone must be one of .*got 'resnet19'; did you mean 'resnet18'\?"):
-        ssd("resnet19", num_classes=1)
+        build_ssd("resnet19", num_classes=1)
     with pytest.raises(ValueError, match="image_size must be an int >= 32, got 16"):
-        ssd("resnet18", num_classes=1, image_size=16)
+        build_ssd("resnet18", num_classes=1, image_size=16)
     with pytest.raises(ValueError, match="image_size must be a positive int or None"):
         tiny_ssd(1, image_size=-3)
 

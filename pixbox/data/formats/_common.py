@@ -23,12 +23,10 @@ import numpy as np
 from pixbox._files import atomic_open
 from pixbox._checks import check_choice
 from pixbox.data.annotations import DatasetError, DetectionAnnotations
-from pixbox.data.io import image_size
+from pixbox.data.io import IMAGE_SUFFIXES, image_size
 
 __all__: list[str] = []
 
-#: File suffixes treated as images when a format lists a folder (lower case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ON_ERROR = ("raise", "skip")
 IMAGE_MODES = ("copy", "move")
 _WARN_EXAMPLES = 3

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pixbox.data.annotations import ClassificationAnnotations, DatasetError
 from pixbox.data.formats import _common as C
+from pixbox.data.io import IMAGE_SUFFIXES
 
 __all__ = ["read_classification_csv", "read_image_folder", "write_classification_csv", "write_image_folder"]
 
@@ -66,7 +67,7 @@ def read_image_folder(root, *, on_error: str = "raise") -> ClassificationAnnotat
         for folder, dirs, files in os.walk(root / name):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             found += [os.path.join(folder, f) for f in files
-                      if os.path.splitext(f)[1].lower() in C.IMAGE_SUFFIXES and not f.startswith(".")]
+                      if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES and not f.startswith(".")]
         for path in sorted(found):
             path = Path(path)
             if _check_image(path, log):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixbox._checks import is_int
 from pixbox.data.annotations import DatasetError, DetectionAnnotations, DetectionRecord
 from pixbox.data.formats import _common as C
 
@@ -73,12 +74,9 @@ def _image_dir(root: Path, split: str) -> Path:
     return root / "images" / split
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(value) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _json_size(value) -> int | None:
+    """An image ``width`` or ``height`` from the JSON: a positive whole number (``640`` or ``640.0``), else None."""
+    if not (is_int(value) or isinstance(value, float)):
         return None
     return int(value) if value > 0 and float(value).is_integer() else None
 
@@ -117,8 +115,8 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
     for k, cat in enumerate(data.get("categories", [])):
         cid = cat.get("id") if isinstance(cat, dict) else None
         name = cat.get("name") if isinstance(cat, dict) else None
-        where = f"category {cid}" if _is_int(cid) else f"categories[{k}]"
-        if not _is_int(cid) or not isinstance(name, str) or not name:
+        where = f"category {cid}" if is_int(cid) else f"categories[{k}]"
+        if not is_int(cid) or not isinstance(name, str) or not name:
             log.add("a category needs an integer 'id' and a non-empty 'name'", path, where)
         elif cid in categories:
             log.add(f"duplicate category id {cid}", path, where)
@@ -136,16 +134,16 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
     images: dict[int, dict] = {}
     for k, img in enumerate(data["images"]):
         iid = img.get("id") if isinstance(img, dict) else None
-        where = f"image id {iid}" if _is_int(iid) else f"images[{k}]"
+        where = f"image id {iid}" if is_int(iid) else f"images[{k}]"
         file_name = img.get("file_name") if isinstance(img, dict) else None
-        if not _is_int(iid) or not isinstance(file_name, str) or not file_name:
+        if not is_int(iid) or not isinstance(file_name, str) or not file_name:
             log.add("an image needs an integer 'id' and a 'file_name'", path, where)
             continue
         if iid in images:
             log.add(f"duplicate image id {iid}", path, where)
             continue
         image = Path(os.path.abspath(image_dir / file_name))
-        width, height = _positive_int(img.get("width")), _positive_int(img.get("height"))
+        width, height = _json_size(img.get("width")), _json_size(img.get("height"))
         if width is None or height is None:
             size = C.header_size(image, log, path, where)
             if size is None:
@@ -157,7 +155,7 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
         images[iid] = {"image": image, "width": width, "height": height, "boxes": [], "labels": [],
                        "iscrowd": []}
 
-    known_ids = {img.get("id") for img in data["images"] if isinstance(img, dict) and _is_int(img.get("id"))}
+    known_ids = {img.get("id") for img in data["images"] if isinstance(img, dict) and is_int(img.get("id"))}
     for k, ann in enumerate(data.get("annotations", [])):
         aid = ann.get("id") if isinstance(ann, dict) else None
         where = f"annotation id {aid}" if aid is not None else f"annotations[{k}]"
@@ -165,12 +163,12 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
             log.add("an annotation must be a JSON object", path, where)
             continue
         iid, cid, bbox = ann.get("image_id"), ann.get("category_id"), ann.get("bbox")
-        if not _is_int(iid) or iid not in known_ids:
+        if not is_int(iid) or iid not in known_ids:
             log.add(f"unknown image_id {iid!r}", path, where)
             continue
         if iid not in images:  # the image itself was skipped (and reported)
             continue
-        if not _is_int(cid) or cid not in label_of:
+        if not is_int(cid) or cid not in label_of:
             log.add(f"unknown category_id {cid!r} (categories: {cat_ids})", path, where)
             continue
         if (not isinstance(bbox, list) or len(bbox) != 4
@@ -221,7 +219,7 @@ def write(annotations: DetectionAnnotations, root, split: str = "train", *, imag
     sources = C.check_sources(r.image for r in annotations.records)
 
     ids = [r.image_id for r in annotations.records]
-    if not (all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in ids)
+    if not (all(is_int(i) for i in ids)
             and len(set(int(i) for i in ids)) == len(ids)):
         ids = list(range(1, len(ids) + 1))
     names = C.unique_names(sources)

@@ -40,7 +40,7 @@ import yaml
 
 from pixbox.data.annotations import DatasetError, DetectionAnnotations, DetectionRecord
 from pixbox.data.formats import _common as C
-from pixbox.data.io import image_size
+from pixbox.data.io import IMAGE_SUFFIXES, image_size
 
 __all__ = ["LOOKED_FOR", "label_path", "list_splits", "looks_like", "read", "write"]
 
@@ -156,7 +156,7 @@ def _image_paths(entries: list[Path], split: str, root: Path) -> list[tuple[Path
             for folder, dirs, files in os.walk(entry):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found += [os.path.join(folder, f) for f in files
-                          if os.path.splitext(f)[1].lower() in C.IMAGE_SUFFIXES and not f.startswith(".")]
+                          if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES and not f.startswith(".")]
             found.sort(key=lambda p: C.natural_key(os.path.relpath(p, entry)))
             out += [(Path(p), None, "") for p in found]
         elif entry.is_file():

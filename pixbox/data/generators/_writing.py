@@ -12,13 +12,14 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from pixbox._checks import check_bool, check_int, is_int
 from pixbox.data.annotations import DetectionAnnotations, DetectionRecord
 from pixbox.data.formats import write_detection
 from pixbox.data.io import write_image
 from pixbox.data.synthetic import Scene
 from pixbox._console import is_terminal
 
-__all__ = ["SPLITS", "check_int", "check_options", "image_rngs", "write_detection_splits", "write_splits"]
+__all__ = ["SPLITS", "check_options", "image_rngs", "write_detection_splits", "write_splits"]
 
 
 #: The splits a generator writes, and the index each one mixes into the per-image seeds.
@@ -27,24 +28,14 @@ SPLITS: dict[str, int] = {"train": 0, "val": 1}
 _MIN_IMAGE_SIZE = 32
 
 
-def check_int(value, name: str, low: int) -> int:
-    """``value`` as an ``int`` >= ``low``; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def check_options(*, seed, num_train, num_val, image_size, progress, overwrite) -> None:
     """Validates the options every generator shares (see :func:`make_bananas` for their meaning)."""
-    check_int(seed, "seed", 0)
-    check_int(num_train, "num_train", 0)
-    check_int(num_val, "num_val", 0)
-    check_int(image_size, "image_size", _MIN_IMAGE_SIZE)
-    for name, value in (("progress", progress), ("overwrite", overwrite)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    check_int(seed, "seed", low=0)
+    check_int(num_train, "num_train", low=0)
+    check_int(num_val, "num_val", low=0)
+    check_int(image_size, "image_size", low=_MIN_IMAGE_SIZE)
+    check_bool(progress, "progress")
+    check_bool(overwrite, "overwrite")
 
 
 def image_rngs(seed: int | Sequence[int], salt: int, count: int = 3) -> list[np.random.Generator]:
@@ -54,9 +45,9 @@ def image_rngs(seed: int | Sequence[int], salt: int, count: int = 3) -> list[np.
     pixel noise), so an image drawn without its objects has the same background and noise.
     ``salt`` (one constant per generator) keeps two generators given the same seed apart.
     """
-    words = [seed] if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else seed
+    words = [seed] if is_int(seed) else seed
     try:
-        words = [check_int(w, "seed", 0) for w in words]
+        words = [check_int(w, "seed", low=0) for w in words]
     except TypeError:
         raise TypeError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}") from None
     return [np.random.default_rng(s) for s in np.random.SeedSequence([salt] + words).spawn(count)]

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pixbox._checks import check_choice
+from pixbox._checks import check_choice, check_int
 from pixbox.data.formats import DETECTION_FORMATS
 from pixbox.data.generators import _draw, _writing
 from pixbox.data.synthetic import Scene
@@ -53,7 +53,7 @@ def render_banana(image_size: int = 256, *, seed: int | Sequence[int] = 0, banan
         pixels, tight; [0, 4] without the banana), ``labels`` (Tensor[1] int64, all 0),
         ``masks`` (Tensor[1, S, S] bool) and ``class_names`` (``("banana",)``).
     """
-    size = _writing.check_int(image_size, "image_size", 32)
+    size = check_int(image_size, "image_size", low=32)
     rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     image = _draw.textured_background(rng_bg, size, size)
     masks, boxes = [], []

@@ -26,6 +26,7 @@ import numpy as np
 from torch import Tensor
 from tqdm import tqdm
 
+from pixbox._checks import check_int
 from pixbox.data.annotations import ClassificationAnnotations
 from pixbox.data.formats.classification import write_image_folder
 from pixbox.data.generators import _draw, _writing
@@ -55,10 +56,10 @@ def render_object(label: int, image_size: int = 64, *, seed: int | Sequence[int]
     Returns:
         Tensor[3, S, S]: ``uint8`` RGB.
     """
-    label = _writing.check_int(label, "label", 0)
+    label = check_int(label, "label", low=0)
     if label >= len(CLASS_NAMES):
         raise ValueError(f"label must be in [0, {len(CLASS_NAMES)}), got {label}")
-    size = _writing.check_int(image_size, "image_size", 32)
+    size = check_int(image_size, "image_size", low=32)
     rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     image = _draw.textured_background(rng_bg, size, size)
     name = CLASS_NAMES[label]

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from pixbox._checks import check_int
 from pixbox.data.annotations import SegmentationAnnotations
 from pixbox.data.formats.segmentation import write_voc_segmentation
 from pixbox.data.generators import _draw, _writing
@@ -60,11 +61,11 @@ def render_segmentation(image_size: int = 256, *, seed: int | Sequence[int] = 0,
         tuple: ``image`` (Tensor[3, S, S] uint8 RGB) and ``mask`` (Tensor[S, S] int64: indices
         into :data:`CLASS_NAMES`, and :data:`IGNORE_INDEX` on the boundary band).
     """
-    size = _writing.check_int(image_size, "image_size", 32)
+    size = check_int(image_size, "image_size", low=32)
     rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     if num_objects is None:
         num_objects = int(rng_obj.integers(1, _MAX_OBJECTS + 1))
-    num_objects = _writing.check_int(num_objects, "num_objects", 0)
+    num_objects = check_int(num_objects, "num_objects", low=0)
     image = _draw.textured_background(rng_bg, size, size)
 
     labels = rng_obj.integers(1, len(CLASS_NAMES), size=num_objects)

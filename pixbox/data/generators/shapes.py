@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pixbox._checks import check_choice
+from pixbox._checks import check_choice, check_int
 from pixbox.data.formats import DETECTION_FORMATS
 from pixbox.data.generators import _draw, _writing
 from pixbox.data.synthetic import Scene
@@ -63,12 +63,12 @@ def render_shapes(image_size: int = 256, *, seed: int | Sequence[int] = 0, max_o
         :data:`CLASS_NAMES`), ``masks`` (Tensor[N, S, S] bool, the visible pixels; they never
         overlap), ``class_names``. Objects are listed from the back to the front.
     """
-    size = _writing.check_int(image_size, "image_size", 32)
-    max_objects = _writing.check_int(max_objects, "max_objects", 0)
+    size = check_int(image_size, "image_size", low=32)
+    max_objects = check_int(max_objects, "max_objects", low=0)
     rng_bg, rng_obj, rng_noise = _writing.image_rngs(seed, _SALT)
     if num_objects is None:
         num_objects = int(rng_obj.integers(1, max_objects + 1)) if max_objects > 0 else 0
-    num_objects = _writing.check_int(num_objects, "num_objects", 0)
+    num_objects = check_int(num_objects, "num_objects", low=0)
     image = _draw.textured_background(rng_bg, size, size)
 
     # Draw every candidate shape's sprite and position (back to front).
@@ -152,7 +152,7 @@ def make_shapes(root, *, seed: int = 0, num_train: int = 1000, num_val: int = 10
     _writing.check_options(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size,
                         progress=progress, overwrite=overwrite)
     check_choice(fmt, "fmt", DETECTION_FORMATS)
-    max_objects = _writing.check_int(max_objects, "max_objects", 0)
+    max_objects = check_int(max_objects, "max_objects", low=0)
     counts = {"train": num_train, "val": num_val}
     empty = {split: _empty_images(seed, split, n) for split, n in counts.items()}
 
