@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pixbox.engine.predict import Predictor, load  # noqa: E402
+from pixbox.tasks.detect import Predictor
+from pixbox.tasks import load  # noqa: E402
 from pixbox.export import OnnxModel, _SSDGraph, export_onnx, load_onnx  # noqa: E402
 from pixbox.models import MODELS  # noqa: E402
 

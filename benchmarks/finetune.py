@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pixbox.data.io import write_image  # noqa: E402
-from pixbox.engine import ClassifyConfig, evaluate_classifier, train_classifier  # noqa: E402
+from pixbox.tasks.classify import ClassifyConfig, evaluate_classifier, train_classifier  # noqa: E402
 
 
 def make_faces(root: Path, *, per_class_train: int = 50, seed: int = 0) -> dict[str, int]:

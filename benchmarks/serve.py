@@ -56,7 +56,7 @@ class Client:
 
 def train(root: Path, images: int, epochs: int) -> Path:
     from pixbox.data.generators import make_dataset
-    from pixbox.engine.detection import train_detector
+    from pixbox.tasks.detect import train_detector
 
     make_dataset("bananas", root / "bananas", num_train=images, num_val=16, image_size=256, progress=False)
     run = train_detector({"data": str(root / "bananas"), "model": "tiny_ssd", "epochs": epochs, "batch": 16,

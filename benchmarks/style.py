@@ -11,7 +11,7 @@ computes their gradients every step), ``extract_features`` looping over every la
 ``content_loss``, ``gram`` / ``style_loss`` and ``tv_loss``, ``SynthesizedImage`` as the only
 optimized parameter, Adam and ``StepLR(50, 0.8)``; float32, NCHW.
 
-pixbox's step is what ``pixbox stylize`` runs (:mod:`pixbox.engine.style`): the frozen, eval
+pixbox's step is what ``pixbox stylize`` runs (:mod:`pixbox.tasks.stylize`): the frozen, eval
 mode :class:`~pixbox.models.style.StyleExtractor` truncated after layer 28, pixbox's losses,
 Adam on the image, then the pixel clamp; timed in float32, and as ``pixbox stylize`` runs it by
 default on a CPU with native bfloat16 (the extractor under bfloat16 autocast, channels-last;
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pixbox.engine.trainer import cpu_bf16_supported  # noqa: E402
+from pixbox.engine.precision import cpu_bf16_supported  # noqa: E402
 from pixbox.models.backbones import vgg19  # noqa: E402
 
 STYLE_LAYERS, CONTENT_LAYERS = [0, 5, 10, 19, 28], [25]
@@ -124,8 +124,8 @@ def d2l_step_fn(content_x: torch.Tensor, style_x: torch.Tensor, lr: float = 0.3)
 
 
 def pixbox_step_fn(content: torch.Tensor, style: torch.Tensor, lr: float = 0.3, amp: bool = False):
-    """One step of :mod:`pixbox.engine.style`'s loop (its ``_Objective`` and Adam update)."""
-    from pixbox.engine.style import _Objective
+    """One step of :mod:`pixbox.tasks.stylize`'s loop (its ``_Objective`` and Adam update)."""
+    from pixbox.tasks.stylize import _Objective
     from pixbox.models.style import StyleExtractor
 
     torch.manual_seed(0)
@@ -167,7 +167,7 @@ def default_run(out: str | None) -> bool:
     loss <= CONTENT_BOUND x that of a noise image). Returns whether the check passed."""
     from skimage import data
 
-    from pixbox.engine.style import CONTENT_BOUND, load_style_image, stylize
+    from pixbox.tasks.stylize import CONTENT_BOUND, load_style_image, stylize
     from pixbox.losses import content_loss
     from pixbox.models.style import StyleExtractor
 

@@ -18,7 +18,7 @@ with ``d2l.train_ch13`` (d2l is not imported):
 
 It is timed as wall-clock seconds per step (data loading included) over ``--steps`` steps after
 one warm-up step. pixbox's figure is what ``pixbox segment train`` runs:
-:func:`pixbox.engine.segmentation.train_segmenter` (channels-last, bfloat16 autocast on CPUs
+:func:`pixbox.tasks.segment.train_segmenter` (channels-last, bfloat16 autocast on CPUs
 with native bfloat16, its own data pipeline, no validation), reading ``img_s`` of the last
 epoch from ``<run>/metrics.csv`` (wall clock of the whole epoch, loader start included).
 
@@ -49,7 +49,7 @@ from torch.nn import functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from pixbox.data import make_dataset  # noqa: E402
 from pixbox.data.io import VOC_COLORMAP  # noqa: E402
-from pixbox.engine.trainer import cpu_bf16_supported  # noqa: E402
+from pixbox.engine.precision import cpu_bf16_supported  # noqa: E402
 from pixbox.models.fcn import build_fcn  # noqa: E402
 
 CROP = (320, 480)
@@ -169,8 +169,8 @@ def book_train_img_s(data: Path, num_classes: int, steps: int, workers: int) -> 
 
 
 def pixbox_train_img_s(data: Path, runs: Path, epochs: int, workers: int) -> tuple[float, Path]:
-    from pixbox.engine.config import SegmentConfig
-    from pixbox.engine.segmentation import train_segmenter
+    from pixbox.tasks.segment import SegmentConfig
+    from pixbox.tasks.segment import train_segmenter
 
     cfg = SegmentConfig(data=str(data), model="fcn_resnet18", epochs=epochs, batch=BATCH, crop=CROP,
                         workers=workers, device="cpu", val_split=None, augment="crop", lr=0.001, pretrained="none",

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pixbox.engine.trainer import cpu_bf16_supported  # noqa: E402
+from pixbox.engine.precision import cpu_bf16_supported  # noqa: E402
 from pixbox.losses import multibox_loss  # noqa: E402
 from pixbox.models import build_model  # noqa: E402
 from pixbox.ops import multibox_target  # noqa: E402
@@ -119,7 +119,7 @@ def main() -> None:
 
     # Latency at batch 1.
     if args.weights:
-        from pixbox.engine.predict import load
+        from pixbox.tasks import load
 
         model = load(args.weights, device="cpu").model
         book.load_state_dict(model.state_dict())

@@ -59,12 +59,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_number
 from pixbox._files import atomic_open
-from pixbox.ops.coder import DEFAULT_LOG_CLAMP, DEFAULT_MEANS, DEFAULT_STDS, _decode
+from pixbox._version import __version__
 from pixbox.ops.nms import batched_nms
 
 __all__ = [
@@ -82,7 +81,6 @@ __all__ = [
 EXPORT_FORMATS = ("onnx",)
 
 _DEFAULT_OPSET = 18
-_CHECK_IMAGES = 4  # images the detection parity check runs on
 _CANDIDATE_THRESHOLD = 0.01  # the parity check's score threshold when nothing scores above the export's
 _HINT = "ONNX export needs the optional packages onnx, onnxruntime and onnxscript: pip install 'pixbox[export]'"
 
@@ -109,23 +107,7 @@ def _import(name: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# Detection: the graph and the NMS post-step
-
-
-class _SSDGraph(nn.Module):
-    """An SSD plus its box decoding: ``images [B, 3, S, S] -> boxes [B, A, 4], scores [B, C, A]``."""
-
-    def __init__(self, ssd: nn.Module):
-        super().__init__()
-        self.ssd = ssd
-
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        anchors, cls_preds, bbox_preds = self.ssd(images)
-        b, a = cls_preds.shape[:2]
-        boxes = _decode(anchors[0].to(bbox_preds.dtype), bbox_preds.reshape(b, a, 4), DEFAULT_MEANS, DEFAULT_STDS,
-                        DEFAULT_LOG_CLAMP).clamp(0, 1)  # [B, A, 4]
-        scores = F.softmax(cls_preds, dim=2)[:, :, 1:].permute(0, 2, 1)  # [B, C, A]
-        return boxes, scores
+# Detection: the NMS post-step
 
 
 def postprocess_detections(boxes: Tensor, scores: Tensor, *, score_threshold: float = 0.25,
@@ -250,8 +232,8 @@ class OnnxModel(nn.Module):
                                  f"ONNX file, got {tuple(images.shape)} (dimension {dim})")
         x = images.detach().to("cpu", torch.float32)
         h, w = x.shape[-2:]
-        if self.task == "segment":  # pad to the stride with the mean colour: zeros after normalization, as FCN pads
-            stride = int(self.metadata["stride"])
+        stride = int(self.metadata.get("stride") or 0)  # an FCN export: any size, padded to its stride
+        if stride:  # pad with the mean colour: zeros after normalization, as the FCN pads
             ph, pw = -h % stride, -w % stride
             if ph or pw:
                 mean = x.new_tensor(json.loads(self.metadata["image_mean"])).view(1, 3, 1, 1)
@@ -266,7 +248,7 @@ class OnnxModel(nn.Module):
         else:
             outs = self._run(x)
         tensors = tuple(torch.from_numpy(o) for o in outs)
-        if self.task == "segment":
+        if stride:
             tensors = tuple(t[..., :h, :w] for t in tensors)
         return tensors[0] if len(tensors) == 1 else tensors
 
@@ -282,8 +264,8 @@ class OnnxModel(nn.Module):
         Returns:
             list of B dicts: ``boxes`` (Tensor[K, 4], xyxy input pixels), ``scores``, ``labels``.
         """
-        if self.task != "detect":
-            raise ValueError(f"predict() runs detector exports; this file is a {self.task!r} model")
+        if self.output_names != ["boxes", "scores"]:
+            raise ValueError(f"predict() runs detector exports (boxes and scores); this file is a {self.task!r} model")
         meta = self.metadata
         boxes, scores = self(images)
         pre = meta.get("pre_nms_topk", "")
@@ -315,38 +297,24 @@ def load_onnx(path, *, device: str | torch.device = "cpu", score_threshold: floa
         threads (int, optional): ONNX Runtime intra-op threads.
 
     Returns:
-        :class:`pixbox.engine.predict.Predictor`,
-        :class:`pixbox.engine.classification.ClassifierPredictor` or
-        :class:`pixbox.engine.segmentation.SegmenterPredictor` running the ONNX file.
+        :class:`pixbox.tasks.detect.Predictor`,
+        :class:`pixbox.tasks.classify.ClassifierPredictor` or
+        :class:`pixbox.tasks.segment.SegmenterPredictor` running the ONNX file.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: the file is not a pixbox ONNX export.
         ImportError: onnxruntime is not installed.
     """
+    from pixbox.tasks import get_task
+
     model = OnnxModel(path, threads=threads)
-    meta = model.metadata
-    names = json.loads(meta["class_names"])
-    if model.task == "classify":
-        from pixbox.engine.classification import ClassifierPredictor
-
-        predictor = ClassifierPredictor(model, names, int(meta["imgsz"]), mean=json.loads(meta["mean"]),
-                                        std=json.loads(meta["std"]), crop_pct=float(meta["crop_pct"]), device="cpu",
-                                        batch=batch)
-    elif model.task == "segment":
-        from pixbox.engine.segmentation import SegmenterPredictor
-
-        predictor = SegmenterPredictor(model, names, device="cpu")
-    elif model.task == "detect":
-        from pixbox.engine.predict import Predictor
-
-        predictor = Predictor(
-            model, names, int(meta["imgsz"]), device="cpu",
-            score_threshold=float(meta["score_threshold"]) if score_threshold is None else score_threshold,
-            nms_threshold=float(meta["nms_threshold"]) if nms_threshold is None else nms_threshold,
-            topk=int(meta["topk"]) if topk is None else topk, batch=batch)
-    else:
-        raise ValueError(f"{path}: unknown pixbox_task {model.task!r}; expected classify, detect or segment")
+    try:
+        task = get_task(model.task)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    predictor = task.onnx_predictor(model, model.metadata, batch=batch, score_threshold=score_threshold,
+                                    nms_threshold=nms_threshold, topk=topk)
     predictor.path = str(path)
     return predictor
 
@@ -355,111 +323,17 @@ def load_onnx(path, *, device: str | torch.device = "cpu", score_threshold: floa
 # Export
 
 
-def _from_checkpoint(weights, score_threshold: float, nms_threshold: float, topk: int
-                     ) -> tuple[str, nn.Module, dict[str, str], int, dict]:
-    """``(task, graph module, metadata, imgsz, run config)`` for a checkpoint (config ``{}`` when
-    it has none, as in a ``Predictor.save`` file)."""
+def _export_spec(weights, score_threshold: float, nms_threshold: float, topk: int):
+    """``(task name, ExportSpec)`` of a checkpoint, from its task (:data:`pixbox.tasks.TASKS`)."""
     from pixbox.engine.checkpoint import load_checkpoint
+    from pixbox.tasks import get_task
 
     state = load_checkpoint(weights, map_location="cpu")
     if not isinstance(state, dict):
         raise ValueError(f"{weights}: not a pixbox checkpoint (got a {type(state).__name__})")
-    task = state.get("task", "detect")
-    meta = {"class_names": json.dumps(list(state.get("class_names", []))), "model_name": str(state.get("model_name"))}
-    if task == "classify":
-        from pixbox.engine.classification import load_classifier
-
-        p = load_classifier(weights, device="cpu", state=state)
-        meta.update(mean=json.dumps(p.mean), std=json.dumps(p.std), crop_pct=str(p.crop_pct), imgsz=str(p.imgsz))
-        return task, p.model, meta, p.imgsz, state.get("config") or {}
-    if task == "segment":
-        from pixbox.engine.segmentation import load_segmenter
-
-        p = load_segmenter(weights, device="cpu", state=state)
-        stride = int(p.model.stride)
-        imgsz = max(stride, -(-int(state.get("imgsz") or 256) // stride) * stride)  # a multiple of the stride
-        meta.update(stride=str(stride), image_mean=json.dumps(p.model.image_mean.flatten().tolist()))
-        return task, p.model.to(memory_format=torch.contiguous_format), meta, imgsz, state.get("config") or {}
-    if task != "detect":
-        raise ValueError(f"{weights}: cannot export a {task!r} checkpoint; export takes classify, detect and "
-                         "segment checkpoints")
-    from pixbox.engine.predict import model_from_checkpoint
-    from pixbox.models import needs_proposals
-    from pixbox.models.ssd import SSD
-
-    model = model_from_checkpoint(state, weights)
-    if needs_proposals(model) or not isinstance(model, SSD):
-        raise ValueError(
-            f"{weights}: {state['model_name']!r} cannot be exported to ONNX: only SSD/TinySSD detectors can. "
-            "R-CNN models take region proposals from outside the network (selective search) or pick them with "
-            "a data-dependent RPN top-k, then pool a variable number of regions per image; run the .pt "
-            "checkpoint with PyTorch instead")
-    meta.update(imgsz=str(int(state["imgsz"])), score_threshold=str(score_threshold),
-                nms_threshold=str(nms_threshold), topk=str(int(topk)),
-                pre_nms_topk="" if model.pre_nms_topk is None else str(model.pre_nms_topk),
-                boxes="normalized xyxy in [0, 1], decoded and clipped; multiply by (W, H, W, H)",
-                scores="softmax class probabilities [B, C, A], background dropped",
-                nms="post-step, not in the graph: per-class NMS (pixbox.export.postprocess_detections)")
-    return task, _SSDGraph(model).eval(), meta, int(state["imgsz"]), state.get("config") or {}
-
-
-def _sample_inputs(task: str, imgsz: int, batch: int, dynamic_hw: bool, seed: int = 0) -> list[Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    if task == "classify":  # normalized images
-        return [torch.randn(batch, 3, imgsz, imgsz, generator=g)]
-    shapes = [(imgsz, imgsz)]
-    if dynamic_hw:  # imgsz is a multiple of 32 here
-        shapes.append((max(32, imgsz // 2 // 32 * 32), imgsz + 64))
-    return [torch.rand(batch, 3, h, w, generator=g) for h, w in shapes]
-
-
-def _val_images(config: dict, count: int) -> tuple[list[Tensor], list[str], str]:
-    """Up to ``count`` images of the run's validation split (those with objects first), their
-    file names and where they come from; no images and the reason when there are none."""
-    data, split = config.get("data"), config.get("val_split")
-    if not data or not split:
-        return [], [], "the checkpoint names no validation split"
-    from pixbox.data.formats import detect_format, read_detection
-    from pixbox.data.io import read_image
-
-    try:
-        fmt = config.get("format") or "auto"
-        records = read_detection(data, detect_format(data) if fmt == "auto" else fmt, split).records
-        records = ([r for r in records if len(r)] + [r for r in records if not len(r)])[:count]
-        images = [read_image(r.image) for r in records]
-    except (OSError, ValueError) as e:  # moved or deleted data, a bad file (DatasetError is a ValueError)
-        return [], [], f"the validation images of {data} could not be read ({type(e).__name__}: {e})"
-    if not images:
-        return [], [], f"split {split!r} of {data} has no images"
-    return images, [Path(r.image).name for r in records], f"validation images of {data} (split {split!r})"
-
-
-def _detection_inputs(config: dict, imgsz: int, batch: int) -> tuple[list[Tensor], list[str], str]:
-    """The detection parity check's batches ``[batch, 3, imgsz, imgsz]`` (float in [0, 1]), their
-    labels and one line saying what they are: the run's validation images when it has them,
-    else two generated shapes scenes, a bananas scene and a noise image."""
-    from pixbox.engine.predict import prepare_image
-
-    images, names, source = _val_images(config, _CHECK_IMAGES)
-    if images:
-        source = f"{len(images)} {source}, resized to {imgsz} px as the predictor does"
-    else:
-        from pixbox.data.generators.bananas import render_banana
-        from pixbox.data.generators.shapes import render_shapes
-
-        size = max(32, imgsz)
-        noise = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-        images = [render_shapes(size, seed=0).image, render_shapes(size, seed=1).image,
-                  render_banana(size, seed=0).image, noise]
-        names = ["shapes_0", "shapes_1", "bananas_0", "noise"]
-        source = f"generated images (pixbox shapes, bananas and noise), as {source}"
-    images = [prepare_image(image, imgsz) for image in images]
-    while len(images) % batch:  # full batches: repeat the first image
-        images.append(images[0])
-        names.append(names[0])
-    batches = [torch.stack(images[i:i + batch]) for i in range(0, len(images), batch)]
-    labels = ["+".join(names[i:i + batch]) for i in range(0, len(names), batch)]
-    return batches, labels, source
+    task = get_task(state.get("task", "detect"))
+    return task.name, task.export_spec(state, path=weights, score_threshold=score_threshold,
+                                       nms_threshold=nms_threshold, topk=topk)
 
 
 def _clear_anchor_cache(module: nn.Module) -> None:
@@ -668,18 +542,18 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
     out = weights.with_suffix(".onnx") if out is None else Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"out must end in .onnx, got {out}")
-    task, module, meta, imgsz, config = _from_checkpoint(weights, score_threshold, nms_threshold, topk)
-    dynamic_hw = task == "segment"
+    task, spec = _export_spec(weights, score_threshold, nms_threshold, topk)
+    module, meta, imgsz = spec.module, dict(spec.metadata), spec.imgsz
     batch = 2 if dynamic else 1  # torch.export specializes a dimension of size 1
     example = torch.zeros(batch, 3, imgsz, imgsz)
     dims: dict[int, Any] = {}
     if dynamic:
         dims[0] = torch.export.Dim("batch", min=1, max=4096)
-    if dynamic_hw:  # multiples of the stride, so the graph has no padding branch (OnnxModel pads)
+    if spec.dynamic_hw:  # multiples of the stride, so the graph has no padding branch (OnnxModel pads)
         stride = int(meta["stride"])
         dims[2] = stride * torch.export.Dim("h_blocks", min=1, max=1024)
         dims[3] = stride * torch.export.Dim("w_blocks", min=1, max=1024)
-    outputs = {"detect": ["boxes", "scores"]}.get(task, ["logits"])
+    outputs = list(spec.output_names)
     _clear_anchor_cache(module)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
@@ -689,9 +563,7 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
                               dynamic_shapes=(dims,) if dims else None)
         _clear_anchor_cache(module)
         proto = onnx.load(str(raw))
-        import pixbox
-
-        meta.update(pixbox_task=task, pixbox_version=pixbox.__version__, opset=str(opset), dynamic=str(bool(dynamic)),
+        meta.update(pixbox_task=task, pixbox_version=__version__, opset=str(opset), dynamic=str(bool(dynamic)),
                     weights=weights.name)
         del proto.metadata_props[:]
         for key, value in meta.items():
@@ -703,11 +575,7 @@ def export_onnx(weights, out=None, *, dynamic: bool = False, opset: int = _DEFAU
     result: dict[str, Any] = {"path": out, "task": task, "opset": opset, "dynamic": bool(dynamic)}
     if verify:
         pre = meta.get("pre_nms_topk", "")
-        if task == "detect":
-            inputs, labels, source = _detection_inputs(config, imgsz, batch)
-        else:
-            inputs, labels = _sample_inputs(task, imgsz, batch, dynamic_hw), None
-            source = "random " + ("normalized images" if task == "classify" else "images in [0, 1]")
+        inputs, labels, source = spec.check_inputs(batch)
         report = verify_onnx(out, module, inputs, atol=atol, score_threshold=score_threshold,
                              nms_threshold=nms_threshold, topk=topk, pre_nms_topk=int(pre) if pre else None,
                              labels=labels)

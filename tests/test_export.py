@@ -19,9 +19,10 @@ import onnx  # noqa: E402
 from pixbox.cli import export as export_cli  # noqa: E402
 from pixbox.cli.main import main  # noqa: E402
 from pixbox.data import make_dataset  # noqa: E402
-from pixbox.engine import DetectConfig, train_detector  # noqa: E402
+from pixbox.tasks.detect import DetectConfig, train_detector  # noqa: E402
 from pixbox.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from pixbox.engine.predict import Predictor, load  # noqa: E402
+from pixbox.tasks.detect import Predictor
+from pixbox import load  # noqa: E402
 from pixbox.export import (OnnxModel, VerificationError, _quiet_exporter, export_onnx,  # noqa: E402
                            format_report, load_onnx, postprocess_detections, verify_onnx)
 from pixbox.models import MODELS, SEGMENTATION_MODELS  # noqa: E402
@@ -121,10 +122,10 @@ def test_detect_export_without_the_val_images_uses_generated_ones(trained, tmp_p
 
 def test_parity_report_says_when_no_input_has_detections(detector_onnx):
     pt, path = detector_onnx
-    from pixbox.export import _SSDGraph
-    from pixbox.engine.predict import model_from_checkpoint
+    from pixbox.tasks.detect.export import SSDGraph
+    from pixbox.tasks.detect import model_from_checkpoint
 
-    graph = _SSDGraph(model_from_checkpoint(load_checkpoint(pt))).eval()
+    graph = SSDGraph(model_from_checkpoint(load_checkpoint(pt))).eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     # nothing scores above 1: the raw outputs alone were compared, and the report says so
     none = verify_onnx(path, graph, [x], score_threshold=1.0, candidate_threshold=None, labels=["noise"])
@@ -178,11 +179,11 @@ def test_detect_cli_export_writes_verified_file_with_metadata(detector_onnx, cap
 
 def test_detect_graph_matches_pytorch_outputs(detector_onnx):
     pt, path = detector_onnx
-    from pixbox.export import _SSDGraph
-    from pixbox.engine.predict import model_from_checkpoint
+    from pixbox.tasks.detect.export import SSDGraph
+    from pixbox.tasks.detect import model_from_checkpoint
     from pixbox.engine.checkpoint import load_checkpoint
 
-    graph = _SSDGraph(model_from_checkpoint(load_checkpoint(pt))).eval()
+    graph = SSDGraph(model_from_checkpoint(load_checkpoint(pt))).eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     report = verify_onnx(path, graph, [x], score_threshold=0.05)
     assert report["ok"], format_report(report)
@@ -315,14 +316,14 @@ def test_segmenter_export_parity_any_size(tmp_path):
 
 def test_verification_catches_a_mismatch(detector_onnx):
     pt, path = detector_onnx
-    from pixbox.export import _SSDGraph
-    from pixbox.engine.predict import model_from_checkpoint
+    from pixbox.tasks.detect.export import SSDGraph
+    from pixbox.tasks.detect import model_from_checkpoint
     from pixbox.engine.checkpoint import load_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(pt))
     with torch.no_grad():
         model.bbox_0.bias.add_(0.1)
-    report = verify_onnx(path, _SSDGraph(model).eval(), [torch.rand(1, 3, 64, 64)], score_threshold=0.05)
+    report = verify_onnx(path, SSDGraph(model).eval(), [torch.rand(1, 3, 64, 64)], score_threshold=0.05)
     assert not report["ok"]
     assert [r["ok"] for r in report["rows"]] == [False, True]  # the boxes moved, the scores did not
     assert "FAILED" in format_report(report)

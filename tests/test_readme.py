@@ -66,8 +66,8 @@ def test_readme_python_example_runs():
 def test_detection_python_example_runs(tmp_path, monkeypatch):
     """The Detection page's snippet, as written, on a 1-epoch run with the run and image paths it names."""
     from pixbox.data.generators import make_dataset
-    from pixbox.engine.config import DetectConfig
-    from pixbox.engine.detection import train_detector
+    from pixbox.tasks.detect import DetectConfig
+    from pixbox.tasks.detect import train_detector
 
     where, code = _block("pixbox.load(")
     weights = re.search(r'pixbox\.load\("([^"]+)"\)', code).group(1)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["ActionParser", "USER_ERRORS", "add_resume_flags", "add_run_flags", "choice", "fail", "number",
-           "run_training"]
+__all__ = ["ActionParser", "USER_ERRORS", "add_predict_parser", "add_resume_flags", "add_run_flags", "add_train_parser",
+           "add_val_parser", "choice", "fail", "load_predictor", "number", "run_training", "run_validation"]
 
 #: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
 #: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
@@ -88,6 +89,61 @@ def add_run_flags(train: argparse.ArgumentParser, defaults: dict) -> None:
                             "or a CPU with AVX512-BF16/AMX), and the run prints what it chose")
 
 
+def add_train_parser(actions, *, help: str, description: str, config: str, data_help: str, models,
+                     model_help: str, defaults: dict) -> argparse.ArgumentParser:
+    """A task's ``train`` parser with the flags every task's has first: ``--config``, ``--data``,
+    ``--model``, ``--epochs``, ``--batch``, ``--lr``, ``--optimizer`` (the task adds its own, then
+    :func:`add_run_flags` and :func:`add_resume_flags`).
+
+    Args:
+        actions: the task's subparsers.
+        help, description (str): the action's texts.
+        config (str): the config class, for ``--config``'s help (e.g. ``pixbox.tasks.detect.DetectConfig``).
+        data_help (str): what ``--data`` is.
+        models (callable): the model names, for ``--model``.
+        model_help (str): examples of model names.
+        defaults (dict): the config's default values, shown in the help.
+    """
+    d = defaults
+    train = actions.add_parser("train", help=help, description=description)
+    train.add_argument("--config", type=Path, metavar="YAML", help=f"a YAML file of config keys (see {config})")
+    train.add_argument("--data", type=Path, metavar="DIR", help=data_help)
+    train.add_argument("--model", type=choice("model", models), metavar="NAME",
+                       help=f"{model_help} (default: {d['model']})")
+    train.add_argument("--epochs", type=number(int, 1), metavar="N", help=f"(default: {d['epochs']})")
+    train.add_argument("--batch", type=number(int, 1), metavar="N", help=f"images per batch (default: {d['batch']})")
+    train.add_argument("--lr", type=number(float, 0, low_open=True), help=f"learning rate (default: {d['lr']})")
+    train.add_argument("--optimizer", type=choice("optimizer", ("sgd", "adamw")), metavar="OPT",
+                       help=f"sgd or adamw (default: {d['optimizer']})")
+    return train
+
+
+def add_val_parser(actions, *, help: str, description: str, batch: int) -> argparse.ArgumentParser:
+    """A task's ``val`` parser with the flags :func:`run_validation` reads (``--weights``, ``--data``,
+    ``--split``, ``--batch``, ``--device``, ``--workers``, ``--out``)."""
+    val = actions.add_parser("val", help=help, description=description)
+    val.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
+    val.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (default: the run's)")
+    val.add_argument("--split", metavar="S", help="the split (default: the run's validation split)")
+    val.add_argument("--batch", type=number(int, 1), default=batch, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    val.add_argument("--workers", type=number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
+    val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
+    return val
+
+
+def add_predict_parser(actions, *, help: str, description: str, out_help: str,
+                       metavar: str = "IMAGE") -> argparse.ArgumentParser:
+    """A task's ``predict`` parser with ``SOURCE...``, ``--weights``, ``--out`` and ``--device``."""
+    predict = actions.add_parser("predict", help=help, description=description)
+    predict.add_argument("sources", nargs="+", metavar=metavar, help="image files, folders or globs ('imgs/*.jpg')")
+    predict.add_argument("--weights", type=Path, required=True, metavar="PT",
+                         help="best.pt or last.pt of a run, or an .onnx export")
+    predict.add_argument("--out", type=Path, metavar="DIR", help=out_help)
+    predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
+    return predict
+
+
 def add_resume_flags(train: argparse.ArgumentParser) -> None:
     """Adds ``--sync-bn`` (config key ``sync_bn``) and ``--resume`` to a task's ``train`` parser."""
     train.add_argument("--sync-bn", dest="sync_bn", action="store_true", default=None,
@@ -136,4 +192,62 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
     finally:
         destroy_distributed()  # under torchrun: leave the process group the run joined
     return 0  # the run printed where its results are and how to evaluate and use them
+
+
+def load_predictor(weights, task: str, **options):
+    """:func:`pixbox.load` (a ``.pt`` or an ``.onnx`` file), refusing another task's model with the
+    command that takes it."""
+    import pixbox
+
+    predictor = pixbox.load(weights, **options)
+    if predictor.task != task:
+        raise ValueError(f"{weights} is a {predictor.task!r} model, not a {task!r} one; use `pixbox {predictor.task} "
+                         f"...` for it")
+    return predictor
+
+
+def run_validation(args, task: str, evaluate: Callable, table: Callable, figure: Callable,
+                   saved: dict[str, tuple[str, object]] | None = None, **options) -> int:
+    """The ``pixbox <task> val`` handler every task shares.
+
+    The dataset, the split and the ``saved`` keys default to those of the checkpoint's run; the
+    model is evaluated (``evaluate(predictor, data, split=, batch=, workers=, **keys, **options)``),
+    ``val_metrics.json`` and the task's figure (``figure(metrics, class_names, folder) -> path``)
+    go to ``--out`` (default: the checkpoint's folder), and ``table(metrics, class_names)`` is
+    printed.
+
+    Args:
+        args (argparse.Namespace): ``weights``, ``data``, ``split``, ``batch``, ``device``,
+            ``workers``, ``out`` and the flags named in ``saved``.
+        task (str): the task's name.
+        saved (dict): evaluate's keyword -> ``(flag and config key, default)``, e.g.
+            ``{"fmt": ("format", "auto")}``: the flag, else the run's config value, else the default.
+        **options: more keywords for ``evaluate``.
+    """
+    from pixbox.engine.checkpoint import load_checkpoint
+    from pixbox.engine.runs import save_metrics_json
+
+    try:
+        config = load_checkpoint(args.weights).get("config") or {}
+        data = args.data if args.data is not None else config.get("data")
+        if data is None:
+            return fail(f"--data is required: {args.weights} does not name its dataset")
+        split = args.split or config.get("val_split") or "val"
+        keys = {}
+        for keyword, (name, default) in (saved or {}).items():
+            value = getattr(args, name)
+            keys[keyword] = value if value is not None else config.get(name) or default
+        predictor = load_predictor(args.weights, task, device=args.device, batch=args.batch)
+        metrics = evaluate(predictor, data, split=split, batch=args.batch, workers=args.workers, **keys, **options)
+        out = Path(args.out) if args.out is not None else Path(args.weights).parent
+        out.mkdir(parents=True, exist_ok=True)
+        json_path = save_metrics_json(metrics, out / "val_metrics.json")
+        png_path = figure(metrics, predictor.class_names, out)
+    except (*USER_ERRORS, ImportError) as e:
+        return fail(e)
+    images = f" ({metrics['num_images']} images)" if "num_images" in metrics else ""
+    print(f"{args.weights} on split {split!r} of {data}{images}:")
+    print(table(metrics, predictor.class_names))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
 

@@ -1,14 +1,14 @@
 """``pixbox detect <action>``: train, validate and run object detectors.
 
 - ``pixbox detect train --data DIR [--model tiny_ssd] [--epochs N] ... [--config cfg.yaml]``:
-  train (:func:`pixbox.engine.detection.train_detector`); flags override the config file; every
+  train (:func:`pixbox.tasks.detect.train_detector`); flags override the config file; every
   run writes to ``runs/detect/<name>/``; ``--resume [NAME | RUN_DIR | last.pt]`` continues a
   stopped run;
 - ``pixbox detect val --weights best.pt [--data DIR]``: print the metrics table, write
-  ``val_metrics.json`` and ``pr_curve.png`` (:func:`pixbox.engine.detection.evaluate_detector`);
+  ``val_metrics.json`` and ``pr_curve.png`` (:func:`pixbox.tasks.detect.evaluate_detector`);
 - ``pixbox detect predict --weights best.pt SOURCE... [--out DIR]``: draw the detections on
   images given as files, folders or globs, and write ``predictions.json``
-  (:func:`pixbox.engine.detection.predict_detector`);
+  (:func:`pixbox.tasks.detect.predict_detector`);
 - ``pixbox detect proposals --data DIR -o FILE [--split S ...] [--mode fast|quality]``: run
   selective search over a dataset and write the region proposals file that the Fast R-CNN
   models (``fast_rcnn_*``) take with ``--proposals FILE`` in ``train``, ``val`` and
@@ -29,6 +29,8 @@ from pixbox.cli._common import USER_ERRORS as _USER_ERRORS
 from pixbox.cli._common import ActionParser as _ActionParser
 from pixbox.cli._common import choice as _choice
 from pixbox.cli._common import fail as _fail
+from pixbox.cli._common import add_predict_parser, add_train_parser, add_val_parser
+from pixbox.cli._common import load_predictor, run_validation
 from pixbox.cli._common import number as _number
 from pixbox.cli._common import add_resume_flags, add_run_flags, run_training
 
@@ -49,7 +51,7 @@ def _model_names() -> list[str]:
 
 
 def _defaults() -> dict:
-    from pixbox.engine.config import DetectConfig
+    from pixbox.tasks.detect import DetectConfig
 
     return {f.name: f.default for f in dataclasses.fields(DetectConfig)}
 
@@ -59,8 +61,8 @@ def _defaults() -> dict:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pixbox.engine.config import DetectConfig
-    from pixbox.engine.detection import train_detector
+    from pixbox.tasks.detect import DetectConfig
+    from pixbox.tasks.detect import train_detector
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
     for key in ("data", "proposals"):
@@ -71,41 +73,22 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_val(args: argparse.Namespace) -> int:
-    from pixbox.engine.checkpoint import load_checkpoint
-    from pixbox.engine.detection import evaluate_detector, save_metrics_json
     from pixbox.metrics.detection import save_pr_curves, summary_table
+    from pixbox.tasks.detect import evaluate_detector
 
-    try:
-        saved = load_checkpoint(args.weights).get("config") or {}
-        data = args.data if args.data is not None else saved.get("data")
-        if data is None:
-            return _fail(f"--data is required: {args.weights} does not name its dataset")
-        split = args.split or saved.get("val_split") or "val"
-        fmt = args.format or saved.get("format") or "auto"
-        proposals = args.proposals if args.proposals is not None else saved.get("proposals")
-        metrics = evaluate_detector(args.weights, data, fmt=fmt, split=split, batch=args.batch, device=args.device,
-                                    score_threshold=args.conf, nms_threshold=args.iou, workers=args.workers,
-                                    proposals=proposals)
-        out = Path(args.out) if args.out is not None else Path(args.weights).parent
-        out.mkdir(parents=True, exist_ok=True)
-        json_path = save_metrics_json(metrics, out / "val_metrics.json")
-        png_path = save_pr_curves(metrics, out / "pr_curve.png")
-    except (*_USER_ERRORS, ImportError) as e:
-        return _fail(e)
-    print(f"{args.weights} on split {split!r} of {data}:")
-    print(summary_table(metrics))
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+    return run_validation(args, "detect", evaluate_detector, lambda metrics, names: summary_table(metrics),
+                          lambda metrics, names, out: save_pr_curves(metrics, out / "pr_curve.png"),
+                          saved={"fmt": ("format", "auto"), "proposals": ("proposals", None)},
+                          score_threshold=args.conf, nms_threshold=args.iou)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from pixbox.engine.detection import predict_detector, unique_dir
-    from pixbox.engine.predict import load
+    from pixbox.data.io import find_images
+    from pixbox.engine.runs import unique_dir
+    from pixbox.tasks.detect import predict_detector
 
     try:
-        predictor = load(args.weights, device=args.device, batch=args.batch)
-        from pixbox.engine.detection import find_images
-
+        predictor = load_predictor(args.weights, "detect", device=args.device, batch=args.batch)  # .pt or .onnx
         find_images(args.sources)  # fail on a bad source before making the output folder
         out = Path(args.out) if args.out is not None else unique_dir("runs/detect", "predict")
         results = predict_detector(predictor, args.sources, out=out, score_threshold=args.conf,
@@ -149,26 +132,18 @@ def add_parser(subparsers) -> None:
                                                "and Fast R-CNN).")
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True, parser_class=_ActionParser)
 
-    train = actions.add_parser(
-        "train", help="train a detector on a dataset folder",
+    train = add_train_parser(
+        actions, help="train a detector on a dataset folder",
         description="Train a detector; the run (config.yaml, last.pt, best.pt, metrics.csv, loss.png, map.png) "
                     "goes to PROJECT/NAME (NAME2, NAME3, ... when it exists). Flags override the values of "
                     "--config. --resume continues a stopped run with its saved config (only --epochs, --device, "
-                    "--workers, --patience and --eval-every may change).")
-    train.add_argument("--config", type=Path, metavar="YAML", help="a YAML file of config keys (see "
-                       "pixbox.engine.config.DetectConfig)")
-    train.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (csv, voc, coco or yolo layout)")
+                    "--workers, --patience, --eval-every and --amp may change).",
+        config="pixbox.tasks.detect.DetectConfig", data_help="the dataset folder (csv, voc, coco or yolo layout)",
+        models=_model_names, model_help="tiny_ssd, ssd_resnet18, ...", defaults=d)
     train.add_argument("--format", type=_choice("format", _FORMATS), metavar="FMT",
                        help=f"{', '.join(_FORMATS)} (default: {d['format']})")
-    train.add_argument("--model", type=_choice("model", _model_names), metavar="NAME",
-                       help=f"tiny_ssd, ssd_resnet18, ... (default: {d['model']})")
-    train.add_argument("--epochs", type=_number(int, 1), metavar="N", help=f"(default: {d['epochs']})")
-    train.add_argument("--batch", type=_number(int, 1), metavar="N", help=f"images per batch (default: {d['batch']})")
     train.add_argument("--imgsz", type=_number(int, 16), metavar="PX",
                        help=f"square input size (default: {d['imgsz']})")
-    train.add_argument("--lr", type=_number(float, 0, low_open=True), help=f"peak learning rate (default: {d['lr']})")
-    train.add_argument("--optimizer", type=_choice("optimizer", ("sgd", "adamw")), metavar="OPT",
-                       help=f"sgd or adamw (default: {d['optimizer']})")
     add_run_flags(train, d)
     train.add_argument("--proposals", type=Path, metavar="FILE",
                        help="region proposals of the images (fast_rcnn_* models; make the file with "
@@ -178,40 +153,29 @@ def add_parser(subparsers) -> None:
     add_resume_flags(train)
     train.set_defaults(func=_run_train)
 
-    val = actions.add_parser(
-        "val", help="evaluate a checkpoint: metrics table, val_metrics.json, pr_curve.png",
+    val = add_val_parser(
+        actions, help="evaluate a checkpoint: metrics table, val_metrics.json, pr_curve.png", batch=16,
         description="Evaluate a checkpoint on a dataset split: print the per-class table and the COCO and VOC "
                     "mAPs, and write val_metrics.json and pr_curve.png (next to the weights, or to --out).")
-    val.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
-    val.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (default: the run's)")
     val.add_argument("--format", type=_choice("format", _FORMATS), metavar="FMT", help="default: the run's")
-    val.add_argument("--split", metavar="S", help="the split (default: the run's validation split)")
-    val.add_argument("--batch", type=_number(int, 1), default=16, metavar="N", help="(default: %(default)s)")
     val.add_argument("--conf", type=_number(float, 0, high=1), default=0.01,
                      help="score threshold (default: %(default)s)")
     val.add_argument("--iou", type=_number(float, 0, high=1), default=0.45,
                      help="NMS IoU threshold (default: %(default)s)")
-    val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
-    val.add_argument("--workers", type=_number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
     val.add_argument("--proposals", type=Path, metavar="FILE",
                      help="region proposals of the split's images (fast_rcnn_* models; default: the run's)")
-    val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
     val.set_defaults(func=_run_val)
 
-    predict = actions.add_parser(
-        "predict", help="draw detections on images and write predictions.json",
+    predict = add_predict_parser(
+        actions, help="draw detections on images and write predictions.json", metavar="SOURCE",
+        out_help="output folder (default: runs/detect/predict, predict2, ...)",
         description="Detect objects in images (files, folders or glob patterns). Writes OUT/<stem>.png with "
                     "the boxes, class names and scores drawn, and OUT/predictions.json (boxes in the pixels "
                     "of the original images).")
-    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders or globs ('imgs/*.jpg')")
-    predict.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
-    predict.add_argument("--out", type=Path, metavar="DIR",
-                         help="output folder (default: runs/detect/predict, predict2, ...)")
     predict.add_argument("--conf", type=_number(float, 0, high=1), default=0.25,
                          help="score threshold (default: %(default)s)")
     predict.add_argument("--iou", type=_number(float, 0, high=1), default=0.45,
                          help="NMS IoU threshold (default: %(default)s)")
-    predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     predict.add_argument("--batch", type=_number(int, 1), default=16, metavar="N",
                          help="images per forward pass (default: %(default)s)")
     predict.add_argument("--proposals", type=Path, metavar="FILE",

@@ -2,7 +2,7 @@
 
 - ``pixbox segment train --data VOCDIR [--model fcn_resnet18] [--pretrained none|default|PATH]
   [--crop 320x480] [--epochs N] ... [--config cfg.yaml]``: train
-  (:func:`pixbox.engine.segmentation.train_segmenter`); runs go to ``runs/segment/<name>/``;
+  (:func:`pixbox.tasks.segment.train_segmenter`); runs go to ``runs/segment/<name>/``;
   ``--resume`` continues a stopped run;
 - ``pixbox segment val --weights best.pt [--data VOCDIR]``: print pixel accuracy, mean class
   accuracy, mIoU and the per-class IoU table; write ``val_metrics.json`` and
@@ -20,16 +20,9 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pixbox.cli._common import (
-    USER_ERRORS,
-    ActionParser,
-    add_resume_flags,
-    add_run_flags,
-    choice,
-    fail,
-    number,
-    run_training,
-)
+from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, load_predictor, number
+from pixbox.cli._common import add_predict_parser, add_resume_flags, add_run_flags, add_train_parser, add_val_parser
+from pixbox.cli._common import run_training, run_validation
 
 __all__ = ["add_parser"]
 
@@ -46,7 +39,7 @@ def _model_names() -> list[str]:
 
 
 def _defaults() -> dict:
-    from pixbox.engine.config import SegmentConfig
+    from pixbox.tasks.segment import SegmentConfig
 
     return {f.name: f.default for f in dataclasses.fields(SegmentConfig)}
 
@@ -59,8 +52,8 @@ def _crop(text: str) -> str:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pixbox.engine.config import SegmentConfig
-    from pixbox.engine.segmentation import train_segmenter
+    from pixbox.tasks.segment import SegmentConfig
+    from pixbox.tasks.segment import train_segmenter
 
     flags = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
     if "data" in flags:
@@ -72,39 +65,22 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_val(args: argparse.Namespace) -> int:
-    from pixbox.engine.checkpoint import load_checkpoint
-    from pixbox.engine.runs import save_metrics_json
-    from pixbox.engine.segmentation import evaluate_segmenter, load_segmenter
-    from pixbox.metrics.segmentation import save_segmentation_confusion, segmentation_table
+    from pixbox.metrics.segmentation import segmentation_table
+    from pixbox.plots import save_segmentation_confusion
+    from pixbox.tasks.segment import evaluate_segmenter
 
-    try:
-        state = load_checkpoint(args.weights, map_location="cpu")
-        saved = state.get("config") or {}
-        data = args.data if args.data is not None else saved.get("data")
-        if data is None:
-            return fail(f"--data is required: {args.weights} does not name its dataset")
-        split = args.split or saved.get("val_split") or "val"
-        predictor = load_segmenter(args.weights, device=args.device, state=state)
-        metrics = evaluate_segmenter(predictor, data, split=split, batch=args.batch, workers=args.workers)
-        out = Path(args.out) if args.out is not None else Path(args.weights).parent
-        out.mkdir(parents=True, exist_ok=True)
-        json_path = save_metrics_json(metrics, out / "val_metrics.json")
-        png_path = save_segmentation_confusion(metrics["confusion"], predictor.class_names,
-                                               out / "confusion_matrix.png")
-    except USER_ERRORS as e:
-        return fail(e)
-    print(f"{args.weights} on split {split!r} of {data} ({metrics['num_images']} images):")
-    print(segmentation_table(metrics, predictor.class_names))
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+    return run_validation(args, "segment", evaluate_segmenter, segmentation_table,
+                          lambda metrics, names, out: save_segmentation_confusion(metrics["confusion"], names,
+                                                                                  out / "confusion_matrix.png"))
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from pixbox.engine.runs import find_images, unique_dir
-    from pixbox.engine.segmentation import load_segmenter, predict_segmenter
+    from pixbox.data.io import find_images
+    from pixbox.engine.runs import unique_dir
+    from pixbox.tasks.segment import predict_segmenter
 
     try:
-        predictor = load_segmenter(args.weights, device=args.device)
+        predictor = load_predictor(args.weights, "segment", device=args.device)
         find_images(args.sources)  # fail on a bad source before making the output folder
         out = Path(args.out) if args.out is not None else unique_dir("runs/segment", "predict")
         results = predict_segmenter(predictor, args.sources, out=out, alpha=args.alpha)
@@ -129,26 +105,18 @@ def add_parser(subparsers) -> None:
                                                "VOC-format data (JPEGImages/, SegmentationClass/, ImageSets/).")
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True, parser_class=ActionParser)
 
-    train = actions.add_parser(
-        "train", help="train an FCN on a VOC-format folder",
+    train = add_train_parser(
+        actions, help="train an FCN on a VOC-format folder",
         description="Train an FCN on random crops of the training split; the run (config.yaml, last.pt, best.pt, "
                     "metrics.csv, loss.png, miou.png, confusion_matrix.png) goes to PROJECT/NAME. Images smaller "
-                    "than the crop are padded (the padding is ignored), never dropped.")
-    train.add_argument("--config", type=Path, metavar="YAML",
-                       help="a YAML file of config keys (see pixbox.engine.config.SegmentConfig)")
-    train.add_argument("--data", type=Path, metavar="DIR", help="the VOC-format dataset folder")
-    train.add_argument("--model", type=choice("model", _model_names), metavar="NAME",
-                       help=f"fcn_resnet18, fcn_efficientnet_lite0, ... (default: {d['model']})")
+                    "than the crop are padded (the padding is ignored), never dropped.",
+        config="pixbox.tasks.segment.SegmentConfig", data_help="the VOC-format dataset folder", models=_model_names,
+        model_help="fcn_resnet18, fcn_efficientnet_lite0, ...", defaults=d)
     train.add_argument("--pretrained", metavar="W",
                        help="backbone weights: 'default' (offline; efficientnet_lite0 only), a local file (e.g. "
                             f"torchvision's resnet18-f37072fd.pth) or 'none' (default: {d['pretrained']})")
     train.add_argument("--crop", type=_crop, metavar="HxW",
                        help=f"training window (default: {d['crop'][0]}x{d['crop'][1]})")
-    train.add_argument("--epochs", type=number(int, 1), metavar="N", help=f"(default: {d['epochs']})")
-    train.add_argument("--batch", type=number(int, 1), metavar="N", help=f"images per batch (default: {d['batch']})")
-    train.add_argument("--lr", type=number(float, 0, low_open=True), help=f"learning rate (default: {d['lr']})")
-    train.add_argument("--optimizer", type=choice("optimizer", ("sgd", "adamw")), metavar="OPT",
-                       help=f"sgd or adamw (default: {d['optimizer']})")
     train.add_argument("--augment", type=choice("augment preset", _AUGMENT), metavar="PRESET",
                        help=f"crop, flip (crop + horizontal flip) or scale (random 0.5-2x rescale + flip) "
                             f"(default: {d['augment']})")
@@ -158,29 +126,18 @@ def add_parser(subparsers) -> None:
     add_resume_flags(train)
     train.set_defaults(func=_run_train)
 
-    val = actions.add_parser(
-        "val", help="evaluate a checkpoint: pixel accuracy, mIoU, per-class IoU",
+    val = add_val_parser(
+        actions, help="evaluate a checkpoint: pixel accuracy, mIoU, per-class IoU", batch=1,
         description="Evaluate an FCN on whole images of a split: print pixel accuracy, mean class accuracy, "
                     "mIoU and the per-class IoU table; write val_metrics.json and confusion_matrix.png (next to "
                     "the weights, or to --out).")
-    val.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
-    val.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder (default: the run's)")
-    val.add_argument("--split", metavar="S", help="the split (default: the run's validation split)")
-    val.add_argument("--batch", type=number(int, 1), default=1, metavar="N", help="(default: %(default)s)")
-    val.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
-    val.add_argument("--workers", type=number(int, 0), default=0, metavar="N", help="(default: %(default)s)")
-    val.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the weights' folder)")
     val.set_defaults(func=_run_val)
 
-    predict = actions.add_parser(
-        "predict", help="write label maps (VOC palette PNG) and overlays",
+    predict = add_predict_parser(
+        actions, help="write label maps (VOC palette PNG) and overlays",
+        out_help="output folder (default: runs/segment/predict, predict2, ...)",
         description="Segment images (files, folders or glob patterns): write OUT/<stem>.png (the label map as a "
                     "VOC palette PNG), OUT/<stem>_overlay.png and OUT/predictions.json.")
-    predict.add_argument("sources", nargs="+", metavar="IMAGE", help="image files, folders or globs ('imgs/*.jpg')")
-    predict.add_argument("--weights", type=Path, required=True, metavar="PT", help="best.pt or last.pt of a run")
-    predict.add_argument("--out", type=Path, metavar="DIR",
-                         help="output folder (default: runs/segment/predict, predict2, ...)")
     predict.add_argument("--alpha", type=number(float, 0, high=1), default=0.5,
                          help="overlay opacity (default: %(default)s)")
-    predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     predict.set_defaults(func=_run_predict)

@@ -1,4 +1,4 @@
-"""``pixbox stylize CONTENT STYLE -o OUT.png``: neural style transfer (:func:`pixbox.engine.style.stylize`).
+"""``pixbox stylize CONTENT STYLE -o OUT.png``: neural style transfer (:func:`pixbox.tasks.stylize.stylize`).
 
 Options: ``--size`` (long side), ``--steps``, ``--content-weight``, ``--style-weight``,
 ``--tv-weight``, ``--style-layers``, ``--content-layers`` (comma-separated tap names or indices),
@@ -31,7 +31,7 @@ def _layers(text: str) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from pixbox.data.io import WRITABLE_IMAGE_SUFFIXES, write_image
-    from pixbox.engine.style import stylize
+    from pixbox.tasks.stylize import stylize
 
     out = Path(args.out)
     if out.suffix.lower() not in WRITABLE_IMAGE_SUFFIXES:

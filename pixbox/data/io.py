@@ -28,10 +28,12 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,8 +44,8 @@ from pixbox._files import atomic_open
 from pixbox._checks import check_number
 from pixbox.data.annotations import DatasetError
 
-__all__ = ["IMAGE_SUFFIXES", "VOC_CLASSES", "VOC_COLORMAP", "WRITABLE_IMAGE_SUFFIXES", "image_size", "read_image",
-           "read_mask", "write_image", "write_mask"]
+__all__ = ["IMAGE_SUFFIXES", "VOC_CLASSES", "VOC_COLORMAP", "WRITABLE_IMAGE_SUFFIXES", "find_images", "image_size",
+           "output_names", "read_image", "read_mask", "write_image", "write_mask"]
 
 #: The 21 Pascal VOC segmentation classes; a mask value is an index into this tuple.
 VOC_CLASSES: tuple[str, ...] = (
@@ -379,3 +381,56 @@ def write_mask(mask, path, *, palette=VOC_COLORMAP) -> Path:
     pil = Image.fromarray(np.ascontiguousarray(mask.astype(np.uint8)))  # mode "L"
     pil.putpalette(flat.reshape(-1).tolist())  # an "L" image with a palette becomes "P"
     return _atomic_save(pil, path, "PNG")
+
+
+# ----------------------------------------------------------------------------------------------
+# Image sources
+
+
+def find_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files named by ``sources``: files, folders (their images, sorted) or glob patterns.
+
+    Args:
+        sources (sequence of str or PathLike): each a file, a folder (its files with a suffix
+            of :data:`IMAGE_SUFFIXES`, not recursive) or a glob pattern (``*``, ``?``, ``[``;
+            ``**`` recurses).
+
+    Returns:
+        list[Path]: in the order given, without duplicates.
+
+    Raises:
+        FileNotFoundError: a source matches no image.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    found: list[Path] = []
+    for source in sources:
+        text = os.fspath(source)
+        path = Path(text)
+        if path.is_file():
+            matches = [path]
+        elif path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
+                             if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"pattern {text!r} matches no image file")
+        else:
+            raise FileNotFoundError(f"source {text!r} does not exist")
+        for p in matches:
+            if p not in found:
+                found.append(p)
+    return found
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """``<stem>.png`` per image, with ``_2``, ``_3`` ... for repeated stems."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        seen[p.stem] = seen.get(p.stem, 0) + 1
+        names.append(f"{p.stem}.png" if seen[p.stem] == 1 else f"{p.stem}_{seen[p.stem]}.png")
+    return names

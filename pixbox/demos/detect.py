@@ -42,7 +42,7 @@ from pixbox.viz import add_caption, make_grid, save_image
 
 __all__ = ["RECIPE", "run"]
 
-#: The training recipe of the demo (keys of :class:`pixbox.engine.config.DetectConfig`).
+#: The training recipe of the demo (keys of :class:`pixbox.tasks.detect.DetectConfig`).
 RECIPE: dict[str, Any] = {
     "model": "tiny_ssd",
     "imgsz": 160,
@@ -96,8 +96,9 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
         ``predictions``.
     """
     from pixbox.data.generators import make_dataset
-    from pixbox.engine.config import DetectConfig
-    from pixbox.engine.detection import evaluate_detector, predict_detector, save_metrics_json, train_detector
+    from pixbox.tasks.detect import DetectConfig
+    from pixbox.tasks.detect import evaluate_detector, predict_detector, train_detector
+    from pixbox.engine.runs import save_metrics_json
     from pixbox.metrics.detection import summary_table
 
     say = log if log is not None else logging.getLogger(__name__).info

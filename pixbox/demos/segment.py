@@ -30,7 +30,7 @@ from pixbox.viz import add_caption, make_grid, save_image
 
 __all__ = ["RECIPE", "run"]
 
-#: The training recipe (keys of :class:`pixbox.engine.config.SegmentConfig`).
+#: The training recipe (keys of :class:`pixbox.tasks.segment.SegmentConfig`).
 RECIPE: dict[str, Any] = {
     "model": "fcn8s_efficientnet_lite0",
     "pretrained": "default",
@@ -73,9 +73,9 @@ def run(out_dir: str | os.PathLike = "runs/demo/segment", *, seed: int = 0, num_
     """
     from pixbox.data.generators import make_dataset
     from pixbox.data.io import read_image, read_mask
-    from pixbox.engine.config import SegmentConfig
+    from pixbox.tasks.segment import SegmentConfig
     from pixbox.engine.runs import save_metrics_json
-    from pixbox.engine.segmentation import evaluate_segmenter, predict_segmenter, train_segmenter
+    from pixbox.tasks.segment import evaluate_segmenter, predict_segmenter, train_segmenter
     from pixbox.metrics.segmentation import segmentation_table
     from pixbox.viz import draw_masks
 

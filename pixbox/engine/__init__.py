@@ -1,27 +1,22 @@
-"""pixbox.engine: training loop, callbacks, checkpoints, and the tasks (detect, classify, segment, stylize).
+"""pixbox.engine: the task-agnostic training machinery; it knows no task (those are :mod:`pixbox.tasks`).
 
-- :mod:`pixbox.engine.trainer`: :class:`Trainer`, a small loop (forward, loss, backward, step)
-  with hooks; devices, seeds and the LR schedule.
-- :mod:`pixbox.engine.callbacks`: evaluation, CSV log, atomic ``last.pt``/``best.pt``, plots,
-  early stopping, progress bar.
-- :mod:`pixbox.engine.checkpoint`: atomic save/load and RNG states.
-- :mod:`pixbox.engine.config`: :class:`DetectConfig`, :class:`ClassifyConfig` and
-  :class:`SegmentConfig`, the validated run configs (YAML, dict).
-- :mod:`pixbox.engine.runs`: run folders, resuming, optimizer and LR schedule, image sources.
-- :mod:`pixbox.engine.detection`: :func:`train_detector`, :func:`evaluate_detector`,
-  :func:`predict_detector`.
-- :mod:`pixbox.engine.finetune`: :func:`finetune` (new head, head learning rate, freezing).
-- :mod:`pixbox.engine.classification`: :func:`train_classifier`, :func:`evaluate_classifier`,
-  :func:`predict_classifier`.
-- :mod:`pixbox.engine.segmentation`: :func:`train_segmenter`, :func:`evaluate_segmenter`,
-  :func:`predict_segmenter`.
-- :mod:`pixbox.engine.style`: :func:`stylize` (neural style transfer).
-- :mod:`pixbox.engine.predict`: :func:`load` a checkpoint into a :class:`Predictor`.
+- :mod:`~pixbox.engine.trainer`: :class:`Trainer`, the loop (forward, loss, backward, step) with hooks;
+- :mod:`~pixbox.engine.callbacks`: evaluation, a line per epoch, CSV log, atomic ``last.pt`` /
+  ``best.pt``, plots, early stopping, progress bar;
+- :mod:`~pixbox.engine.checkpoint`: atomic save/load, slim checkpoints, RNG states;
+- :mod:`~pixbox.engine.config`: :class:`RunConfig`, every key a run shares, validated;
+- :mod:`~pixbox.engine.device`: devices and seeds;
+- :mod:`~pixbox.engine.optim`: parameter groups, optimizers, learning-rate schedules;
+- :mod:`~pixbox.engine.precision`: mixed precision (what ``amp`` chooses, layers kept in float32);
+- :mod:`~pixbox.engine.distributed`: ``torchrun`` / DDP (process groups, sharded loaders);
+- :mod:`~pixbox.engine.finetune`: a new head, its learning rate, freezing (model surgery);
+- :mod:`~pixbox.engine.task`: the :class:`Task` interface (five hooks) and its trainer;
+- :mod:`~pixbox.engine.runs`: run folders, resuming, and :func:`fit`, the one training skeleton.
 
 Example:
-    >>> from pixbox.engine import DetectConfig, train_detector, load
-    >>> run = train_detector(DetectConfig(data="data/bananas", epochs=10))  # doctest: +SKIP
-    >>> load(run / "best.pt").predict("image.png")  # doctest: +SKIP
+    >>> from pixbox.engine import fit
+    >>> from pixbox.tasks import TASKS
+    >>> run = fit(TASKS["detect"], {"data": "data/bananas", "epochs": 10})  # doctest: +SKIP
 """
 
 from pixbox.engine.callbacks import (
@@ -29,74 +24,44 @@ from pixbox.engine.callbacks import (
     CheckpointCallback,
     CSVLogger,
     EarlyStopping,
+    EpochLogger,
     EvalCallback,
     PlotCallback,
     ProgressBar,
 )
 from pixbox.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from pixbox.engine.classification import (
-    ClassificationTrainer,
-    ClassifierPredictor,
-    evaluate_classifier,
-    load_classifier,
-    predict_classifier,
-    train_classifier,
-)
-from pixbox.engine.config import ClassifyConfig, DetectConfig, SegmentConfig
-from pixbox.engine.detection import DetectionTrainer, evaluate_detector, predict_detector, train_detector
+from pixbox.engine.config import RunConfig
+from pixbox.engine.device import epoch_seed, seed_everything, select_device
 from pixbox.engine.finetune import FrozenBatchNorm2d, finetune, freeze_batchnorm
-from pixbox.engine.segmentation import (
-    SegmentationTrainer,
-    SegmenterPredictor,
-    evaluate_segmenter,
-    load_segmenter,
-    predict_segmenter,
-    train_segmenter,
-)
-from pixbox.engine.predict import Predictor, load
-from pixbox.engine.style import stylize
-from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, seed_everything, select_device
+from pixbox.engine.optim import lr_schedule
+from pixbox.engine.runs import fit
+from pixbox.engine.task import Task, TaskData, TaskTrainer
+from pixbox.engine.trainer import Trainer
 
 __all__ = [
     "CSVLogger",
     "Callback",
     "CheckpointCallback",
-    "ClassificationTrainer",
-    "ClassifierPredictor",
-    "ClassifyConfig",
-    "DetectConfig",
-    "DetectionTrainer",
     "EarlyStopping",
+    "EpochLogger",
     "EvalCallback",
     "FrozenBatchNorm2d",
     "PlotCallback",
-    "Predictor",
     "ProgressBar",
-    "SegmentConfig",
-    "SegmentationTrainer",
-    "SegmenterPredictor",
+    "RunConfig",
+    "Task",
+    "TaskData",
+    "TaskTrainer",
     "Trainer",
     "epoch_seed",
-    "evaluate_classifier",
-    "evaluate_detector",
-    "evaluate_segmenter",
     "finetune",
+    "fit",
     "freeze_batchnorm",
     "get_rng_state",
-    "load",
     "load_checkpoint",
-    "load_classifier",
-    "load_segmenter",
     "lr_schedule",
-    "predict_classifier",
-    "predict_detector",
-    "predict_segmenter",
     "save_checkpoint",
     "seed_everything",
     "select_device",
     "set_rng_state",
-    "stylize",
-    "train_classifier",
-    "train_detector",
-    "train_segmenter",
 ]

@@ -88,7 +88,7 @@ class EvalCallback(Callback):
     """
 
     def __init__(self, every: int = 1, *, log: bool = True,
-                 log_keys: Sequence[str] = ("map", "map_50", "map_75", "voc07_ap50")):
+                 log_keys: Sequence[str] = ()):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an int >= 1, got {every!r}")
         self.every = every
@@ -139,7 +139,7 @@ class EarlyStopping(Callback):
         monitor (str): a column of the epoch rows, e.g. ``"map_50"``.
     """
 
-    def __init__(self, patience: int, monitor: str = "map_50"):
+    def __init__(self, patience: int, monitor: str):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience must be an int >= 1, got {patience!r}")
         self.patience, self.monitor = patience, monitor
@@ -220,7 +220,7 @@ class CheckpointCallback(Callback):
 
     main_process_only = True
 
-    def __init__(self, folder, monitor: str = "map_50"):
+    def __init__(self, folder, monitor: str):
         self.folder = Path(folder)
         self.monitor = monitor
 

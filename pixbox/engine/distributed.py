@@ -26,12 +26,15 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from pixbox.engine.device import epoch_seed
+
 __all__ = [
     "ShardSampler",
     "all_reduce_sum",
     "barrier",
     "broadcast_object",
     "destroy_distributed",
+    "epoch_batches",
     "get_rank",
     "get_world_size",
     "init_distributed",
@@ -40,6 +43,7 @@ __all__ = [
     "rank_batch",
     "shard_loader",
     "shard_steps",
+    "steps_per_epoch",
     "wrap_ddp",
 ]
 
@@ -83,7 +87,7 @@ def local_device(device: str) -> str:
         device (str): the config's device name.
 
     Returns:
-        str: a device name for :func:`~pixbox.engine.trainer.select_device`.
+        str: a device name for :func:`~pixbox.engine.device.select_device`.
     """
     if get_world_size() > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
         return f"cuda:{_env_int('LOCAL_RANK', 0)}"
@@ -236,7 +240,6 @@ def shard_loader(dataset, batch: int, *, seed: int, num_workers: int = 0, collat
         DataLoader: iterate it once.
     """
     from pixbox.data.loaders import _default_collate_fn, _SeededLoader, seed_worker
-    from pixbox.engine.trainer import epoch_seed
 
     rank = get_rank()
     per_rank = rank_batch(batch)
@@ -247,13 +250,54 @@ def shard_loader(dataset, batch: int, *, seed: int, num_workers: int = 0, collat
                          worker_init_fn=seed_worker, persistent_workers=False)
 
 
+def steps_per_epoch(num_images: int, batch: int) -> tuple[int, bool]:
+    """``(steps, drop_last)`` of an epoch: the last batch is dropped only when it would hold a
+    single image (BatchNorm cannot train on one)."""
+    drop_last = num_images > batch and num_images % batch == 1
+    return (num_images // batch if drop_last else math.ceil(num_images / batch)), drop_last
+
+
 def shard_steps(num_images: int, batch: int) -> tuple[int, bool]:
     """``(steps, drop_last)`` of one rank's epoch with the global ``batch`` (see
-    :func:`~pixbox.engine.runs.steps_per_epoch`, applied to the rank's padded shard)."""
-    from pixbox.engine.runs import steps_per_epoch
-
+    :func:`steps_per_epoch`, applied to the rank's padded shard)."""
     world = get_world_size()
     return steps_per_epoch(math.ceil(num_images / world), rank_batch(batch, world))
+
+
+def epoch_batches(dataset, batch: int, *, seed: int, workers: int, collate_fn=None):
+    """The training batches of a run: ``(batches, steps)`` where ``batches(epoch)`` is the
+    loader of epoch ``epoch`` (a new one per epoch, seeded from ``(seed, epoch)``, so an epoch's
+    order and augmentation depend on nothing else and a resumed run repeats them) and ``steps``
+    the optimizer steps per epoch. Under ``torchrun`` each rank loads its shard of every global
+    batch (:func:`shard_loader`).
+
+    Args:
+        dataset (Dataset): the training set.
+        batch (int): the (global) batch size.
+        seed (int): the run's seed.
+        workers (int): loading processes per rank.
+        collate_fn (callable, optional): as for :func:`pixbox.data.loaders.make_loader`.
+
+    Returns:
+        tuple: ``(batches, steps)``.
+    """
+    if get_world_size() > 1:
+        steps, drop_last = shard_steps(len(dataset), batch)
+
+        def shards(epoch: int):
+            return shard_loader(dataset, batch, seed=epoch_seed(seed, epoch), num_workers=workers,
+                                collate_fn=collate_fn, drop_last=drop_last)
+
+        return shards, steps
+    steps, drop_last = steps_per_epoch(len(dataset), batch)
+
+    def batches(epoch: int):
+        from pixbox.data.loaders import make_loader
+
+        return make_loader(dataset, batch, shuffle=True, num_workers=workers, collate_fn=collate_fn,
+                           seed=epoch_seed(seed, epoch), drop_last=drop_last)
+
+    return batches, steps
 
 
 class _Forward(nn.Module):

@@ -29,10 +29,13 @@ from __future__ import annotations
 from torch import nn
 
 from pixbox._checks import check_choice, check_number
-from pixbox.engine.config import FREEZE_MODES
-from pixbox.engine.runs import param_groups
+from pixbox.engine.optim import param_groups
 
-__all__ = ["FrozenBatchNorm2d", "finetune", "freeze_batchnorm", "head_parameter_names"]
+#: What fine-tuning freezes: nothing, the whole backbone (only the new head trains), or the
+#: BatchNorm statistics (for tiny batches).
+FREEZE_MODES: tuple[str, ...] = ("none", "backbone", "bn")
+
+__all__ = ["FREEZE_MODES", "FrozenBatchNorm2d", "finetune", "freeze_batchnorm", "head_parameter_names"]
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 

@@ -1,7 +1,7 @@
 """What every task's training run shares: run folders, resuming, optimizer and schedule, image
 sources and metric files.
 
-A task module (:mod:`pixbox.engine.detection`, :mod:`pixbox.engine.classification`) builds its
+A task module (:mod:`pixbox.tasks.detect`, :mod:`pixbox.tasks.classify`) builds its
 data, model and trainer; this module holds the steps around them that do not depend on the task:
 
 - :func:`start_run` validates a new run's config, or finds the checkpoint of a run to resume and
@@ -16,7 +16,6 @@ data, model and trainer; this module holds the steps around them that do not dep
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -24,31 +23,42 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch import nn
 
 from pixbox._files import atomic_open
+from pixbox.data.loaders import make_loader
+from pixbox.engine.callbacks import (
+    CheckpointCallback,
+    CSVLogger,
+    EarlyStopping,
+    EpochLogger,
+    EvalCallback,
+    PlotCallback,
+    ProgressBar,
+)
 from pixbox.engine.checkpoint import load_checkpoint
 from pixbox.engine.config import RunConfig, read_yaml_values
-from pixbox.engine.trainer import lr_schedule
+from pixbox.engine.device import seed_everything
+from pixbox.engine.distributed import (
+    broadcast_object,
+    epoch_batches,
+    init_distributed,
+    is_main_process,
+    local_device,
+)
+from pixbox.engine.optim import build_optimizer, build_scheduler
+from pixbox.engine.task import Task, TaskData, TaskTrainer
 
 __all__ = [
+    "build_trainer",
     "finish_lines",
-    "IMAGE_SUFFIXES",
-    "build_optimizer",
-    "build_scheduler",
-    "find_images",
-    "output_names",
+    "fit",
     "keep_random_subset",
-    "param_groups",
     "resume_config",
     "save_metrics_json",
     "start_run",
-    "steps_per_epoch",
     "unique_dir",
 ]
 
-#: The file suffixes :func:`find_images` takes from folders.
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def unique_dir(parent, name: str) -> Path:
@@ -71,77 +81,6 @@ def unique_dir(parent, name: str) -> Path:
             return path
         except FileExistsError:
             k += 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Optimizer and schedule
-
-
-def param_groups(params, weight_decay: float, **options) -> list[dict]:
-    """Splits trainable parameters into a decayed group (weights) and an undecayed one (biases and
-    normalization scales, the 1-D tensors). Frozen parameters (``requires_grad=False``) are left out.
-
-    Args:
-        params (nn.Module or iterable of Tensor): the parameters.
-        weight_decay (float): of the first group.
-        **options: added to both groups (e.g. ``lr=0.1``).
-
-    Returns:
-        list[dict]: two optimizer parameter groups (either may be empty).
-    """
-    if isinstance(params, nn.Module):
-        params = params.parameters()
-    decay, no_decay = [], []
-    for p in params:
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, **options},
-            {"params": no_decay, "weight_decay": 0.0, **options}]
-
-
-def build_optimizer(groups: nn.Module | list[dict], cfg: RunConfig) -> torch.optim.Optimizer:
-    """The optimizer ``cfg.optimizer`` (``"sgd"`` with momentum, or ``"adamw"``) at ``cfg.lr``.
-
-    Args:
-        groups (nn.Module or list of dict): a model (its trainable parameters, split by
-            :func:`param_groups` with ``cfg.weight_decay``) or ready parameter groups; a group
-            with its own ``"lr"`` keeps it.
-        cfg (RunConfig): reads ``optimizer``, ``lr``, ``momentum``, ``weight_decay``.
-
-    Returns:
-        torch.optim.Optimizer
-    """
-    if isinstance(groups, nn.Module):
-        groups = param_groups(groups, cfg.weight_decay)
-    groups = [g for g in groups if len(g["params"]) > 0]
-    if not groups:
-        raise ValueError("the model has no trainable parameters (is everything frozen?)")
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: RunConfig, steps: int):
-    """The per-iteration LR schedule of ``cfg`` (warm-up, then cosine or step), as a ``LambdaLR``.
-
-    Args:
-        optimizer (torch.optim.Optimizer): every group's rate is multiplied by the same factor.
-        cfg (RunConfig): reads ``epochs``, ``warmup_epochs``, ``scheduler``, ``final_lr_ratio``,
-            ``step_epochs``, ``gamma``.
-        steps (int): optimizer steps per epoch.
-    """
-    step_epochs = cfg.step_epochs if cfg.step_epochs is not None else max(1, cfg.epochs // 3)
-    factor = lr_schedule(total_steps=cfg.epochs * steps, warmup_steps=int(round(cfg.warmup_epochs * steps)),
-                         kind=cfg.scheduler, final_ratio=cfg.final_lr_ratio, step_size=step_epochs * steps,
-                         gamma=cfg.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def steps_per_epoch(num_images: int, batch: int) -> tuple[int, bool]:
-    """``(steps, drop_last)`` of an epoch: the last batch is dropped only when it would hold a
-    single image (BatchNorm cannot train on one)."""
-    drop_last = num_images > batch and num_images % batch == 1
-    return (num_images // batch if drop_last else math.ceil(num_images / batch)), drop_last
 
 
 def keep_random_subset(dataset, limit: int | None, seed: int = 0):
@@ -230,8 +169,8 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
 
     Args:
         config: a ``config_class``, a dict or a YAML path (None only when resuming).
-        resume (None, bool, str or PathLike): see :func:`pixbox.engine.detection.train_detector`.
-        config_class (type): :class:`~pixbox.engine.config.DetectConfig`, ...
+        resume (None, bool, str or PathLike): see :func:`pixbox.tasks.detect.train_detector`.
+        config_class (type): :class:`~pixbox.tasks.detect.DetectConfig`, ...
         resume_keys (sequence of str): what a resume may change.
 
     Returns:
@@ -270,55 +209,6 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
 # Images and metric files
 
 
-def find_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
-    """The image files named by ``sources``: files, folders (their images, sorted) or glob patterns.
-
-    Args:
-        sources (sequence of str or PathLike): each a file, a folder (its files with a suffix
-            of :data:`IMAGE_SUFFIXES`, not recursive) or a glob pattern (``*``, ``?``, ``[``;
-            ``**`` recurses).
-
-    Returns:
-        list[Path]: in the order given, without duplicates.
-
-    Raises:
-        FileNotFoundError: a source matches no image.
-    """
-    if isinstance(sources, (str, os.PathLike)):
-        sources = [sources]
-    found: list[Path] = []
-    for source in sources:
-        text = os.fspath(source)
-        path = Path(text)
-        if path.is_file():
-            matches = [path]
-        elif path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise FileNotFoundError(f"folder {text!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                             if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise FileNotFoundError(f"pattern {text!r} matches no image file")
-        else:
-            raise FileNotFoundError(f"source {text!r} does not exist")
-        for p in matches:
-            if p not in found:
-                found.append(p)
-    return found
-
-
-def output_names(paths: Sequence[Path]) -> list[str]:
-    """``<stem>.png`` per image, with ``_2``, ``_3`` ... for repeated stems."""
-    seen: dict[str, int] = {}
-    names = []
-    for p in paths:
-        seen[p.stem] = seen.get(p.stem, 0) + 1
-        names.append(f"{p.stem}.png" if seen[p.stem] == 1 else f"{p.stem}_{seen[p.stem]}.png")
-    return names
-
-
 def _json_ready(value):
     """Metrics with numpy arrays, tensors and NaN made JSON-friendly (arrays to lists, NaN to None)."""
     import numpy as np
@@ -342,7 +232,7 @@ def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = F
     """Writes evaluation metrics to a JSON file (NaN as null; PR curves only when asked).
 
     Args:
-        metrics (dict): e.g. from :func:`~pixbox.engine.detection.evaluate_detector`.
+        metrics (dict): e.g. from :func:`~pixbox.tasks.detect.evaluate_detector`.
         path (str or PathLike): the ``.json`` file.
         include_curves (bool): also write the raw ``pr_curves`` arrays.
 
@@ -396,4 +286,123 @@ def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data=None) -> 
     return [f"done: {best}results in {run_dir}",
             f"  evaluate: pixbox {task} val --weights {weights}",
             f"  predict:  pixbox {task} predict --weights {weights} {image} --out {out}"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The one training skeleton
+
+
+def fit(task: Task, config=None, *, resume=None, progress: bool = True, verbose: bool = True,
+        callbacks: Sequence = ()) -> Path:
+    """Trains ``task`` as ``config`` says and returns the run folder: the skeleton every task shares.
+
+    A new run goes to ``<project>/<name>``, or ``<name>2``, ``<name>3``, ... when that exists (a
+    previous run is never overwritten). With ``resume``, the run continues from a checkpoint with
+    the config saved in it and ends exactly as an uninterrupted run would (on the CPU). The
+    steps: the config (:func:`start_run`), the process group under ``torchrun``, the task's data
+    (checked before the folder is made), the model (seeded), the optimizer and LR schedule, the
+    standard callbacks (progress bar, evaluation, a line per epoch, early stopping, CSV,
+    checkpoints, plots), the loop (:class:`~pixbox.engine.task.TaskTrainer`), the task's reports
+    and the closing lines.
+
+    Args:
+        task (Task): what to train (:data:`pixbox.tasks.TASKS` holds pixbox's).
+        config (RunConfig, dict, YAML path or None): the run's config (``task.config_class``).
+            When resuming it may be None, or change only ``task.resume_keys``.
+        resume (None, True, str or PathLike): None/False starts a new run. True resumes
+            ``<project>/<name>/last.pt``; a run folder, a checkpoint file or a run name (under
+            ``project``) resumes that one.
+        progress (bool): show tqdm progress bars (only when stderr is a terminal).
+        verbose (bool): print what the run does (also written to ``train.log``).
+        callbacks (sequence): extra callbacks, run after the standard ones.
+
+    Returns:
+        Path: the run folder: ``config.yaml``, ``last.pt`` (everything to resume), ``best.pt``
+        (weights and metadata), ``metrics.csv``, ``train.log``, the task's plots and reports.
+
+    Raises:
+        ValueError, TypeError: a bad config value (the message names the key).
+        FileNotFoundError: the data folder or the checkpoint to resume does not exist.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a pixbox.engine.Task, got {type(task).__name__}")
+    cfg, state, run_dir = start_run(config, resume, task.config_class, task.resume_keys)
+    init_distributed(cfg.device)
+    cfg = task.prepare(cfg, new_run=state is None)
+    data = task.build_data(cfg)
+    data.check_classes(cfg.train_split, cfg.val_split)
+    if state is not None and list(state.get("class_names", [])) != list(data.class_names):
+        raise ValueError(f"{run_dir}: the checkpoint's classes {state.get('class_names')} differ from the "
+                         f"dataset's {data.class_names}")
+    seed_everything(cfg.seed)
+    model = task.build_model(cfg, data.class_names, load_weights=state is None)
+    if run_dir is None:  # a new run: its folder is made (by rank 0) once the data and the model are fine
+        run_dir = broadcast_object(unique_dir(cfg.project, cfg.name) if is_main_process() else None)
+        cfg = cfg.replace(name=run_dir.name)
+    if is_main_process():
+        cfg.to_yaml(run_dir / "config.yaml")
+    trainer, notes = build_trainer(task, cfg, data, run_dir, progress=progress, verbose=verbose, callbacks=callbacks,
+                                   model=model)
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.log(f"resuming {run_dir} at epoch {trainer.start_epoch + 1}/{cfg.epochs}")
+    else:
+        for line in notes:
+            trainer.log(line)
+        classes = len(data.class_names)
+        trainer.log(f"training {task.describe(cfg, data)} on {cfg.data} ({len(data.train_set)} train images, "
+                    f"{data.num_val} val images, {classes} class{'es' if classes != 1 else ''}) on {trainer.device}"
+                    + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else "")
+                    + f"; results in {run_dir}")
+    trainer.fit()
+    if is_main_process():
+        task.after_fit(trainer, run_dir, data)
+    for line in finish_lines(task.name, trainer, run_dir, cfg.monitor, data):
+        trainer.log(line)
+    return run_dir
+
+
+def build_trainer(task: Task, cfg: RunConfig, data: TaskData, run_dir: Path, *, progress: bool = True,
+                  verbose: bool = True, callbacks: Sequence = (), model=None) -> tuple[TaskTrainer, list[str]]:
+    """The trainer of a run, ready to :meth:`~pixbox.engine.trainer.Trainer.fit` (what :func:`fit`
+    does after reading the config and the data): the validation loader, the epoch loaders, the model (initialized from
+    ``cfg.seed``), the optimizer and LR schedule, the standard callbacks writing to ``run_dir``.
+
+    Args:
+        task (Task): the task.
+        cfg (RunConfig): the run's config.
+        data (TaskData): from ``task.build_data(cfg)``.
+        run_dir (Path): the run folder.
+        progress, verbose, callbacks: as :func:`fit`.
+        model (tuple, optional): ``task.build_model``'s result, made after seeding the global RNG
+            with ``cfg.seed``; None builds it so (with its pretrained weights).
+
+    Returns:
+        tuple: the :class:`~pixbox.engine.task.TaskTrainer` and the lines the task has to say about
+        its model (e.g. the pretrained weights it loaded).
+    """
+    if data.val_set is not None and data.val_loader is None:
+        data.val_loader = make_loader(data.val_set, cfg.batch, shuffle=False, num_workers=cfg.workers,
+                                      collate_fn=data.val_collate_fn)
+    batches, steps = epoch_batches(data.train_set, cfg.batch, seed=cfg.seed, workers=cfg.workers,
+                                   collate_fn=data.collate_fn)
+    if model is None:
+        seed_everything(cfg.seed)
+        model = task.build_model(cfg, data.class_names, load_weights=True)
+    model, groups, notes = model
+    optimizer = build_optimizer(model if groups is None else groups, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps)
+    standard = [ProgressBar(progress)]
+    if data.val_loader is not None:
+        standard.append(EvalCallback(cfg.eval_every, log=False))
+    standard.append(EpochLogger(task.metric_keys))
+    if cfg.patience > 0:
+        standard.append(EarlyStopping(cfg.patience, cfg.monitor))
+    standard += [CSVLogger(run_dir / "metrics.csv", task.csv_columns), CheckpointCallback(run_dir, cfg.monitor),
+                 PlotCallback(run_dir, task.plots)]
+    trainer = TaskTrainer(task, cfg, data, model, optimizer, batches, epochs=cfg.epochs, scheduler=scheduler,
+                          device=local_device(cfg.device), callbacks=standard + list(callbacks), amp=cfg.amp,
+                          channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose,
+                          sync_bn=cfg.sync_bn, log_file=Path(run_dir) / "train.log")
+    return trainer, list(notes)
 

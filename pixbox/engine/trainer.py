@@ -44,181 +44,20 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
-import random
-import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pixbox.engine.checkpoint import get_rng_state, set_rng_state
+from pixbox.engine.device import epoch_seed, seed_everything, select_device
 from pixbox.engine.distributed import all_reduce_sum, barrier, get_rank, get_world_size, wrap_ddp
-from pixbox.engine.precision import TinyConvGuard, cpu_bf16_supported, resolve_amp
+from pixbox.engine.precision import TinyConvGuard, resolve_amp
 
-__all__ = [
-    "Trainer",
-    "cpu_bf16_supported",
-    "check_device_name",
-    "epoch_seed",
-    "lr_schedule",
-    "resolve_amp",
-    "seed_everything",
-    "select_device",
-]
-
-_DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|\d+)$")
-
-
-# ----------------------------------------------------------------------------------------------
-# Devices and seeds
-
-
-def check_device_name(device: str, name: str = "device") -> str:
-    """Checks the spelling of a device name (not whether the device exists).
-
-    Args:
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"N"`` (CUDA device N) or
-            ``"mps"``.
-        name (str): the argument's name, for the error message.
-
-    Returns:
-        str: ``device``.
-    """
-    if not isinstance(device, str):
-        raise TypeError(f"{name} must be a str such as 'auto', 'cpu', 'cuda:0' or 'mps', got {type(device).__name__}")
-    if not _DEVICE_RE.match(device):
-        hint = difflib.get_close_matches(device, _DEVICE_NAMES, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ValueError(f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}{extra}")
-    return device
-
-
-def select_device(device: str | torch.device = "auto") -> torch.device:
-    """The device to run on.
-
-    Args:
-        device (str or torch.device): ``"auto"`` picks CUDA when available, else MPS (Apple)
-            when available, else the CPU. Explicit names are checked: ``"cuda:1"`` on a
-            machine without a second GPU is an error, not a silent fallback. ``"0"`` means
-            ``"cuda:0"``.
-
-    Returns:
-        torch.device: the device.
-
-    Raises:
-        ValueError: a misspelt name, or a device that is not available here.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    check_device_name(device)
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device.isdigit():
-        device = f"cuda:{device}"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was requested but CUDA is not available on this machine; "
-                             "use --device cpu (or auto)")
-        index = int(device.split(":")[1]) if ":" in device else 0
-        count = torch.cuda.device_count()
-        if index >= count:
-            raise ValueError(f"device {device!r} was requested but this machine has {count} CUDA device"
-                             f"{'s' if count != 1 else ''} (cuda:0 .. cuda:{count - 1})")
-    if device == "mps" and not _mps_available():
-        raise ValueError("device 'mps' was requested but MPS is not available on this machine; use --device cpu")
-    return torch.device(device)
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch`` of a run seeded with ``seed``: a hash of the pair, in [0, 2**63).
-
-    Args:
-        seed (int): the run's seed, >= 0.
-        epoch (int): the epoch index, >= 0.
-
-    Returns:
-        int: different pairs give unrelated seeds (numpy's ``SeedSequence``).
-    """
-    for value, name in ((seed, "seed"), (epoch, "epoch")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    hi, lo = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
-    return ((int(hi) << 32) | int(lo)) & (2**63 - 1)
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds torch (CPU and CUDA), numpy and Python's ``random``.
-
-    Args:
-        seed (int): in [0, 2**63).
-    """
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-# ----------------------------------------------------------------------------------------------
-# Learning rate schedule
-
-
-def lr_schedule(*, total_steps: int, warmup_steps: int = 0, kind: str = "cosine", final_ratio: float = 0.01,
-                step_size: int | None = None, gamma: float = 0.1) -> Callable[[int], float]:
-    """The learning-rate factor of each iteration: linear warm-up, then cosine or step decay.
-
-    ``factor(i) = warmup(i) * decay(i)`` where ``warmup(i) = min(1, (i + 1) / warmup_steps)`` and
-
-    - ``"cosine"``: ``decay(i) = r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``r = final_ratio`` and
-      ``p = (i - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1] (so the decay
-      starts when the warm-up ends);
-    - ``"step"``: ``decay(i) = gamma ** (i // step_size)``.
-
-    Use it with :class:`torch.optim.lr_scheduler.LambdaLR` stepped once per iteration.
-
-    Args:
-        total_steps (int): iterations of the whole run, >= 1.
-        warmup_steps (int): warm-up iterations, >= 0.
-        kind (str): ``"cosine"`` or ``"step"``.
-        final_ratio (float): cosine: the last factor, in [0, 1].
-        step_size (int, optional): step: iterations between decays, >= 1 (required).
-        gamma (float): step: the decay factor, in (0, 1].
-
-    Returns:
-        callable: ``factor(i: int) -> float``.
-    """
-    if kind not in ("cosine", "step"):
-        hint = difflib.get_close_matches(str(kind), ["cosine", "step"], n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ValueError(f"kind must be 'cosine' or 'step', got {kind!r}{extra}")
-    if total_steps < 1 or warmup_steps < 0:
-        raise ValueError(f"total_steps must be >= 1 and warmup_steps >= 0, got {total_steps} and {warmup_steps}")
-    if kind == "step" and (step_size is None or step_size < 1):
-        raise ValueError(f"step_size must be an int >= 1 for the step schedule, got {step_size!r}")
-
-    def factor(i: int) -> float:
-        warm = min(1.0, (i + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-        if kind == "step":
-            return warm * gamma ** (i // step_size)
-        span = max(1, total_steps - warmup_steps)
-        p = min(1.0, max(0.0, (i - warmup_steps) / span))
-        return warm * (final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * p)))
-
-    return factor
-
+__all__ = ["Trainer"]
 
 # ----------------------------------------------------------------------------------------------
 # The loop

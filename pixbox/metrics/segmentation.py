@@ -36,7 +36,6 @@ import torch
 from torch import Tensor
 
 from pixbox._checks import check_class_names, check_int, check_tensor, is_int
-from pixbox.plots import save_segmentation_confusion  # noqa: F401 - moved to pixbox.plots; callers not switched yet
 
 __all__ = [
     "SegmentationEvaluator",

@@ -174,8 +174,9 @@ def create_app(models: Sequence[ServedModel], *, max_upload_mb: float = 10, max_
             conf = _query_number(request, "conf", float, 0, 1)
             iou = _query_number(request, "iou", float, 0, 1)
             topk = _query_number(request, "topk", int, 1, 1000) or 5
-            if conf is not None and model.task == "detect" and conf < model.info()["conf_min"]:
-                raise ValueError(f"conf must be >= {model.info()['conf_min']} (the candidate floor), got {conf}")
+            floor = model.info().get("conf_min")  # a detector's candidate floor
+            if conf is not None and floor is not None and conf < floor:
+                raise ValueError(f"conf must be >= {floor} (the candidate floor), got {conf}")
         except ValueError as e:
             return _error(400, str(e))
         candidates = request.query_params.get("candidates", "0").lower() in ("1", "true", "yes")

@@ -126,33 +126,25 @@ class ServedModel:
 
     Args:
         name (str): the name in the page's menu and the API's ``model`` parameter.
-        predictor: a :class:`pixbox.engine.predict.Predictor` (detection),
-            :class:`~pixbox.engine.classification.ClassifierPredictor` or
-            :class:`~pixbox.engine.segmentation.SegmenterPredictor`.
+        predictor: a predictor of :func:`pixbox.load` whose ``task`` the server runs:
+            :class:`pixbox.tasks.detect.Predictor` (SSD), :class:`~pixbox.tasks.classify.ClassifierPredictor`
+            or :class:`~pixbox.tasks.segment.SegmenterPredictor`.
 
     Attributes:
         task (str): ``"detect"``, ``"classify"`` or ``"segment"``.
     """
 
     def __init__(self, name: str, predictor):
-        from pixbox.engine.classification import ClassifierPredictor
-        from pixbox.engine.predict import Predictor
-        from pixbox.engine.segmentation import SegmenterPredictor
-
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty str, got {name!r}")
-        if isinstance(predictor, Predictor):
-            if predictor.needs_proposals:
-                raise ValueError(f"{name}: {predictor!r} is a Fast R-CNN, which needs region proposals; "
-                                 "pixbox serve runs single-shot detectors (SSD), classifiers and FCNs")
-            self.task = "detect"
-        elif isinstance(predictor, ClassifierPredictor):
-            self.task = "classify"
-        elif isinstance(predictor, SegmenterPredictor):
-            self.task = "segment"
-        else:
-            raise TypeError(f"predictor must be a Predictor, ClassifierPredictor or SegmenterPredictor (from "
-                            f"pixbox.load), got {type(predictor).__name__}")
+        task = getattr(predictor, "task", None)
+        if task not in _RUNNERS:
+            raise TypeError(f"predictor must be a pixbox predictor of a task the server runs ({', '.join(_RUNNERS)}; "
+                            f"from pixbox.load), got {type(predictor).__name__}")
+        if getattr(predictor, "needs_proposals", False):
+            raise ValueError(f"{name}: {predictor!r} is a Fast R-CNN, which needs region proposals; "
+                             "pixbox serve runs single-shot detectors (SSD), classifiers and FCNs")
+        self.task = task
         self.name = name
         self.predictor = predictor
         self._lock = threading.Lock()
@@ -166,14 +158,7 @@ class ServedModel:
 
         out = {"name": self.name, "task": self.task, "classes": list(self.predictor.class_names),
                "colors": [list(label_color(i)) for i in range(len(self.predictor.class_names))]}
-        if self.task == "detect":
-            out.update(conf=max(CANDIDATE_FLOOR, self.predictor.score_threshold), iou=self.predictor.nms_threshold,
-                       conf_min=CANDIDATE_FLOOR, topk=self.predictor.topk)
-        if self.task == "segment":
-            from pixbox.data.io import VOC_COLORMAP
-
-            n = len(VOC_COLORMAP)
-            out["colors"] = [[int(v) for v in VOC_COLORMAP[i % n]] for i in range(len(self.predictor.class_names))]
+        out.update(_INFOS.get(self.task, _no_info)(self.predictor))
         return out
 
     def run(self, image: np.ndarray, *, conf: float | None = None, iou: float | None = None, topk: int = 5,
@@ -201,40 +186,70 @@ class ServedModel:
             raise ValueError(f"image must be a uint8 array [H, W, 3], got {got}")
         h, w = image.shape[:2]
         out: dict[str, Any] = {"model": self.name, "task": self.task, "size": [h, w]}
-        p = self.predictor
-        if self.task == "detect":
-            conf = max(CANDIDATE_FLOOR, p.score_threshold) if conf is None else float(
-                check_number(conf, "conf", low=CANDIDATE_FLOOR, high=1))
-            iou = p.nms_threshold if iou is None else float(check_number(iou, "iou", low=0, high=1))
-            with self._lock:
-                det = p.predict(image, score_threshold=CANDIDATE_FLOOR, nms_threshold=1.0, topk=MAX_CANDIDATES)[0]
-            names = p.class_names
-            cands = [{"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "label": int(c),
-                      "name": names[int(c)]}
-                     for box, s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]
-            out.update(conf=conf, iou=iou, detections=postprocess(cands, conf, iou, p.topk))
-            if candidates:
-                out.update(candidates=cands, truncated=len(cands) >= MAX_CANDIDATES)
-        elif self.task == "classify":
-            topk = int(check_number(topk, "topk", low=1))
-            with self._lock:
-                res = p.predict(image, topk=topk)[0]
-            out["topk"] = [{"label": int(t["label"]), "name": str(t["name"]), "score": round(float(t["score"]), 5)}
-                           for t in res["topk"]]
-        else:
-            from pixbox.data.io import VOC_COLORMAP
-
-            with self._lock:
-                mask = p.predict(image)[0]["mask"].numpy()
-            palette = VOC_COLORMAP[np.arange(len(p.class_names)) % len(VOC_COLORMAP)].astype(np.uint8)  # [C, 3]
-            rgba = np.zeros((h, w, 4), dtype=np.uint8)
-            rgba[..., :3] = palette[mask]
-            rgba[..., 3] = np.where(mask > 0, 255, 0)
-            counts = np.bincount(mask.ravel(), minlength=len(p.class_names))
-            out["mask"] = _png_data_url(rgba)
-            out["classes"] = [{"label": int(c), "name": p.class_names[c], "fraction": round(float(n) / mask.size, 5)}
-                              for c, n in sorted(enumerate(counts.tolist()), key=lambda cn: -cn[1]) if n]
+        with self._lock:
+            out.update(_RUNNERS[self.task](self.predictor, image, conf=conf, iou=iou, topk=topk, candidates=candidates))
         return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Per task: the page's settings and the JSON of one image (the table ServedModel dispatches on)
+
+
+def _no_info(predictor) -> dict[str, Any]:
+    return {}
+
+
+def _detect_info(p) -> dict[str, Any]:
+    return {"conf": max(CANDIDATE_FLOOR, p.score_threshold), "iou": p.nms_threshold, "conf_min": CANDIDATE_FLOOR,
+            "topk": p.topk}
+
+
+def _segment_info(p) -> dict[str, Any]:
+    from pixbox.data.io import VOC_COLORMAP
+
+    n = len(VOC_COLORMAP)
+    return {"colors": [[int(v) for v in VOC_COLORMAP[i % n]] for i in range(len(p.class_names))]}
+
+
+def _run_detect(p, image: np.ndarray, *, conf, iou, candidates: bool, **unused) -> dict[str, Any]:
+    conf = max(CANDIDATE_FLOOR, p.score_threshold) if conf is None else float(
+        check_number(conf, "conf", low=CANDIDATE_FLOOR, high=1))
+    iou = p.nms_threshold if iou is None else float(check_number(iou, "iou", low=0, high=1))
+    det = p.predict(image, score_threshold=CANDIDATE_FLOOR, nms_threshold=1.0, topk=MAX_CANDIDATES)[0]
+    names = p.class_names
+    cands = [{"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "label": int(c),
+              "name": names[int(c)]}
+             for box, s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]
+    out = {"conf": conf, "iou": iou, "detections": postprocess(cands, conf, iou, p.topk)}
+    if candidates:
+        out.update(candidates=cands, truncated=len(cands) >= MAX_CANDIDATES)
+    return out
+
+
+def _run_classify(p, image: np.ndarray, *, topk: int, **unused) -> dict[str, Any]:
+    topk = int(check_number(topk, "topk", low=1))
+    res = p.predict(image, topk=topk)[0]
+    return {"topk": [{"label": int(t["label"]), "name": str(t["name"]), "score": round(float(t["score"]), 5)}
+                     for t in res["topk"]]}
+
+
+def _run_segment(p, image: np.ndarray, **unused) -> dict[str, Any]:
+    from pixbox.data.io import VOC_COLORMAP
+
+    h, w = image.shape[:2]
+    mask = p.predict(image)[0]["mask"].numpy()
+    palette = VOC_COLORMAP[np.arange(len(p.class_names)) % len(VOC_COLORMAP)].astype(np.uint8)  # [C, 3]
+    rgba = np.zeros((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = palette[mask]
+    rgba[..., 3] = np.where(mask > 0, 255, 0)
+    counts = np.bincount(mask.ravel(), minlength=len(p.class_names))
+    return {"mask": _png_data_url(rgba),
+            "classes": [{"label": int(c), "name": p.class_names[c], "fraction": round(float(n) / mask.size, 5)}
+                        for c, n in sorted(enumerate(counts.tolist()), key=lambda cn: -cn[1]) if n]}
+
+
+_INFOS = {"detect": _detect_info, "segment": _segment_info}
+_RUNNERS = {"detect": _run_detect, "classify": _run_classify, "segment": _run_segment}
 
 
 def _names(paths: Sequence[Path]) -> list[str]:

@@ -11,7 +11,8 @@ from PIL import Image
 
 from pixbox.cli.main import main
 from pixbox.data import make_dataset
-from pixbox.engine import DetectConfig, load_checkpoint
+from pixbox.tasks.detect import DetectConfig
+from pixbox.engine import load_checkpoint
 
 FAST = ["--batch", "8", "--imgsz", "64", "--workers", "0", "--device", "cpu"]
 

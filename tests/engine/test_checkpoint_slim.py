@@ -13,7 +13,8 @@ import torch
 import pixbox
 from pixbox.cli.main import main
 from pixbox.data import make_dataset, read_image
-from pixbox.engine import DetectConfig, load_checkpoint, save_checkpoint, train_detector
+from pixbox.tasks.detect import DetectConfig, train_detector
+from pixbox.engine import load_checkpoint, save_checkpoint
 from pixbox.engine.callbacks import CheckpointCallback
 from pixbox.engine.checkpoint import RESUME_ONLY_KEYS, slim_checkpoint
 
@@ -124,7 +125,7 @@ def test_checkpoint_callback_writes_slim_best_and_full_last(tmp_path):
             return {"model": {"w": torch.zeros(2)}, "optimizer": {"state": {0: torch.zeros(2)}}, "rng": {},
                     "epoch": self.epoch + 1, "best_score": self.best_score}
 
-    cb, trainer = CheckpointCallback(tmp_path), Fake()
+    cb, trainer = CheckpointCallback(tmp_path, "map_50"), Fake()
     cb.on_epoch_end(trainer)
     best = load_checkpoint(tmp_path / "best.pt")
     assert sorted(best) == ["best_score", "epoch", "model", "slim"] and best["slim"] is True

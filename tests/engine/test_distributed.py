@@ -32,7 +32,8 @@ from torch import nn
 import pixbox
 from pixbox.data import make_dataset
 from pixbox.data.loaders import make_loader
-from pixbox.engine import DetectConfig, load_checkpoint
+from pixbox.tasks.detect import DetectConfig
+from pixbox.engine import load_checkpoint
 from pixbox.engine.distributed import (
     ShardSampler,
     all_reduce_sum,
@@ -89,7 +90,8 @@ def ddp_run(data, tmp_path_factory):
 
 def _sharded_reference(data, project, world: int = 2):
     """The single-process run of the module docstring: per-rank halves, averaged gradients."""
-    from pixbox.engine.detection import _detection_trainer, _TrainingData
+    from pixbox.engine.runs import build_trainer
+    from pixbox.tasks.detect import DetectTask
 
     cfg = DetectConfig(data=str(data), project=str(project), name="ref", **_CONFIG)
     run_dir = Path(project) / "ref"
@@ -97,7 +99,8 @@ def _sharded_reference(data, project, world: int = 2):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        trainer = _detection_trainer(cfg, _TrainingData(cfg), run_dir, progress=False, verbose=False, callbacks=())
+        task = DetectTask()
+        trainer, _ = build_trainer(task, cfg, task.build_data(cfg), run_dir, progress=False, verbose=False)
 
         def sharded_step(batch):
             images, labels = batch
@@ -168,7 +171,8 @@ def test_two_process_run_matches_the_single_process_reference(data, ddp_run, tmp
 _KILLED_RUN = """
 import sys
 import torch
-from pixbox.engine import Callback, DetectConfig, train_detector
+from pixbox.engine import Callback
+from pixbox.tasks.detect import DetectConfig, train_detector
 
 class KillAt(Callback):  # a run killed at the start of its second epoch, on every rank
     def on_epoch_start(self, trainer):

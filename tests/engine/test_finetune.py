@@ -74,8 +74,8 @@ def test_head_really_learns_faster():
 
 
 def test_lr_schedule_keeps_the_ratio():
-    from pixbox.engine.config import ClassifyConfig
-    from pixbox.engine.runs import build_optimizer, build_scheduler
+    from pixbox.tasks.classify import ClassifyConfig
+    from pixbox.engine.optim import build_optimizer, build_scheduler
 
     model = _small_resnet()
     cfg = ClassifyConfig(model="resnet18", lr=0.01, epochs=2, warmup_epochs=0.5)

@@ -14,9 +14,10 @@ import torch
 
 from pixbox.data.generators import make_dataset
 from pixbox.engine import precision as precision_module
-from pixbox.engine.detection import train_detector
-from pixbox.engine.segmentation import train_segmenter
-from pixbox.engine.trainer import Trainer, resolve_amp
+from pixbox.tasks.detect import train_detector
+from pixbox.tasks.segment import train_segmenter
+from pixbox.engine.trainer import Trainer
+from pixbox.engine.precision import resolve_amp
 from pixbox.models.fcn import SEGMENTATION_MODELS
 
 

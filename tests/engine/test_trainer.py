@@ -17,8 +17,10 @@ from torch import nn
 
 from pixbox.engine import callbacks as C
 from pixbox.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from pixbox.engine.config import DetectConfig
-from pixbox.engine.trainer import Trainer, epoch_seed, lr_schedule, select_device
+from pixbox.tasks.detect import DetectConfig
+from pixbox.engine.trainer import Trainer
+from pixbox.engine.device import epoch_seed, select_device
+from pixbox.engine.optim import lr_schedule
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -311,14 +313,14 @@ def test_csv_logger_rewrites_the_history_exactly(tmp_path):
 def test_early_stopping_counts_epochs_since_the_best():
     rows = [{"epoch": 1, "map_50": 0.2}, {"epoch": 2, "map_50": 0.5}, {"epoch": 3, "map_50": 0.4},
             {"epoch": 4}, {"epoch": 5, "map_50": 0.5}]
-    stopper = C.EarlyStopping(patience=3)
+    stopper = C.EarlyStopping(patience=3, monitor="map_50")
     for k in range(1, 6):
         t = _fake_trainer(rows[:k], k - 1)
         stopper.on_epoch_end(t)
         assert t.stop == (k == 5), k  # best at epoch 2 (ties keep the first), 3 epochs later: stop
     assert "has not improved for 3 epochs (best 0.5000 at epoch 2)" in t.messages[0]
     t = _fake_trainer(rows, 4)
-    C.EarlyStopping(patience=4).on_epoch_end(t)
+    C.EarlyStopping(patience=4, monitor="map_50").on_epoch_end(t)
     assert not t.stop
 
 
@@ -336,7 +338,7 @@ def test_checkpoint_callback_saves_best_only_on_improvement(tmp_path):
 
 
 def test_checkpoint_callback_writes_best_at_the_end_without_a_metric(tmp_path):
-    cb = C.CheckpointCallback(tmp_path)
+    cb = C.CheckpointCallback(tmp_path, "map_50")
     t = _fake_trainer([{"epoch": 1}], 0)
     cb.on_epoch_end(t)
     assert not (tmp_path / "best.pt").exists()

@@ -105,7 +105,8 @@ def test_top_down_neck_matches_a_direct_computation():
 
 def test_trains_through_the_detection_engine(tmp_path):
     from pixbox.data import make_dataset
-    from pixbox.engine import DetectConfig, evaluate_detector, load, train_detector
+    from pixbox.tasks.detect import DetectConfig, evaluate_detector, train_detector
+    from pixbox.tasks import load
 
     make_dataset("shapes", tmp_path / "data", num_train=4, num_val=2, image_size=64, progress=False)
     cfg = DetectConfig(data=str(tmp_path / "data"), model="faster_rcnn_resnet18", epochs=1, batch=2, imgsz=64,

@@ -21,9 +21,9 @@ httpx = pytest.importorskip("httpx")
 
 from pixbox.data.io import VOC_COLORMAP  # noqa: E402
 from pixbox.data.synthetic import render_scene  # noqa: E402
-from pixbox.engine.classification import ClassifierPredictor  # noqa: E402
-from pixbox.engine.predict import Predictor  # noqa: E402
-from pixbox.engine.segmentation import SegmenterPredictor  # noqa: E402
+from pixbox.tasks.classify import ClassifierPredictor  # noqa: E402
+from pixbox.tasks.detect import Predictor  # noqa: E402
+from pixbox.tasks.segment import SegmenterPredictor  # noqa: E402
 from pixbox.models import build_model  # noqa: E402
 from pixbox.serve import (CANDIDATE_FLOOR, ImageError, ServedModel, create_app, decode_image, is_loopback,  # noqa: E402
                           load_models, postprocess, running_server)

@@ -357,7 +357,7 @@ def stylize(
         raise TypeError(f"extractor must be a StyleExtractor, got {type(extractor).__name__}")
     device = extractor.mean.device
     if amp is None:  # reduced precision where it is native: a bfloat16 CPU (AVX512-BF16/AMX) or CUDA
-        from pixbox.engine.trainer import cpu_bf16_supported
+        from pixbox.engine.precision import cpu_bf16_supported
 
         amp = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
     elif not isinstance(amp, bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pixbox.engine.config._base import RunConfig, _COMMON_CHECKS, _bool, _choice, _pretrained
+from pixbox.engine.config import RunConfig, _bool, _choice, _pretrained
 
 __all__ = ["SEGMENT_AUGMENT_PRESETS", "SegmentConfig"]
 
@@ -41,10 +41,8 @@ def _crop(value, name):
 class SegmentConfig(RunConfig):
     """Everything a semantic segmentation run depends on (Pascal VOC-format data).
 
-    The keys shared with :class:`DetectConfig` (``epochs``, ``batch``, ``lr``, ``optimizer``,
-    ``scheduler``, ``warmup_epochs``, ``workers``, ``device``, ``name``, ``project``, ``seed``,
-    ``eval_every``, ``patience``, ``amp``, ``channels_last``, ``sync_bn``, splits and limits) mean
-    the same here; see there. The others:
+    The keys of :class:`~pixbox.engine.config.RunConfig` (other defaults: ``batch=8``,
+    ``monitor="miou"``, ``channels_last=True``, ``augment="flip"``) and:
 
     Attributes:
         model (str): a key of :data:`pixbox.models.fcn.SEGMENTATION_MODELS`: ``"fcn_resnet18"``
@@ -61,39 +59,15 @@ class SegmentConfig(RunConfig):
         monitor (str): ``"miou"``, ``"pixel_accuracy"`` or ``"mean_class_accuracy"``.
     """
 
-    data: str | None = None
     model: str = "fcn8s_efficientnet_lite0"
-    pretrained: str = "default"
-    epochs: int = 10
     batch: int = 8
-    crop: tuple = (320, 480)
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    optimizer: str = "sgd"
-    scheduler: str = "cosine"
-    final_lr_ratio: float = 0.01
-    step_epochs: int | None = None
-    gamma: float = 0.1
-    warmup_epochs: float = 1.0
-    grad_clip: float | None = None
-    workers: int = 2
-    device: str = "auto"
-    name: str = "train"
     project: str = "runs/segment"
-    seed: int = 0
-    eval_every: int = 1
-    patience: int = 0
     monitor: str = "miou"
-    amp: bool | str = "auto"
     channels_last: bool = True
-    sync_bn: bool = False
     augment: str = "flip"
+    pretrained: str = "default"
+    crop: tuple = (320, 480)
     freeze_upsample: bool = False
-    train_split: str = "train"
-    val_split: str | None = "val"
-    limit_train: int | None = None
-    limit_val: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         values = super().to_dict()
@@ -102,7 +76,7 @@ class SegmentConfig(RunConfig):
 
 
 _SEGMENT_CHECKS = {
-    **_COMMON_CHECKS,
+    **RunConfig._CHECKS,
     "model": _choice(_segmenter_names),
     "pretrained": _pretrained,
     "crop": _crop,

@@ -1,4 +1,4 @@
-"""Tests for pixbox.engine.classification: tiny fine-tuning runs, resume, load, evaluate, predict."""
+"""Tests for pixbox.tasks.classify: tiny fine-tuning runs, resume, load, evaluate, predict."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from PIL import Image
 
 import pixbox
 from pixbox.data import make_dataset
-from pixbox.engine import (
+from pixbox.tasks.classify import (
     ClassifierPredictor,
     ClassifyConfig,
     evaluate_classifier,
-    load_checkpoint,
     predict_classifier,
     train_classifier,
 )
-from pixbox.engine.classification import classify_transforms
+from pixbox.engine import load_checkpoint
+from pixbox.tasks.classify import classify_transforms
 
 TINY = dict(imgsz=32, batch=8, workers=0, device="cpu", amp=False, epochs=2, lr=0.01)
 

@@ -18,16 +18,14 @@ from PIL import Image
 import pixbox
 from pixbox.data import make_dataset
 from pixbox.data.datasets import DetectionDataset, collate_multibox
-from pixbox.engine import Callback, DetectConfig, Predictor, load_checkpoint, train_detector
-from pixbox.engine.detection import (
-    DetectionTrainer,
-    build_train_transforms,
-    evaluate_detector,
-    find_images,
-    predict_detector,
-    unique_dir,
-)
-from pixbox.engine.predict import model_from_checkpoint, prepare_image
+from pixbox.engine import Callback, load_checkpoint
+from pixbox.tasks.detect import DetectConfig, Predictor, train_detector
+from pixbox.engine.task import TaskData, TaskTrainer
+from pixbox.tasks.detect import DetectTask
+from pixbox.tasks.detect import build_train_transforms, evaluate_detector, predict_detector
+from pixbox.data.io import find_images
+from pixbox.engine.runs import unique_dir
+from pixbox.tasks.detect import model_from_checkpoint, prepare_image
 from pixbox.models import build_model
 
 _TIMING = ("img_s", "epoch_time")
@@ -96,8 +94,8 @@ def _detection_trainer(data, project, **cfg):
     config = _config(data, project, **cfg)
     model = build_model("tiny_ssd", 1)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
-    return DetectionTrainer(model, opt, [], epochs=1, config=config, class_names=["banana"], verbose=False,
-                            channels_last=config.channels_last)
+    return TaskTrainer(DetectTask(), config, TaskData(None, class_names=["banana"]), model, opt, [], epochs=1, verbose=False,
+                       channels_last=config.channels_last)
 
 
 def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(data, project):

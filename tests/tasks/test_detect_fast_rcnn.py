@@ -12,7 +12,8 @@ import yaml
 from pixbox.cli.main import main
 from pixbox.data import make_dataset, read_detection
 from pixbox.data.proposals import load_proposals, save_proposals
-from pixbox.engine import DetectConfig, evaluate_detector, load
+from pixbox.tasks.detect import DetectConfig, evaluate_detector
+from pixbox.tasks import load
 from pixbox.models import FastRCNN
 
 FAST = ["--batch", "2", "--imgsz", "64", "--workers", "0", "--device", "cpu"]
@@ -105,7 +106,7 @@ def test_evaluation_scales_the_proposals_to_the_input(run, data, proposals):
     dets = predictor.predict(image, proposals=props, score_threshold=0.0)[0]
     assert dets["size"] == (48, 80) and len(dets["boxes"]) > 0
     # Reference: run the model by hand on the 64 x 64 input with the proposals scaled to it.
-    from pixbox.engine.predict import prepare_image
+    from pixbox.tasks.detect import prepare_image
 
     scale = torch.tensor([64 / 80, 64 / 48, 64 / 80, 64 / 48])
     raw = predictor.model.predict(prepare_image(image, 64)[None], [props[0] * scale], score_threshold=0.0,
@@ -186,7 +187,7 @@ def test_predict_without_proposals_or_opencv_says_what_to_do(run, monkeypatch):
 
 
 def load_ssd_predictor():
-    from pixbox.engine.predict import Predictor
+    from pixbox.tasks.detect import Predictor
     from pixbox.models import build_model
 
     return Predictor(build_model("tiny_ssd", 6, image_size=64), [str(i) for i in range(6)], 64)

@@ -1,4 +1,4 @@
-"""Tests for :func:`pixbox.engine.style.stylize` and ``pixbox stylize``: tiny runs with the real
+"""Tests for :func:`pixbox.tasks.stylize.stylize` and ``pixbox stylize``: tiny runs with the real
 EfficientNet-Lite0 weights, quality bounds, colour preservation, multiscale, files, errors."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from PIL import Image
 import pixbox
 from pixbox.cli.main import main
 from pixbox.data.io import read_image, write_image
-from pixbox.engine.style import CONTENT_BOUND, load_style_image, rgb_to_ycbcr, stylize, ycbcr_to_rgb
+from pixbox.tasks.stylize import CONTENT_BOUND, load_style_image, rgb_to_ycbcr, stylize, ycbcr_to_rgb
 from pixbox.losses import content_loss
 from pixbox.models.style import StyleExtractor
 

@@ -1,4 +1,4 @@
-"""Tests for pixbox.engine.segmentation: tiny FCN runs, padding of small images, load, predict."""
+"""Tests for pixbox.tasks.segment: tiny FCN runs, padding of small images, load, predict."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import torch
 import pixbox
 from pixbox.data import make_dataset
 from pixbox.data.io import read_mask
-from pixbox.engine import (
+from pixbox.tasks.segment import (
     SegmentConfig,
     SegmenterPredictor,
     evaluate_segmenter,
-    load_checkpoint,
     predict_segmenter,
     train_segmenter,
 )
-from pixbox.engine.segmentation import collate_padded, segment_transforms
+from pixbox.engine import load_checkpoint
+from pixbox.tasks.segment import collate_padded, segment_transforms
 
 TINY = dict(batch=4, workers=0, device="cpu", amp=False, channels_last=False, epochs=2, crop=(64, 64), pretrained="none")
 

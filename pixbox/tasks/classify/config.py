@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox.engine.config._base import RunConfig, _COMMON_CHECKS, _choice, _float, _pretrained
+from pixbox.engine.config import RunConfig, _choice, _float, _int, _pretrained
+from pixbox.engine.finetune import FREEZE_MODES
 
 __all__ = ["CLASSIFY_AUGMENT_PRESETS", "CLASSIFY_FORMATS", "ClassifyConfig", "FREEZE_MODES"]
 
@@ -15,9 +16,6 @@ CLASSIFY_FORMATS: tuple[str, ...] = ("auto", "folder", "csv")
 #: ``"d2l"`` (the book's random resized crop and horizontal flip), ``"color"`` (``"d2l"`` plus
 #: colour jitter).
 CLASSIFY_AUGMENT_PRESETS: tuple[str, ...] = ("none", "d2l", "color")
-#: What fine-tuning freezes: nothing, the whole backbone (only the new head trains), or the
-#: BatchNorm statistics (for tiny batches). See :func:`pixbox.engine.finetune.finetune`.
-FREEZE_MODES: tuple[str, ...] = ("none", "backbone", "bn")
 
 
 def _classifier_names() -> tuple[str, ...]:
@@ -36,10 +34,8 @@ def _classify_augment(value, name):
 class ClassifyConfig(RunConfig):
     """Everything an image classification (fine-tuning) run depends on.
 
-    The keys shared with :class:`DetectConfig` (``epochs``, ``batch``, ``lr``, ``optimizer``,
-    ``scheduler``, ``warmup_epochs``, ``workers``, ``device``, ``name``, ``project``, ``seed``,
-    ``eval_every``, ``patience``, ``amp``, ``channels_last``, ``sync_bn``, splits and limits) mean
-    the same here; see there. The others:
+    The keys of :class:`~pixbox.engine.config.RunConfig` (other defaults: ``batch=32``,
+    ``lr=0.003``, ``warmup_epochs=0``, ``monitor="accuracy"``, ``augment="d2l"``) and:
 
     Attributes:
         format (str): ``"auto"``, ``"folder"`` (a sub-folder per class) or ``"csv"``
@@ -60,43 +56,20 @@ class ClassifyConfig(RunConfig):
         label_smoothing (float): of the cross-entropy loss, in [0, 1).
     """
 
-    data: str | None = None
-    format: str = "auto"
     model: str = "efficientnet_lite0"
-    pretrained: str = "default"
-    epochs: int = 10
     batch: int = 32
-    imgsz: int = 224
     lr: float = 0.003
+    warmup_epochs: float = 0.0
+    project: str = "runs/classify"
+    monitor: str = "accuracy"
+    augment: bool | str = "d2l"
+    format: str = "auto"
+    pretrained: str = "default"
+    imgsz: int = 224
     head_lr_mult: float = 10.0
     freeze: str = "none"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    optimizer: str = "sgd"
-    scheduler: str = "cosine"
-    final_lr_ratio: float = 0.01
-    step_epochs: int | None = None
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    grad_clip: float | None = None
-    workers: int = 2
-    device: str = "auto"
-    name: str = "train"
-    project: str = "runs/classify"
-    seed: int = 0
-    eval_every: int = 1
-    patience: int = 0
-    monitor: str = "accuracy"
-    amp: bool | str = "auto"
-    channels_last: bool = False
-    sync_bn: bool = False
-    augment: bool | str = "d2l"
     crop_pct: float = 0.875
     label_smoothing: float = 0.0
-    train_split: str = "train"
-    val_split: str | None = "val"
-    limit_train: int | None = None
-    limit_val: int | None = None
 
     @property
     def augment_preset(self) -> str:
@@ -105,7 +78,7 @@ class ClassifyConfig(RunConfig):
 
 
 _CLASSIFY_CHECKS = {
-    **_COMMON_CHECKS,
+    **RunConfig._CHECKS,
     "format": _choice(CLASSIFY_FORMATS),
     "model": _choice(_classifier_names),
     "pretrained": _pretrained,
@@ -115,5 +88,6 @@ _CLASSIFY_CHECKS = {
     "augment": _classify_augment,
     "crop_pct": _float(0, 1, low_open=True),
     "label_smoothing": _float(0, 1, high_open=True),
+    "imgsz": _int(16),
 }
 ClassifyConfig._CHECKS = _CLASSIFY_CHECKS

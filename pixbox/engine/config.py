@@ -1,4 +1,24 @@
-"""What every task config shares: :class:`RunConfig`, YAML reading, and the value checks."""
+"""The configuration of a training run: :class:`RunConfig`, one flat, validated, frozen dataclass.
+
+:class:`RunConfig` declares every key the training loop reads (optimizer, schedule, device, run
+folder, evaluation cadence, precision, splits); a task's config (``DetectConfig``,
+``ClassifyConfig``, ``SegmentConfig`` in :mod:`pixbox.tasks`) subclasses it, adds its own keys
+and changes defaults, nothing more. A config comes from keyword arguments, a dict
+(:meth:`RunConfig.from_dict`), a YAML file (:meth:`RunConfig.from_yaml`) or the command line
+(flags override the file's values, :meth:`RunConfig.replace`). Every value is checked when the
+config is made: an unknown key gets the nearest valid name, a bad value a message naming the key,
+what it must be and what it is. The config is saved whole in every checkpoint and as
+``runs/<task>/<name>/config.yaml``, so a run can be repeated or resumed from it.
+
+Example:
+    >>> cfg = RunConfig(data="data/x", epochs=3, batch=8)
+    >>> cfg.replace(lr=0.05).lr
+    0.05
+    >>> RunConfig.from_dict({"epoch": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown config key 'epoch'; did you mean 'epochs'?
+"""
 
 from __future__ import annotations
 
@@ -6,12 +26,16 @@ import dataclasses
 import difflib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from pixbox._files import atomic_open
+from pixbox.engine.device import check_device_name
+
+__all__ = ["RunConfig", "read_yaml_values"]
 
 _OPTIMIZERS = ("sgd", "adamw")
 _SCHEDULERS = ("cosine", "step")
@@ -21,11 +45,93 @@ class _CombinationError(ValueError):
     """Values that are fine alone but not together (checked once all the sources are merged)."""
 
 
+@dataclass(frozen=True)
 class RunConfig:
-    """The methods every task config shares; a subclass is a frozen dataclass with ``_CHECKS``
-    (field name -> ``check(value, name) -> value``) as a class attribute."""
+    """The keys of every training run; a task config subclasses it (more keys, other defaults).
 
-    _CHECKS: dict = {}
+    A subclass is a frozen dataclass too, with ``_CHECKS`` (field name -> ``check(value, name)
+    -> value``) extending :data:`RunConfig._CHECKS` for its own keys.
+
+    Attributes:
+        data (str | None): the dataset folder (required to train).
+        model (str): the model's name in the task's model table.
+        epochs (int): >= 1.
+        batch (int): images per training batch, >= 1; under ``torchrun`` the global batch, split
+            evenly over the processes (a multiple of their number).
+        lr (float): peak learning rate, > 0.
+        momentum (float): SGD momentum (AdamW ``beta1``), in [0, 1).
+        weight_decay (float): >= 0.
+        optimizer (str): ``"sgd"`` or ``"adamw"``.
+        scheduler (str): ``"cosine"`` (down to ``lr * final_lr_ratio``) or ``"step"`` (times
+            ``gamma`` every ``step_epochs``), after the warm-up; applied at every iteration.
+        final_lr_ratio (float): the cosine schedule's last learning rate over ``lr``, in [0, 1].
+        step_epochs (int | None): the step schedule's period in epochs, >= 1; None: a third of
+            ``epochs`` (at least 1).
+        gamma (float): the step schedule's factor, in (0, 1].
+        warmup_epochs (float): linear warm-up length in epochs (fractions allowed), >= 0.
+        grad_clip (float | None): clip the gradient norm to this, > 0; None: no clipping.
+        workers (int): data loading processes, >= 0 (0 loads in the training process). Different
+            values give different (each reproducible) augmentations.
+        device (str): ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+            or ``"mps"``.
+        name (str): the run's folder name under ``project``.
+        project (str): the folder that holds the runs.
+        seed (int): >= 0; the same seed on the CPU gives the same metrics.
+        eval_every (int): evaluate on the validation split every this many epochs (and after
+            the last one), >= 1.
+        patience (int): stop when ``monitor`` has not improved for this many epochs, >= 0;
+            0 never stops early.
+        monitor (str): the validation metric that picks ``best.pt`` and drives early stopping
+            (higher is better); each task lists its metrics.
+        amp (bool | str): mixed precision (:func:`pixbox.engine.precision.resolve_amp`): ``"auto"``
+            (float16 on CUDA, bfloat16 on a CPU with native bfloat16, float32 elsewhere), True
+            (autocast wherever PyTorch has it, emulated bfloat16 on other CPUs) or False
+            (float32). ``--amp`` / ``--no-amp`` on the command line.
+        channels_last (bool): train in the ``channels_last`` memory format.
+        sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm
+            statistics across them (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a
+            single process.
+        augment (bool | str): the task's augmentation preset (True and False name its default
+            and its no-augmentation preset).
+        train_split (str): the training split's name.
+        val_split (str | None): the validation split's name; None: no evaluation (``best.pt``
+            is then the last epoch).
+        limit_train (int | None): use only this many training images, >= 1.
+        limit_val (int | None): use only this many validation images, >= 1.
+    """
+
+    data: str | None = None
+    model: str = "model"
+    epochs: int = 10
+    batch: int = 16
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    optimizer: str = "sgd"
+    scheduler: str = "cosine"
+    final_lr_ratio: float = 0.01
+    step_epochs: int | None = None
+    gamma: float = 0.1
+    warmup_epochs: float = 1.0
+    grad_clip: float | None = None
+    workers: int = 2
+    device: str = "auto"
+    name: str = "train"
+    project: str = "runs"
+    seed: int = 0
+    eval_every: int = 1
+    patience: int = 0
+    monitor: str = "score"
+    amp: bool | str = "auto"
+    channels_last: bool = False
+    sync_bn: bool = False
+    augment: bool | str = True
+    train_split: str = "train"
+    val_split: str | None = "val"
+    limit_train: int | None = None
+    limit_val: int | None = None
+
+    _CHECKS: ClassVar[dict] = {}
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -101,19 +207,19 @@ class RunConfig:
         return path
 
 
-def read_yaml_values(path, config_class: type = None) -> dict[str, Any]:
+def read_yaml_values(path, config_class: type) -> dict[str, Any]:
     """The mapping of a YAML config file, keys checked (unknown ones get the nearest valid key).
 
     Args:
         path (str or PathLike): the YAML file.
-        config_class (type): the config class whose keys and values are checked
-            (default :class:`DetectConfig`).
+        config_class (type): the config class whose keys and values are checked (a subclass
+            of :class:`RunConfig`).
 
     Returns:
         dict[str, Any]: the values, keys normalized (``-`` -> ``_``) but values not yet checked.
     """
-    if config_class is None:
-        from pixbox.engine.config.detect import DetectConfig as config_class
+    if not (isinstance(config_class, type) and issubclass(config_class, RunConfig)):
+        raise TypeError(f"config_class must be a RunConfig subclass, got {config_class!r}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"config path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -230,6 +336,12 @@ def _amp(value, name):
     return value
 
 
+def _augment_flag(value, name):
+    if not isinstance(value, (bool, str)):
+        raise TypeError(f"{name} must be a preset name, true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
 def _text(optional: bool = False):
     def check(value, name):
         if optional and value is None:
@@ -264,17 +376,14 @@ def _pretrained(value, name):
 
 
 def _device(value, name):
-    value = _text()(value, name)
-    from pixbox.engine.trainer import check_device_name
-
-    return check_device_name(value, name)
+    return check_device_name(_text()(value, name), name)
 
 
 _COMMON_CHECKS = {
     "data": _text(optional=True),
+    "model": _text(),
     "epochs": _int(1),
     "batch": _int(1),
-    "imgsz": _int(16),
     "lr": _float(0, low_open=True),
     "momentum": _float(0, 1, high_open=True),
     "weight_decay": _float(0),
@@ -292,11 +401,14 @@ _COMMON_CHECKS = {
     "seed": _int(0),
     "eval_every": _int(1),
     "patience": _int(0),
+    "monitor": _text(),
     "amp": _amp,
     "channels_last": _bool,
     "sync_bn": _bool,
+    "augment": _augment_flag,
     "train_split": _text(),
     "val_split": _text(optional=True),
     "limit_train": _int(1, optional=True),
     "limit_val": _int(1, optional=True),
 }
+RunConfig._CHECKS = _COMMON_CHECKS

@@ -1,6 +1,6 @@
 """Inference with a trained detector: ``pixbox.load(path).predict(images)``.
 
-:func:`load` rebuilds the model from a checkpoint (``best.pt``/``last.pt`` of a training run,
+:func:`load_detector` rebuilds the model from a checkpoint (``best.pt``/``last.pt`` of a training run,
 or a model-only file written by :meth:`Predictor.save`) without the dataset: the checkpoint
 names the model, its number of classes, the class names and the training image size.
 
@@ -21,96 +21,33 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from pixbox._checks import check_number
-from pixbox.data.transforms import functional as TF
-from pixbox.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixbox.engine.trainer import select_device
+from pixbox._files import atomic_open
+from pixbox.engine.checkpoint import save_checkpoint
+from pixbox.engine.device import select_device
+from pixbox.data.io import find_images, output_names
+from pixbox.tasks._common import as_images, check_predictor_args, model_from_state
+from pixbox.tasks._common import as_predictor as as_predictor_
+from pixbox.tasks.detect.data import prepare_image
 
-__all__ = ["MODEL_KEYS", "Predictor", "load", "model_from_checkpoint", "prepare_image"]
+__all__ = [
+    "MODEL_KEYS",
+    "Predictor",
+    "load_detector",
+    "model_from_checkpoint",
+    "predict_detector",
+]
 
 #: The keys a checkpoint needs for :func:`load`.
 MODEL_KEYS = ("model", "model_name", "num_classes", "class_names", "imgsz")
-
-
-def prepare_image(image: Tensor, imgsz: int) -> Tensor:
-    """Resizes one image to the model's input: ``imgsz x imgsz``, float in [0, 1].
-
-    ``uint8`` images are resized in ``uint8`` (rounded) and then scaled, exactly as the training
-    and evaluation pipelines do (``Resize`` then ``ToDtype``); float images are resized as they
-    are.
-
-    Args:
-        image (Tensor[3, H, W]): ``uint8`` or float in [0, 1].
-        imgsz (int): the square side.
-
-    Returns:
-        Tensor[3, imgsz, imgsz]: float32 (the input's float dtype for float input).
-    """
-    out = TF.resize(image, (imgsz, imgsz))
-    return TF.to_dtype(out, torch.float32) if out.dtype == torch.uint8 else out
-
-
-def _as_images(images) -> list[tuple[Tensor, str | None]]:
-    """Splits ``images`` into ``(Tensor[3, H, W] uint8 or float, path or None)`` pairs."""
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError("images must not be an empty list")
-        out = []
-        for i, item in enumerate(images):
-            if isinstance(item, (list, tuple)):
-                raise TypeError(f"images[{i}] must be an image, not a nested {type(item).__name__}")
-            out += _as_images(item)
-        return out
-    if isinstance(images, (str, os.PathLike)):
-        from pixbox.data.io import read_image
-
-        return [(read_image(images), str(images))]
-    if isinstance(images, Tensor):
-        if images.dim() == 4:
-            return [pair for img in images for pair in _as_images(img)]
-        if images.dim() == 2:
-            images = images[None]
-        if images.dim() != 3 or images.shape[0] not in (1, 3):
-            raise ValueError(f"images must be a Tensor[3, H, W], [1, H, W] or [B, 3, H, W], got shape "
-                             f"{tuple(images.shape)}")
-        if images.dtype != torch.uint8 and not images.is_floating_point():
-            raise TypeError(f"image tensors must be uint8 (0..255) or float (0..1), got dtype {images.dtype}")
-        if images.shape[0] == 1:
-            images = images.expand(3, -1, -1)
-        return [(images, None)]
-    if isinstance(images, np.ndarray):
-        array = images
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (3, 4):
-            raise ValueError(f"numpy images must be [H, W, 3] (RGB), [H, W, 4] or [H, W], got shape {array.shape}")
-        array = array[:, :, :3]
-        if not array.flags.writeable:  # e.g. np.asarray(pil_image); torch wants writable memory
-            array = array.copy()
-        if array.dtype == np.uint8:
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-        elif np.issubdtype(array.dtype, np.floating):
-            tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
-        else:
-            raise TypeError(f"numpy images must be uint8 (0..255) or float (0..1), got dtype {array.dtype}")
-        return [(tensor, None)]
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(images, Image.Image):
-        array = np.asarray(images.convert("RGB"), dtype=np.uint8)
-        return [(torch.from_numpy(array.copy()).permute(2, 0, 1), getattr(images, "filename", None) or None)]
-    raise TypeError(f"images must be a path, a PIL image, a numpy array, a Tensor or a list of them, "
-                    f"got {type(images).__name__}")
 
 
 class Predictor:
@@ -122,7 +59,7 @@ class Predictor:
         class_names (sequence of str): the names of its classes.
         imgsz (int): the square input size the model was trained at, >= 16.
         device (str or torch.device): ``"auto"``, ``"cpu"``, ``"cuda"``, ... (see
-            :func:`pixbox.engine.trainer.select_device`).
+            :func:`pixbox.engine.device.select_device`).
         score_threshold (float): default minimum score of a detection, in [0, 1].
         nms_threshold (float): default per-class NMS IoU threshold, in [0, 1].
         topk (int): default maximum detections per image, >= 1.
@@ -137,18 +74,15 @@ class Predictor:
         device (torch.device): where the model runs.
     """
 
+    #: The task of the model (:data:`pixbox.tasks.TASKS`).
+    task = "detect"
+
     def __init__(self, model: nn.Module, class_names: Sequence[str], imgsz: int = 256, *,
                  device: str | torch.device = "cpu", score_threshold: float = 0.25, nms_threshold: float = 0.45,
                  topk: int = 100, batch: int = 16, model_name: str | None = None):
         if not isinstance(model, nn.Module) or not callable(getattr(model, "predict", None)):
             raise TypeError(f"model must be an nn.Module with a predict() method (an SSD), got {type(model).__name__}")
-        if isinstance(class_names, str) or not isinstance(class_names, Sequence):
-            raise TypeError(f"class_names must be a list of str, got {type(class_names).__name__}")
-        num = getattr(model, "num_classes", len(class_names))
-        if len(class_names) != num:
-            raise ValueError(f"class_names must have one name per model class ({num}), got {len(class_names)}")
-        if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 16:
-            raise ValueError(f"imgsz must be an int >= 16, got {imgsz!r}")
+        class_names = check_predictor_args(model, class_names, imgsz)
         self.device = select_device(device)
         self.model = model.to(self.device).eval()
         self.class_names = [str(c) for c in class_names]
@@ -194,7 +128,7 @@ class Predictor:
             (list[str], the class name of each box), ``size`` (``(H, W)`` of the original image)
             and ``path`` (the file, or None).
         """
-        pairs = _as_images(images)
+        pairs = as_images(images)
         if proposals is not None:
             if not self.needs_proposals:
                 raise ValueError(f"proposals are for Fast R-CNN models; {self!r} does not take them")
@@ -303,38 +237,22 @@ def model_from_checkpoint(state: dict[str, Any], path="checkpoint") -> nn.Module
     """
     from pixbox.models import MODELS, build_model
 
-    missing = [k for k in MODEL_KEYS if k not in state]
-    if missing:
-        raise ValueError(f"{path}: not a pixbox detection checkpoint (it lacks {missing}); expected best.pt or "
-                         "last.pt of a pixbox training run, or a file written by Predictor.save()")
-    if state["model_name"] not in MODELS:
-        raise ValueError(f"{path}: unknown model {state['model_name']!r}; this pixbox knows {list(MODELS)}")
-    model = build_model(state["model_name"], int(state["num_classes"]), image_size=int(state["imgsz"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{path}: the weights do not fit model {state['model_name']!r}: {e}") from None
-    return model.eval()
+    return model_from_state(
+        state, path, keys=MODEL_KEYS, models=MODELS,
+        build=lambda s: build_model(s["model_name"], int(s["num_classes"]), image_size=int(s["imgsz"])),
+        expected="detection checkpoint; expected best.pt or last.pt of a pixbox training run, or a file written "
+                 "by Predictor.save()").eval()
 
 
-def load(path, *, device: str | torch.device = "auto", score_threshold: float = 0.25, nms_threshold: float = 0.45,
-         topk: int = 100, batch: int = 16):
-    """Loads a trained detector (or classifier) for inference.
-
-    A classification checkpoint (``runs/classify/NAME/best.pt``) gives a
-    :class:`pixbox.engine.classification.ClassifierPredictor` instead (``device`` and ``batch``
-    apply; the detection thresholds are ignored), a segmentation one a
-    :class:`pixbox.engine.segmentation.SegmenterPredictor`.
-
-    A ``.onnx`` file written by ``pixbox export`` gives the same predictor classes running the
-    file with ONNX Runtime on the CPU (:func:`pixbox.export.load_onnx`; the class names, input
-    size, normalization and pre-NMS cap come from the file's metadata, the thresholds from the
-    arguments here, as for a ``.pt``).
+def load_detector(state: dict[str, Any], *, path=None, device: str | torch.device = "auto",
+                  score_threshold: float = 0.25, nms_threshold: float = 0.45, topk: int = 100,
+                  batch: int = 16) -> Predictor:
+    """A :class:`Predictor` from a detection checkpoint's state (``best.pt``, ``last.pt`` or a
+    :meth:`Predictor.save` file; :func:`pixbox.tasks.load` reads the file and dispatches here).
 
     Args:
-        path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run
-            (``runs/detect/NAME/best.pt``), a file written by :meth:`Predictor.save`, or a
-            ``.onnx`` export.
+        state (dict): the checkpoint.
+        path (str or PathLike, optional): its file, for messages and ``Predictor.path``.
         device (str or torch.device): ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda:0"``, ...
         score_threshold (float): default minimum detection score, in [0, 1].
         nms_threshold (float): default NMS IoU threshold, in [0, 1].
@@ -345,26 +263,101 @@ def load(path, *, device: str | torch.device = "auto", score_threshold: float = 
         Predictor: call ``.predict(images)``.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a pixbox detection checkpoint.
+        ValueError: the state is not a pixbox detection checkpoint.
     """
-    if Path(path).suffix.lower() == ".onnx":
-        from pixbox.export import load_onnx
-
-        return load_onnx(path, device=device, score_threshold=score_threshold, nms_threshold=nms_threshold,
-                         topk=topk, batch=batch)
-    state = load_checkpoint(path, map_location="cpu")
-    if isinstance(state, dict) and state.get("task") == "classify":
-        from pixbox.engine.classification import load_classifier
-
-        return load_classifier(path, device=device, batch=batch, state=state)
-    if isinstance(state, dict) and state.get("task") == "segment":
-        from pixbox.engine.segmentation import load_segmenter
-
-        return load_segmenter(path, device=device, state=state)
-    model = model_from_checkpoint(state, path)
+    model = model_from_checkpoint(state, path or "checkpoint")
     predictor = Predictor(model, list(state["class_names"]), int(state["imgsz"]), device=device,
                           score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk, batch=batch,
                           model_name=state["model_name"])
-    predictor.path = str(path)
+    predictor.path = None if path is None else str(path)
     return predictor
+
+
+# ----------------------------------------------------------------------------------------------
+# Prediction on files
+
+
+def as_predictor(weights, *, device, batch: int = 16) -> Predictor:
+    return as_predictor_(weights, Predictor, "detect", load_detector, device=device, batch=batch)
+
+
+def check_proposals_arg(wants: bool, proposals, what) -> None:
+    name = what if isinstance(what, (str, os.PathLike)) else type(what).__name__
+    if wants and proposals is None:
+        raise ValueError(f"{name} is a Fast R-CNN: it needs region proposals of the images; pass --proposals FILE "
+                         "(proposals=), a file made with `pixbox detect proposals --data DIR -o FILE`")
+    if not wants and proposals is not None:
+        raise ValueError(f"{name} does not take region proposals (only fast_rcnn_* models do); drop --proposals")
+
+
+def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.25, nms_threshold: float = 0.45,
+                     topk: int = 100, device: str = "auto", batch: int = 16, proposals=None) -> list[dict[str, Any]]:
+    """Detects objects in image files and writes the drawn images and a JSON of the detections.
+
+    Args:
+        weights (str, PathLike or Predictor): a checkpoint (``best.pt``) or a loaded predictor.
+        sources: image files, folders or glob patterns (see :func:`find_images`).
+        out (str or PathLike, optional): output folder, created when missing; None writes
+            nothing. It gets ``<stem>.png`` per image (boxes drawn with class names and scores)
+            and ``predictions.json``: ``{"weights", "class_names", "score_threshold",
+            "nms_threshold", "images": [{"path", "output", "width", "height", "detections":
+            [{"box": [x1, y1, x2, y2], "score", "label", "name"}]}]}`` (pixels of the original
+            images).
+        score_threshold (float): minimum score, in [0, 1].
+        nms_threshold (float): per-class NMS IoU threshold, in [0, 1].
+        topk (int): detections kept per image.
+        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
+        batch (int): images per forward pass.
+        proposals (str, PathLike or dict, optional): Fast R-CNN only: a region proposals file;
+            each image is found by the end of its path (e.g. ``images/val/a.png`` or ``a.png``;
+            see :func:`pixbox.data.proposals.proposals_for`). None runs selective search on each
+            image (OpenCV contrib), or raises ImportError without it.
+
+    Returns:
+        list[dict]: :meth:`~pixbox.tasks.detect.Predictor.predict`'s results, one per image.
+    """
+    from pixbox.data.io import read_image
+    from pixbox.viz import draw_boxes, save_image
+
+    predictor = as_predictor(weights, device=device, batch=batch)
+    paths = find_images(sources)
+    table = None
+    if proposals is not None:
+        from pixbox.data.proposals import proposals_for
+
+        if not predictor.needs_proposals:
+            check_proposals_arg(False, proposals, weights)
+        table = proposals_for(paths, proposals)  # fails on a missing image before any work
+    results, records = [], []
+    out_dir = None if out is None else Path(out)
+    names = output_names(paths)
+    for start in range(0, len(paths), predictor.batch):
+        chunk = paths[start:start + predictor.batch]
+        images = [read_image(p) for p in chunk]
+        dets = predictor.predict(images, score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk,
+                                 proposals=None if table is None else table[start:start + predictor.batch])
+        for k, (path, image, det) in enumerate(zip(chunk, images, dets)):
+            det["path"] = str(path)
+            results.append(det)
+            name = names[start + k]
+            if out_dir is not None:
+                drawn = draw_boxes(image, det["boxes"], det["names"], det["scores"])
+                save_image(drawn, out_dir / name)
+            records.append({
+                "path": str(path), "output": name if out_dir is not None else None,
+                "width": det["size"][1], "height": det["size"][0],
+                "detections": [{"box": [round(float(v), 2) for v in box], "score": round(float(s), 5), "label": int(c),
+                                "name": n}
+                               for box, s, c, n in zip(det["boxes"].tolist(), det["scores"].tolist(),
+                                                       det["labels"].tolist(), det["names"])],
+            })
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"weights": predictor.path,
+               "class_names": predictor.class_names, "score_threshold": score_threshold,
+               "nms_threshold": nms_threshold, "images": records}
+        with atomic_open(out_dir / "predictions.json", "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+    return results
+
+

@@ -1,0 +1,157 @@
+"""What the tasks share: the image inputs every predictor takes (:func:`as_images`), a model rebuilt
+from a checkpoint (:func:`model_from_state`) and a new run's pretrained weights file
+(:func:`absolute_weights`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["absolute_weights", "as_images", "as_predictor", "check_predictor_args", "model_from_state"]
+
+
+def as_images(images) -> list[tuple[Tensor, str | None]]:
+    """Splits ``images`` into ``(Tensor[3, H, W] uint8 or float, path or None)`` pairs."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("images must not be an empty list")
+        out = []
+        for i, item in enumerate(images):
+            if isinstance(item, (list, tuple)):
+                raise TypeError(f"images[{i}] must be an image, not a nested {type(item).__name__}")
+            out += as_images(item)
+        return out
+    if isinstance(images, (str, os.PathLike)):
+        from pixbox.data.io import read_image
+
+        return [(read_image(images), str(images))]
+    if isinstance(images, Tensor):
+        if images.dim() == 4:
+            return [pair for img in images for pair in as_images(img)]
+        if images.dim() == 2:
+            images = images[None]
+        if images.dim() != 3 or images.shape[0] not in (1, 3):
+            raise ValueError(f"images must be a Tensor[3, H, W], [1, H, W] or [B, 3, H, W], got shape "
+                             f"{tuple(images.shape)}")
+        if images.dtype != torch.uint8 and not images.is_floating_point():
+            raise TypeError(f"image tensors must be uint8 (0..255) or float (0..1), got dtype {images.dtype}")
+        if images.shape[0] == 1:
+            images = images.expand(3, -1, -1)
+        return [(images, None)]
+    if isinstance(images, np.ndarray):
+        array = images
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ValueError(f"numpy images must be [H, W, 3] (RGB), [H, W, 4] or [H, W], got shape {array.shape}")
+        array = array[:, :, :3]
+        if not array.flags.writeable:  # e.g. np.asarray(pil_image); torch wants writable memory
+            array = array.copy()
+        if array.dtype == np.uint8:
+            tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+        elif np.issubdtype(array.dtype, np.floating):
+            tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
+        else:
+            raise TypeError(f"numpy images must be uint8 (0..255) or float (0..1), got dtype {array.dtype}")
+        return [(tensor, None)]
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(images, Image.Image):
+        array = np.asarray(images.convert("RGB"), dtype=np.uint8)
+        return [(torch.from_numpy(array.copy()).permute(2, 0, 1), getattr(images, "filename", None) or None)]
+    raise TypeError(f"images must be a path, a PIL image, a numpy array, a Tensor or a list of them, "
+                    f"got {type(images).__name__}")
+
+
+def absolute_weights(cfg, new_run: bool, default_hint: str):
+    """A new run's ``pretrained`` weights file, checked and made absolute (``"default"`` and
+    ``"none"`` unchanged), so the saved config names it wherever the run is resumed from.
+
+    Args:
+        cfg (RunConfig): a config with a ``pretrained`` key.
+        new_run (bool): False (a resume) returns ``cfg`` unchanged.
+        default_hint (str): what ``"default"`` means, for the error message.
+    """
+    if new_run and cfg.pretrained not in ("default", "none"):
+        if not Path(cfg.pretrained).is_file():
+            raise FileNotFoundError(f"pretrained weights file {cfg.pretrained!r} does not exist (use 'default' for "
+                                    f"the {default_hint})")
+        cfg = cfg.replace(pretrained=os.path.abspath(cfg.pretrained))
+    return cfg
+
+
+def model_from_state(state: dict, path, *, keys, models, build, expected: str):
+    """The model a checkpoint describes, its weights loaded strictly, with errors naming the file.
+
+    Args:
+        state (dict): the checkpoint.
+        path: its file name, for the messages.
+        keys (sequence of str): the keys the checkpoint must have.
+        models (Mapping): the model names this pixbox knows.
+        build (callable): ``state -> nn.Module`` (the architecture, weights not yet loaded).
+        expected (str): what the file should have been, for the message.
+
+    Returns:
+        nn.Module: on the CPU.
+
+    Raises:
+        ValueError: a missing key, an unknown model or weights that do not fit it.
+    """
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a pixbox {expected} (it lacks {missing})")
+    if state["model_name"] not in models:
+        raise ValueError(f"{path}: unknown model {state['model_name']!r}; this pixbox knows {list(models)}")
+    model = build(state)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit model {state['model_name']!r}: {e}") from None
+    return model
+
+
+def as_predictor(weights, predictor_class: type, task: str, load, **options):
+    """``weights`` as a ``predictor_class``: a predictor is kept; a checkpoint path of ``task`` is
+    loaded with ``load(state, path=, **options)``; another task's checkpoint is refused with the
+    command that takes it."""
+    if isinstance(weights, predictor_class):
+        return weights
+    if isinstance(weights, (str, os.PathLike)):
+        from pixbox.engine.checkpoint import load_checkpoint
+
+        state = load_checkpoint(weights, map_location="cpu")
+        found = state.get("task", "detect") if isinstance(state, dict) else None
+        if found != task:
+            raise ValueError(f"{weights}: a {found!r} checkpoint, not a {task!r} one; use `pixbox {found} ...` for it")
+        return load(state, path=weights, **options)
+    raise TypeError(f"weights must be a checkpoint path or a {predictor_class.__name__}, got {type(weights).__name__}")
+
+
+def check_predictor_args(model, class_names, imgsz: int | None = None) -> list[str]:
+    """Checks what a predictor is made of: an ``nn.Module``, one class name per model output (when
+    the model says how many) and an input side ``imgsz`` >= 16 (None: any size).
+
+    Returns:
+        list[str]: the class names.
+    """
+    from collections.abc import Sequence
+
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(f"class_names must be a list of str, got {type(class_names).__name__}")
+    num = getattr(model, "num_classes", len(class_names))
+    if len(class_names) != num:
+        raise ValueError(f"class_names must have one name per model class ({num}), got {len(class_names)}")
+    if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 16):
+        raise ValueError(f"imgsz must be an int >= 16, got {imgsz!r}")
+    return [str(c) for c in class_names]
+
