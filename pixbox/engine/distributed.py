@@ -18,6 +18,7 @@ all of them. Without ``torchrun`` (``WORLD_SIZE`` unset or 1) nothing here chang
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 from typing import Any, Callable, Iterator, Sequence
@@ -95,7 +96,8 @@ def local_device(device: str) -> str:
 
 
 def init_distributed(device: str = "auto") -> int:
-    """Joins the process group that ``torchrun`` describes in the environment, once.
+    """Joins the process group that ``torchrun`` describes in the environment, once; the process
+    leaves it at exit (:func:`destroy_distributed`) if the caller has not.
 
     Does nothing when ``WORLD_SIZE`` is unset or 1, or when a process group already exists (for
     example one made by the caller).
@@ -130,6 +132,9 @@ def init_distributed(device: str = "auto") -> int:
         torch.cuda.set_device(local_rank)
     torch.distributed.init_process_group(backend="nccl" if cuda else "gloo", rank=rank, world_size=world)
     _INITIALIZED_HERE = True
+    # a script that ends (or stops on an exception) without leaving the group would exit with the
+    # backend's threads running and abort ("terminate called without an active exception")
+    atexit.register(destroy_distributed)
     return world
 
 
