@@ -186,6 +186,8 @@ def run_training(args, flags: dict, config_class: type, train, *, task: str, dat
             train(config)
     except USER_ERRORS as e:
         return fail(e)
+    except FloatingPointError as e:  # a NaN/inf loss: last.pt keeps the last finished epoch
+        return fail(f"{e}; the run folder's last.pt holds the last finished epoch")
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: pixbox {task} train --resume RUN_DIR", file=sys.stderr)
         return 130

@@ -96,3 +96,18 @@ def test_amp_flags(data, tmp_path, capsys):
     assert load_checkpoint(tmp_path / "forced" / "best.pt")["config"]["amp"] is True
     assert main(base + ["--name", "auto"]) == 0
     assert load_checkpoint(tmp_path / "auto" / "best.pt")["config"]["amp"] == "auto"
+
+
+def test_a_nan_loss_is_a_clear_error_not_a_traceback(data, tmp_path, capsys, monkeypatch):
+    from pixbox.tasks.detect import DetectTask
+
+    def nan_loss(self, trainer, batch):
+        return {"loss": torch.tensor(float("nan"), requires_grad=True)}
+
+    monkeypatch.setattr(DetectTask, "loss", nan_loss)
+    argv = ["detect", "train", "--data", str(data), "--epochs", "1", "--batch", "4", "--imgsz", "64", "--workers",
+            "0", "--device", "cpu", "--project", str(tmp_path), "--name", "nan"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the training loss is nan at epoch 1, step 1") and "Traceback" not in err
+    assert "last.pt holds the last finished epoch" in err
