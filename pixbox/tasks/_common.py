@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["absolute_weights", "as_images", "as_predictor", "check_predictor_args", "model_from_state"]
+__all__ = ["absolute_weights", "as_images", "as_predictor", "check_eval_args", "check_predictor_args", "check_same_classes",
+           "model_from_state"]
 
 
 def as_images(images) -> list[tuple[Tensor, str | None]]:
@@ -154,4 +155,24 @@ def check_predictor_args(model, class_names, imgsz: int | None = None) -> list[s
     if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 16):
         raise ValueError(f"imgsz must be an int >= 16, got {imgsz!r}")
     return [str(c) for c in class_names]
+
+
+def check_eval_args(data, batch, workers, limit=None) -> tuple[int, int, int | None]:
+    """Checks the arguments every ``evaluate_*`` function takes: an existing dataset folder, ``batch``
+    >= 1, ``workers`` >= 0, ``limit`` >= 1 or None; returns ``(batch, workers, limit)`` as ints."""
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
+    if not Path(data).is_dir():
+        raise FileNotFoundError(f"data folder {str(data)!r} does not exist")
+    from pixbox._checks import check_number
+
+    batch, workers = int(check_number(batch, "batch", low=1)), int(check_number(workers, "workers", low=0))
+    return batch, workers, None if limit is None else int(check_number(limit, "limit", low=1))
+
+
+def check_same_classes(model_names, dataset, split: str, data) -> None:
+    """Raises ValueError when a split's classes differ from the model's."""
+    if list(dataset.class_names) != list(model_names):
+        raise ValueError(f"the model's classes {list(model_names)} differ from those of split {split!r} of {data}: "
+                         f"{list(dataset.class_names)}")
 

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixbox._checks import check_choice, check_number
+from pixbox._checks import check_choice, check_int, check_number
 from pixbox._console import is_terminal
 from pixbox.losses import content_loss, gram, style_loss, tv_loss
 from pixbox.models.style import STYLE_TRANSFORMS, StyleExtractor
@@ -164,14 +164,6 @@ def _resize_long(img: Tensor, long_side: int) -> Tensor:
         return img
     return F.interpolate(img[None], size=size, mode="bilinear", align_corners=False,
                          antialias=scale < 1)[0].clamp(0, 1)
-
-
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
 
 
 class _Objective:
@@ -332,8 +324,8 @@ def stylize(
     content_img = load_style_image(content, "content")
     style_img = load_style_image(style, "style")
     if size is not None:
-        size = _check_int(size, "size", 16)
-    steps = _check_int(steps, "steps", 1)
+        size = check_int(size, "size", low=16)
+    steps = check_int(steps, "steps", low=1)
     wc = check_number(content_weight, "content_weight", low=0)
     ws = check_number(style_weight, "style_weight", low=0)
     wt = check_number(tv_weight, "tv_weight", low=0)
@@ -341,13 +333,13 @@ def stylize(
     lr = _DEFAULT_LR[optimizer] if lr is None else check_number(lr, "lr", low=0, low_open=True)
     init = check_choice(init, "init", _INITS)
     check_choice(style_transform, "style_transform", STYLE_TRANSFORMS)
-    seed = _check_int(seed, "seed", 0)
+    seed = check_int(seed, "seed", low=0)
     for flag, name in ((multiscale, "multiscale"), (preserve_color, "preserve_color"), (progress, "progress"),
                        (plot, "plot"), (return_history, "return_history")):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     if save_every is not None:
-        save_every = _check_int(save_every, "save_every", 1)
+        save_every = check_int(save_every, "save_every", low=1)
     if (save_every is not None or plot) and out_dir is None:
         raise ValueError("out_dir is required with save_every or plot: the folder for the images and losses.png")
     if extractor is None:

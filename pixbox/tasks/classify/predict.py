@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,7 +16,8 @@ from pixbox._files import atomic_open
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images
-from pixbox.tasks._common import as_images, check_predictor_args, model_from_state
+from pixbox.tasks._common import as_images, check_eval_args, check_predictor_args, check_same_classes
+from pixbox.tasks._common import model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.classify.config import CLASSIFY_FORMATS
 from pixbox.tasks.classify.data import classification_dataset, classify_transforms, loader
@@ -184,19 +184,11 @@ def evaluate_classifier(weights, data, *, fmt: str = "auto", split: str = "val",
     Raises:
         ValueError: the split's classes differ from the model's.
     """
-    if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
-    if not Path(data).is_dir():
-        raise FileNotFoundError(f"data folder {str(data)!r} does not exist")
+    batch, workers, limit = check_eval_args(data, batch, workers, limit)
     check_choice(fmt, "fmt", CLASSIFY_FORMATS)
-    batch, workers = int(check_number(batch, "batch", low=1)), int(check_number(workers, "workers", low=0))
-    if limit is not None:
-        limit = int(check_number(limit, "limit", low=1))
     predictor = _as_predictor(weights, device=device, batch=batch)
     dataset = classification_dataset(data, fmt, split, predictor.prepare, limit)
-    if dataset.class_names != predictor.class_names:
-        raise ValueError(f"the model's classes {predictor.class_names} differ from those of split {split!r} "
-                         f"of {data}: {dataset.class_names}")
+    check_same_classes(predictor.class_names, dataset, split, data)
     return evaluate_loader(predictor.model, loader(dataset, batch, workers), dataset.class_names, predictor.device)
 
 

@@ -3,13 +3,12 @@ every training epoch) or on a split of a dataset folder (:func:`evaluate_detecto
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 from torch import nn
 
 from pixbox._checks import check_choice, check_number
+from pixbox.tasks._common import check_eval_args, check_same_classes
 from pixbox.tasks.detect.config import FORMATS
 from pixbox.tasks.detect.data import EvalTransform, detection_dataset, val_batches
 from pixbox.tasks.detect.predict import Predictor, as_predictor, check_proposals_arg
@@ -64,17 +63,11 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
         ValueError: the dataset's classes differ from the model's, or ``proposals`` missing for
             a Fast R-CNN (or given to another model).
     """
-    if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
-    if not Path(data).is_dir():
-        raise FileNotFoundError(f"data folder {str(data)!r} does not exist")
+    batch, workers, limit = check_eval_args(data, batch, workers, limit)
     check_choice(fmt, "fmt", FORMATS)
-    batch, workers, topk = (int(check_number(v, n, low=low)) for v, n, low in
-                            ((batch, "batch", 1), (workers, "workers", 0), (topk, "topk", 1)))
+    topk = int(check_number(topk, "topk", low=1))
     for value, name in ((score_threshold, "score_threshold"), (nms_threshold, "nms_threshold")):
         check_number(value, name, low=0, high=1)
-    if limit is not None:
-        limit = int(check_number(limit, "limit", low=1))
     if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 16):
         raise ValueError(f"imgsz must be an int >= 16 or None, got {imgsz!r}")
     if isinstance(weights_or_model, nn.Module):  # its class names come from the dataset
@@ -88,8 +81,6 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
     dataset = detection_dataset(data, fmt, split, EvalTransform(size), limit, proposals)
     if predictor is None:
         predictor = Predictor(weights_or_model, dataset.class_names, size, device=device)
-    if dataset.class_names != predictor.class_names:
-        raise ValueError(f"the model's classes {predictor.class_names} differ from those of split {split!r} "
-                         f"of {data}: {dataset.class_names}")
+    check_same_classes(predictor.class_names, dataset, split, data)
     return evaluate_loader(predictor, val_batches(dataset, batch, workers), dataset.class_names,
-                     score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)
+                           score_threshold=score_threshold, nms_threshold=nms_threshold, topk=topk)

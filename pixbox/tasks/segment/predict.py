@@ -6,7 +6,6 @@ as VOC palette PNGs and overlays)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,8 @@ from pixbox.data.transforms import functional as TF
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
-from pixbox.tasks._common import as_images, check_predictor_args, model_from_state
+from pixbox.tasks._common import as_images, check_eval_args, check_predictor_args, check_same_classes
+from pixbox.tasks._common import model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.segment.data import IGNORE_INDEX, collate_padded, loader, segment_transforms, segmentation_dataset
 
@@ -141,18 +141,10 @@ def evaluate_segmenter(weights, data, *, split: str = "val", batch: int = 1, dev
     Returns:
         dict: :meth:`pixbox.metrics.segmentation.SegmentationEvaluator.compute`'s metrics.
     """
-    if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"data must be a dataset folder path, got {type(data).__name__}")
-    if not Path(data).is_dir():
-        raise FileNotFoundError(f"data folder {str(data)!r} does not exist")
-    batch, workers = int(check_number(batch, "batch", low=1)), int(check_number(workers, "workers", low=0))
-    if limit is not None:
-        limit = int(check_number(limit, "limit", low=1))
+    batch, workers, limit = check_eval_args(data, batch, workers, limit)
     predictor = _as_predictor(weights, device=device)
     dataset = segmentation_dataset(data, split, segment_transforms("eval", None), limit)
-    if dataset.class_names != predictor.class_names:
-        raise ValueError(f"the model's classes {predictor.class_names} differ from those of split {split!r} "
-                         f"of {data}: {dataset.class_names}")
+    check_same_classes(predictor.class_names, dataset, split, data)
     return evaluate_loader(predictor.model, loader(dataset, batch, workers, collate_fn=collate_padded),
                            dataset.class_names, predictor.device)
 
