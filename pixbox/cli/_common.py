@@ -83,6 +83,9 @@ def add_run_flags(train: argparse.ArgumentParser, defaults: dict) -> None:
                        help="stop after N epochs without improvement, 0 never (default: 0)")
     train.add_argument("--eval-every", dest="eval_every", type=number(int, 1), metavar="N",
                        help=f"validate every N epochs (default: {d['eval_every']})")
+    train.add_argument("--ema", action=argparse.BooleanOptionalAction, default=None,
+                       help="evaluate and keep an exponential moving average of the weights (best.pt holds it) "
+                            "(default: off)")
     train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                        help="mixed precision: --amp forces autocast (bfloat16 on any CPU, float16 on CUDA), "
                             "--no-amp trains in float32; by default autocast runs where it is native (CUDA, "

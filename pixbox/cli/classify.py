@@ -30,7 +30,7 @@ _AUGMENT = ("none", "d2l", "color")
 _FREEZE = ("none", "backbone", "bn")
 _TRAIN_KEYS = ("data", "format", "model", "pretrained", "epochs", "batch", "imgsz", "lr", "head_lr_mult", "freeze",
                "optimizer", "workers", "device", "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp")
+               "sync_bn", "amp", "ema")
 
 
 def _model_names() -> list[str]:

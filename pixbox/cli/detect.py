@@ -41,7 +41,7 @@ _AUGMENT = ("none", "light", "ssd")
 # `pixbox detect train` flags that map to DetectConfig keys.
 _TRAIN_KEYS = ("data", "format", "model", "proposals", "epochs", "batch", "imgsz", "lr", "optimizer", "workers",
                "device", "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp")
+               "sync_bn", "amp", "ema")
 
 
 def _model_names() -> list[str]:

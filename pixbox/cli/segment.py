@@ -29,7 +29,7 @@ __all__ = ["add_parser"]
 _AUGMENT = ("crop", "flip", "scale")
 _TRAIN_KEYS = ("data", "model", "pretrained", "crop", "epochs", "batch", "lr", "optimizer", "workers", "device",
                "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp")
+               "sync_bn", "amp", "ema")
 
 
 def _model_names() -> list[str]:

@@ -37,7 +37,7 @@ __all__ = ["RESUME_ONLY_KEYS", "get_rng_state", "load_checkpoint", "save_checkpo
            "slim_checkpoint"]
 
 #: The keys of a training state that only a resume reads: :func:`slim_checkpoint` leaves them out.
-RESUME_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_generator")
+RESUME_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_generator", "ema")
 
 
 def _check_path(path, name: str = "path") -> Path:
@@ -73,7 +73,8 @@ def save_checkpoint(state: dict[str, Any], path) -> Path:
 def slim_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     """The state without the parts only a resume needs: what ``best.pt`` holds.
 
-    Everything but :data:`RESUME_ONLY_KEYS` is kept (the weights, ``epoch``, ``best_score``,
+    Everything but :data:`RESUME_ONLY_KEYS` is kept (the weights, which are the moving average's
+    when the run kept one (``"ema"``), ``epoch``, ``best_score``,
     ``history``, ``config``, ``class_names``, ... are small and read by :func:`pixbox.load`,
     ``val`` and the reports). When a key was left out the result has ``"slim": True``, which
     tells a resume to use ``last.pt`` instead.
@@ -87,6 +88,8 @@ def slim_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
     slim = {k: v for k, v in state.items() if k not in RESUME_ONLY_KEYS}
+    if state.get("ema") is not None:  # a run with a weight average: best.pt's weights are the average
+        slim["model"] = state["ema"]["model"]
     if len(slim) < len(state):
         slim["slim"] = True
     return slim

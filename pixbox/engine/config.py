@@ -91,6 +91,8 @@ class RunConfig:
         sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm
             statistics across them (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a
             single process.
+        ema (bool): evaluate and keep an exponential moving average of the weights
+            (:class:`pixbox.engine.ema.ModelEMA`) instead of the last weights; ``--ema``.
         augment (bool | str): the task's augmentation preset (True and False name its default
             and its no-augmentation preset).
         train_split (str): the training split's name.
@@ -125,6 +127,7 @@ class RunConfig:
     amp: bool | str = "auto"
     channels_last: bool = False
     sync_bn: bool = False
+    ema: bool = False
     augment: bool | str = True
     train_split: str = "train"
     val_split: str | None = "val"
@@ -405,6 +408,7 @@ _COMMON_CHECKS = {
     "amp": _amp,
     "channels_last": _bool,
     "sync_bn": _bool,
+    "ema": _bool,
     "augment": _augment_flag,
     "train_split": _text(),
     "val_split": _text(optional=True),

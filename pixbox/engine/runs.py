@@ -403,6 +403,6 @@ def build_trainer(task: Task, cfg: RunConfig, data: TaskData, run_dir: Path, *, 
     trainer = TaskTrainer(task, cfg, data, model, optimizer, batches, epochs=cfg.epochs, scheduler=scheduler,
                           device=local_device(cfg.device), callbacks=standard + list(callbacks), amp=cfg.amp,
                           channels_last=cfg.channels_last, grad_clip=cfg.grad_clip, seed=cfg.seed, verbose=verbose,
-                          sync_bn=cfg.sync_bn, log_file=Path(run_dir) / "train.log")
+                          sync_bn=cfg.sync_bn, log_file=Path(run_dir) / "train.log", ema=cfg.ema)
     return trainer, list(notes)
 

@@ -172,8 +172,8 @@ class Task:
         raise NotImplementedError(f"{type(self).__name__} must implement loss(trainer, batch)")
 
     def evaluate(self, trainer: Trainer, loader) -> dict[str, Any]:
-        """The metrics of ``trainer.model`` on the validation ``loader``; the int and float ones
-        become columns of ``metrics.csv``."""
+        """The metrics of ``trainer.eval_model`` (the model, or its weight average with ``ema``) on the
+        validation ``loader``; the int and float ones become columns of ``metrics.csv``."""
         raise NotImplementedError(f"{type(self).__name__} must implement evaluate(trainer, loader)")
 
     def load(self, state: dict[str, Any], *, path: str | None, device, batch: int):

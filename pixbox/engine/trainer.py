@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from pixbox.engine.checkpoint import get_rng_state, set_rng_state
 from pixbox.engine.device import epoch_seed, seed_everything, select_device
 from pixbox.engine.distributed import all_reduce_sum, barrier, get_rank, get_world_size, wrap_ddp
+from pixbox.engine.ema import ModelEMA
 from pixbox.engine.precision import TinyConvGuard, resolve_amp
 
 __all__ = ["Trainer"]
@@ -106,6 +107,10 @@ class Trainer:
             :class:`~torch.nn.SyncBatchNorm` (CUDA only); ignored in a single process.
         log_file (str or PathLike, optional): :meth:`log` also appends its lines here (rank 0
             only, whatever ``verbose``), e.g. the run's ``train.log``.
+        ema (bool): keep an exponential moving average of the weights
+            (:class:`~pixbox.engine.ema.ModelEMA`, updated after every step): :attr:`eval_model`
+            is then the average, checkpoints carry it (``"ema"``), and a slim ``best.pt``'s weights
+            are the average's.
 
     **Several processes.** When a process group with more than one rank exists (``torchrun``, see
     :mod:`pixbox.engine.distributed`), the model is wrapped in
@@ -135,7 +140,7 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_data, *, epochs: int,
                  scheduler=None, device: str | torch.device = "cpu", callbacks: Sequence = (),
                  amp: bool | str = False, channels_last: bool = False, grad_clip: float | None = None,
-                 seed: int = 0, verbose: bool = True, sync_bn: bool = False, log_file=None):
+                 seed: int = 0, verbose: bool = True, sync_bn: bool = False, log_file=None, ema: bool = False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -163,6 +168,9 @@ class Trainer:
         self.train_data = train_data
         self.epochs = epochs
         self.callbacks = list(callbacks)
+        if not isinstance(ema, bool):
+            raise TypeError(f"ema must be a bool, got {type(ema).__name__}")
+        self.ema = ModelEMA(self.model) if ema else None
         self.amp_dtype, self.precision = resolve_amp(amp, self.device)
         self.amp = self.amp_dtype is not None
         # oneDNN's bfloat16 weight gradients are wrong for strided convolutions of 1-pixel maps:
@@ -239,6 +247,11 @@ class Trainer:
         fn = self.model if method is None else getattr(self.model, method)
         return fn(*args, **kwargs)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model to evaluate: the weights' moving average with ``ema``, else :attr:`model`."""
+        return self.model if self.ema is None else self.ema.module
+
     def to_device(self, x):
         """Moves the tensors of ``x`` (nested lists, tuples, dicts) to the training device."""
         return _to_device(x, self.device, self.channels_last)
@@ -291,6 +304,8 @@ class Trainer:
         self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.global_step += 1
         return values
 
@@ -373,7 +388,8 @@ class Trainer:
             (epochs finished), ``global_step``, ``best_score``, ``best_epoch``, ``history``,
             ``rng`` (:func:`~pixbox.engine.checkpoint.get_rng_state`), ``loader_generator``
             (the state of the epoch's DataLoader generator, or None; a resume does not need it,
-            since each epoch reseeds the generator) and :meth:`checkpoint_extra`.
+            since each epoch reseeds the generator), ``ema`` (the weight average's state, or None)
+            and :meth:`checkpoint_extra`.
         """
         generator = getattr(self.batches, "generator", None)
         return {
@@ -388,6 +404,7 @@ class Trainer:
             "history": [dict(row) for row in self.history],
             "rng": get_rng_state(),
             "loader_generator": generator.get_state() if isinstance(generator, torch.Generator) else None,
+            "ema": None if self.ema is None else self.ema.state_dict(),
             **self.checkpoint_extra(),
         }
 
@@ -407,6 +424,10 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if state.get("ema") is None:
+                raise ValueError("the checkpoint has no weight average (ema) to continue; resume without ema")
+            self.ema.load_state_dict(state["ema"])
         self.start_epoch = self.epoch = int(state["epoch"])
         self.global_step = int(state.get("global_step", 0))
         self.best_score = state.get("best_score")

@@ -58,7 +58,7 @@ def test_slim_checkpoint_drops_only_the_resume_state():
     slim = slim_checkpoint(full)
     assert slim == {"model": weights, "epoch": 2, "history": [{"epoch": 1}], "config": {"data": "x"}, "slim": True}
     assert slim["model"] is weights and "optimizer" in full  # shares the tensors, leaves the input alone
-    assert set(RESUME_ONLY_KEYS) == {"optimizer", "scheduler", "scaler", "rng", "loader_generator"}
+    assert set(RESUME_ONLY_KEYS) == {"optimizer", "scheduler", "scaler", "rng", "loader_generator", "ema"}
     assert slim_checkpoint({"epoch": 1}) == {"epoch": 1}  # nothing left out: no marker
     with pytest.raises(TypeError, match="state must be a dict, got list"):
         slim_checkpoint([])

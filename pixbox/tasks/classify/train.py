@@ -125,7 +125,7 @@ class ClassifyTask(Task):
         return {"loss": loss, "acc": acc}
 
     def evaluate(self, trainer, loader) -> dict[str, Any]:
-        return evaluate_loader(trainer.model, loader, trainer.class_names, trainer.device)
+        return evaluate_loader(trainer.eval_model, loader, trainer.class_names, trainer.device)
 
     def describe(self, cfg: ClassifyConfig, data: TaskData) -> str:
         source = "from scratch" if cfg.pretrained == "none" else f"fine-tuning from {cfg.pretrained} weights"

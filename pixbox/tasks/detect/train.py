@@ -96,7 +96,7 @@ class DetectTask(Task):
 
     def evaluate(self, trainer, loader) -> dict[str, Any]:
         cfg = trainer.config
-        predictor = Predictor(trainer.model, trainer.class_names, cfg.imgsz, device=trainer.device)
+        predictor = Predictor(trainer.eval_model, trainer.class_names, cfg.imgsz, device=trainer.device)
         return evaluate_loader(predictor, loader, trainer.class_names, score_threshold=cfg.score_threshold,
                                nms_threshold=cfg.nms_threshold, topk=cfg.topk)
 

@@ -78,7 +78,7 @@ class SegmentTask(Task):
         return {"loss": loss, "acc": acc}
 
     def evaluate(self, trainer, loader) -> dict[str, Any]:
-        return evaluate_loader(trainer.model, loader, trainer.class_names, trainer.device)
+        return evaluate_loader(trainer.eval_model, loader, trainer.class_names, trainer.device)
 
     def after_fit(self, trainer, run_dir: Path, data: TaskData) -> None:
         if trainer.metrics.get("confusion") is not None:
