@@ -50,7 +50,9 @@ from pixbox.models.backbones import (
     vgg19,
 )
 from pixbox.models.fcn import FCN, SEGMENTATION_MODELS, build_fcn
-from pixbox.models.rcnn import FastRCNN, FasterRCNN, fast_rcnn, faster_rcnn
+from pixbox.models.rcnn import FastRCNN, FasterRCNN
+from pixbox.models.rcnn.fast_rcnn import fast_rcnn
+from pixbox.models.rcnn.faster_rcnn import faster_rcnn
 from pixbox.models.ssd import SSD, build_ssd, tiny_ssd
 
 __all__ = [

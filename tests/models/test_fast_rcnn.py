@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pixbox.models import MODELS, FastRCNN, build_model, fast_rcnn, needs_proposals
-from pixbox.models.rcnn import faster_rcnn
+from pixbox.models import faster_rcnn
 from pixbox.ops import box_iou
 
 

@@ -36,3 +36,21 @@ def test_no_exported_name_shadows_a_submodule():
         module = importlib.import_module(f"pixbox.models.{name}")
         if hasattr(pixbox.models, name):
             assert getattr(pixbox.models, name) is module, name
+
+
+@pytest.mark.parametrize("name", ["fast_rcnn", "faster_rcnn", "rpn", "roi_heads", "neck"])
+def test_rcnn_submodules_are_not_shadowed_by_builders(name):
+    import pixbox.models.rcnn as rcnn
+
+    module = importlib.import_module(f"pixbox.models.rcnn.{name}")
+    assert getattr(rcnn, name) is module
+    assert name not in rcnn.__all__
+
+
+def test_the_rcnn_builders_keep_their_public_names():
+    from pixbox.models.rcnn import build_fast_rcnn, build_faster_rcnn
+    from pixbox.models.rcnn.fast_rcnn import fast_rcnn
+    from pixbox.models.rcnn.faster_rcnn import faster_rcnn
+
+    assert build_fast_rcnn is fast_rcnn is pixbox.models.fast_rcnn
+    assert build_faster_rcnn is faster_rcnn is pixbox.models.faster_rcnn

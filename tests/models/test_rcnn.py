@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pixbox.models import MODELS, build_model
-from pixbox.models.rcnn import FasterRCNN, TopDownNeck, faster_rcnn
+from pixbox.models import faster_rcnn
+from pixbox.models.rcnn import FasterRCNN, TopDownNeck
 
 
 @pytest.fixture(autouse=True)
