@@ -1,8 +1,8 @@
 """Training on several processes with ``torchrun``: process group, data shards, reductions.
 
-``torchrun --nproc_per_node=N -m pixbox.cli.main detect train ...`` starts N copies of the
+``torchrun --nproc_per_node=N -m pixbox detect train ...`` starts N copies of the
 command with the environment variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR`` and ``MASTER_PORT``. The task's ``train_*`` function calls
+``MASTER_ADDR`` and ``MASTER_PORT``. :func:`pixbox.engine.runs.fit` calls
 :func:`init_distributed`, which joins the process group (``nccl`` for CUDA, ``gloo`` on the
 CPU); the :class:`~pixbox.engine.trainer.Trainer` then wraps the model in
 :class:`~torch.nn.parallel.DistributedDataParallel` and every rank trains on its own shard of

@@ -1,17 +1,12 @@
-"""What every task's training run shares: run folders, resuming, optimizer and schedule, image
-sources and metric files.
-
-A task module (:mod:`pixbox.tasks.detect`, :mod:`pixbox.tasks.classify`) builds its
-data, model and trainer; this module holds the steps around them that do not depend on the task:
+"""The one training skeleton and what it needs: :func:`fit` runs any :class:`~pixbox.engine.task.Task`
+(config, data, model, optimizer, schedule, callbacks, checkpoints, resume, torchrun);
+:func:`build_trainer` assembles its trainer.
 
 - :func:`start_run` validates a new run's config, or finds the checkpoint of a run to resume and
   applies the few changes a resume may make (:func:`resume_config`);
 - :func:`unique_dir` gives a new run its own folder (``train``, ``train2``, ...);
-- :func:`build_optimizer` and :func:`build_scheduler` turn the config's optimizer and LR
-  schedule keys into torch objects (per-group learning rates, such as a fine-tuned head's, are
-  kept: the schedule multiplies each group's own rate);
-- :func:`find_images` expands files, folders and globs; :func:`save_metrics_json` writes
-  metrics with NaN as null.
+- :func:`finish_lines` is what a finished run says last (its score, the ``val`` and ``predict``
+  commands); :func:`save_metrics_json` writes metrics with NaN as null.
 """
 
 from __future__ import annotations
@@ -246,22 +241,19 @@ def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = F
     return path
 
 
-def _example_image(data) -> str | None:
+def _example_image(data: TaskData) -> str | None:
     """The path of one image of the run's data (validation first), or None."""
-    loader = getattr(data, "val_loader", None)
-    for dataset in (getattr(loader, "dataset", None), getattr(data, "train_set", None)):
+    for dataset in (data.val_set, data.train_set):
         path_of = getattr(dataset, "_path", None)
-        if path_of is None:
-            continue
-        try:
-            if len(dataset):
+        if path_of is not None and len(dataset):
+            try:
                 return str(path_of(0))
-        except (NotImplementedError, TypeError, IndexError, AttributeError):
-            continue
+            except (NotImplementedError, IndexError):
+                continue
     return None
 
 
-def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data=None) -> list[str]:
+def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data: TaskData | None = None) -> list[str]:
     """What a finished training run says last: its best score and the exact commands that
     evaluate it and predict with it (one image of its own data as the example).
 
@@ -270,7 +262,7 @@ def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data=None) -> 
         trainer (Trainer): the finished trainer (``best_score``, ``best_epoch``).
         run_dir (Path): the run folder.
         monitor (str): the metric that picked ``best.pt``.
-        data: the run's training data (with ``val_loader`` / ``train_set``), for the example.
+        data (TaskData, optional): the run's data, for the example image.
 
     Returns:
         list[str]: three lines.
