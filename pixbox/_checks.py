@@ -9,6 +9,8 @@ received. Validation uses exceptions, never ``assert`` (which vanishes under
 from __future__ import annotations
 
 import difflib
+import math
+import os
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -158,3 +160,119 @@ def check_four(values, name: str) -> tuple[float, float, float, float]:
     if len(vals) != 4:
         raise ValueError(f"{name} must have 4 values, got {len(vals)}: {values}")
     return vals  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------
+# Config values: each checker is ``check(value, name) -> value`` (a factory where it takes bounds);
+# a config file's values arrive as YAML reads them, so ``3.0`` passes as an int and ``"1e-3"``
+# as a float.
+
+
+def int_value(low: int, optional: bool = False):
+    def check(value, name):
+        if optional and value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            what = "an int" + (" or None" if optional else "")
+            raise TypeError(f"{name} must be {what} >= {low}, got {value!r} ({type(value).__name__})")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+        return value
+
+    return check
+
+
+def float_value(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
+           optional: bool = False):
+    lo, hi = ("(" if low_open else "["), (")" if high_open or high == math.inf else "]")
+    span = f"in {lo}{low}, {high}{hi}"
+
+    def check(value, name):
+        if optional and value is None:
+            return None
+        if isinstance(value, str):  # YAML reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            what = "a number" + (" or None" if optional else "")
+            raise TypeError(f"{name} must be {what} {span}, got {value!r} ({type(value).__name__})")
+        value = float(value)
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok or math.isnan(value):
+            raise ValueError(f"{name} must be a number {span}, got {value}")
+        return value
+
+    return check
+
+
+def choice_value(choices, optional: bool = False):
+    def check(value, name):
+        if optional and value is None:
+            return None
+        options = choices() if callable(choices) else choices
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be one of {list(options)}, got {value!r} ({type(value).__name__})")
+        if value not in options:
+            hint = difflib.get_close_matches(value, list(options), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ValueError(f"{name} must be one of {list(options)}, got {value!r}{extra}")
+        return value
+
+    return check
+
+
+def bool_value(value, name):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def amp_value(value, name):
+    if isinstance(value, str) and value.lower() in ("auto", "true", "false", "on", "off"):
+        value = {"auto": "auto", "true": True, "on": True, "false": False, "off": False}[value.lower()]
+    if value != "auto" and not isinstance(value, bool):
+        raise TypeError(f"{name} must be 'auto', true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def preset_value(value, name):
+    if not isinstance(value, (bool, str)):
+        raise TypeError(f"{name} must be a preset name, true or false, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def text_value(optional: bool = False):
+    def check(value, name):
+        if optional and value is None:
+            return None
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value.strip():
+            what = "a non-empty str" + (" or None" if optional else "")
+            raise TypeError(f"{name} must be {what}, got {value!r}")
+        return value
+
+    return check
+
+
+def run_name_value(value, name):
+    value = text_value()(value, name)
+    if value in (".", "..") or "/" in value or "\\" in value:
+        raise ValueError(f"{name} must be a plain folder name (no '/', '.' or '..'), got {value!r}")
+    return value
+
+
+def pretrained_value(value, name):
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "default"
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"{name} must be 'default', 'none' or a weights file path, got {value!r}")
+    return value

@@ -1,4 +1,4 @@
-"""Atomic file writing, shared by every module that writes files.
+"""Atomic file writing and new output folders, shared by every module that writes files.
 
 A file is written to a temporary file in the same folder and then moved over the target with
 :func:`os.replace`, so a reader (or a crash) never sees a half-written file: the target holds
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_open"]
+__all__ = ["atomic_open", "unique_dir"]
 
 
 def _umask() -> int:
@@ -48,3 +48,25 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def unique_dir(parent, name: str) -> Path:
+    """``parent/name``, or ``parent/name2``, ``name3``, ... when it exists; created, never reused.
+
+    Args:
+        parent (str or PathLike): the folder holding the runs.
+        name (str): the wanted name.
+
+    Returns:
+        Path: a new, empty folder.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while True:
+        path = parent / (name if k == 1 else f"{name}{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            k += 1

@@ -231,6 +231,8 @@ class OnnxModel(nn.Module):
                 raise ValueError(f"images must have shape [B, {', '.join(map(str, self.input_shape[1:]))}] for this "
                                  f"ONNX file, got {tuple(images.shape)} (dimension {dim})")
         x = images.detach().to("cpu", torch.float32)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("images must have finite pixel values, got NaN or infinity")
         h, w = x.shape[-2:]
         stride = int(self.metadata.get("stride") or 0)  # an FCN export: any size, padded to its stride
         if stride:  # pad with the mean colour: zeros after normalization, as the FCN pads

@@ -230,7 +230,7 @@ def run_validation(args, task: str, evaluate: Callable, table: Callable, figure:
         **options: more keywords for ``evaluate``.
     """
     from pixbox.engine.checkpoint import load_checkpoint
-    from pixbox.engine.runs import save_metrics_json
+    from pixbox.metrics.files import save_metrics_json
 
     try:
         config = load_checkpoint(args.weights).get("config") or {}

@@ -84,7 +84,7 @@ def _run_val(args: argparse.Namespace) -> int:
 
 def _run_predict(args: argparse.Namespace) -> int:
     from pixbox.data.io import find_images
-    from pixbox.engine.runs import unique_dir
+    from pixbox._files import unique_dir
     from pixbox.tasks.detect import predict_detector
 
     try:

@@ -76,7 +76,7 @@ def _run_val(args: argparse.Namespace) -> int:
 
 def _run_predict(args: argparse.Namespace) -> int:
     from pixbox.data.io import find_images
-    from pixbox.engine.runs import unique_dir
+    from pixbox._files import unique_dir
     from pixbox.tasks.segment import predict_segmenter
 
     try:

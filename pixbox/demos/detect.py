@@ -98,7 +98,7 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
     from pixbox.data.generators import make_dataset
     from pixbox.tasks.detect import DetectConfig
     from pixbox.tasks.detect import evaluate_detector, predict_detector, train_detector
-    from pixbox.engine.runs import save_metrics_json
+    from pixbox.metrics.files import save_metrics_json
     from pixbox.metrics.detection import summary_table
 
     say = log if log is not None else logging.getLogger(__name__).info

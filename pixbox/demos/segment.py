@@ -74,7 +74,7 @@ def run(out_dir: str | os.PathLike = "runs/demo/segment", *, seed: int = 0, num_
     from pixbox.data.generators import make_dataset
     from pixbox.data.io import read_image, read_mask
     from pixbox.tasks.segment import SegmentConfig
-    from pixbox.engine.runs import save_metrics_json
+    from pixbox.metrics.files import save_metrics_json
     from pixbox.tasks.segment import evaluate_segmenter, predict_segmenter, train_segmenter
     from pixbox.metrics.segmentation import segmentation_table
     from pixbox.viz import draw_masks

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from pixbox._checks import (amp_value, bool_value, choice_value, float_value, int_value, preset_value,
+                            run_name_value, text_value)
 from pixbox._files import atomic_open
 from pixbox.engine.device import check_device_name
 
@@ -268,151 +269,41 @@ def _check_keys(values, config_class: type) -> dict[str, Any]:
     return out
 
 
-def _int(low: int, optional: bool = False):
-    def check(value, name):
-        if optional and value is None:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            what = "an int" + (" or None" if optional else "")
-            raise TypeError(f"{name} must be {what} >= {low}, got {value!r} ({type(value).__name__})")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
-        return value
-
-    return check
-
-
-def _float(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
-           optional: bool = False):
-    lo, hi = ("(" if low_open else "["), (")" if high_open or high == math.inf else "]")
-    span = f"in {lo}{low}, {high}{hi}"
-
-    def check(value, name):
-        if optional and value is None:
-            return None
-        if isinstance(value, str):  # YAML reads "1e-3" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            what = "a number" + (" or None" if optional else "")
-            raise TypeError(f"{name} must be {what} {span}, got {value!r} ({type(value).__name__})")
-        value = float(value)
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-        if not ok or math.isnan(value):
-            raise ValueError(f"{name} must be a number {span}, got {value}")
-        return value
-
-    return check
-
-
-def _choice(choices, optional: bool = False):
-    def check(value, name):
-        if optional and value is None:
-            return None
-        options = choices() if callable(choices) else choices
-        if not isinstance(value, str):
-            raise TypeError(f"{name} must be one of {list(options)}, got {value!r} ({type(value).__name__})")
-        if value not in options:
-            hint = difflib.get_close_matches(value, list(options), n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(f"{name} must be one of {list(options)}, got {value!r}{extra}")
-        return value
-
-    return check
-
-
-def _bool(value, name):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be true or false, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _amp(value, name):
-    if isinstance(value, str) and value.lower() in ("auto", "true", "false", "on", "off"):
-        value = {"auto": "auto", "true": True, "on": True, "false": False, "off": False}[value.lower()]
-    if value != "auto" and not isinstance(value, bool):
-        raise TypeError(f"{name} must be 'auto', true or false, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _augment_flag(value, name):
-    if not isinstance(value, (bool, str)):
-        raise TypeError(f"{name} must be a preset name, true or false, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _text(optional: bool = False):
-    def check(value, name):
-        if optional and value is None:
-            return None
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str) or not value.strip():
-            what = "a non-empty str" + (" or None" if optional else "")
-            raise TypeError(f"{name} must be {what}, got {value!r}")
-        return value
-
-    return check
-
-
-def _run_name(value, name):
-    value = _text()(value, name)
-    if value in (".", "..") or "/" in value or "\\" in value:
-        raise ValueError(f"{name} must be a plain folder name (no '/', '.' or '..'), got {value!r}")
-    return value
-
-
-def _pretrained(value, name):
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if value is None or value is False:
-        return "none"
-    if value is True:
-        return "default"
-    if not isinstance(value, str) or not value.strip():
-        raise TypeError(f"{name} must be 'default', 'none' or a weights file path, got {value!r}")
-    return value
-
-
 def _device(value, name):
-    return check_device_name(_text()(value, name), name)
+    return check_device_name(text_value()(value, name), name)
 
 
 _COMMON_CHECKS = {
-    "data": _text(optional=True),
-    "model": _text(),
-    "epochs": _int(1),
-    "batch": _int(1),
-    "lr": _float(0, low_open=True),
-    "momentum": _float(0, 1, high_open=True),
-    "weight_decay": _float(0),
-    "optimizer": _choice(_OPTIMIZERS),
-    "scheduler": _choice(_SCHEDULERS),
-    "final_lr_ratio": _float(0, 1),
-    "step_epochs": _int(1, optional=True),
-    "gamma": _float(0, 1, low_open=True),
-    "warmup_epochs": _float(0),
-    "grad_clip": _float(0, low_open=True, optional=True),
-    "workers": _int(0),
+    "data": text_value(optional=True),
+    "model": text_value(),
+    "epochs": int_value(1),
+    "batch": int_value(1),
+    "lr": float_value(0, low_open=True),
+    "momentum": float_value(0, 1, high_open=True),
+    "weight_decay": float_value(0),
+    "optimizer": choice_value(_OPTIMIZERS),
+    "scheduler": choice_value(_SCHEDULERS),
+    "final_lr_ratio": float_value(0, 1),
+    "step_epochs": int_value(1, optional=True),
+    "gamma": float_value(0, 1, low_open=True),
+    "warmup_epochs": float_value(0),
+    "grad_clip": float_value(0, low_open=True, optional=True),
+    "workers": int_value(0),
     "device": _device,
-    "name": _run_name,
-    "project": _text(),
-    "seed": _int(0),
-    "eval_every": _int(1),
-    "patience": _int(0),
-    "monitor": _text(),
-    "amp": _amp,
-    "channels_last": _bool,
-    "sync_bn": _bool,
-    "ema": _bool,
-    "augment": _augment_flag,
-    "train_split": _text(),
-    "val_split": _text(optional=True),
-    "limit_train": _int(1, optional=True),
-    "limit_val": _int(1, optional=True),
+    "name": run_name_value,
+    "project": text_value(),
+    "seed": int_value(0),
+    "eval_every": int_value(1),
+    "patience": int_value(0),
+    "monitor": text_value(),
+    "amp": amp_value,
+    "channels_last": bool_value,
+    "sync_bn": bool_value,
+    "ema": bool_value,
+    "augment": preset_value,
+    "train_split": text_value(),
+    "val_split": text_value(optional=True),
+    "limit_train": int_value(1, optional=True),
+    "limit_val": int_value(1, optional=True),
 }
 RunConfig._CHECKS = _COMMON_CHECKS

@@ -10,6 +10,8 @@ import re
 import numpy as np
 import torch
 
+from pixbox.data.sharding import epoch_seed  # re-exported: the seed of each epoch of a run
+
 __all__ = ["check_device_name", "epoch_seed", "seed_everything", "select_device"]
 
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
@@ -79,23 +81,6 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch`` of a run seeded with ``seed``: a hash of the pair, in [0, 2**63).
-
-    Args:
-        seed (int): the run's seed, >= 0.
-        epoch (int): the epoch index, >= 0.
-
-    Returns:
-        int: different pairs give unrelated seeds (numpy's ``SeedSequence``).
-    """
-    for value, name in ((seed, "seed"), (epoch, "epoch")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    hi, lo = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
-    return ((int(hi) << 32) | int(lo)) & (2**63 - 1)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,4 +1,5 @@
-"""Training on several processes with ``torchrun``: process group, data shards, reductions.
+"""Training on several processes with ``torchrun``: the process group, DDP, reductions (the data
+shards are :mod:`pixbox.data.sharding`).
 
 ``torchrun --nproc_per_node=N -m pixbox detect train ...`` starts N copies of the
 command with the environment variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
@@ -6,7 +7,7 @@ command with the environment variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
 :func:`init_distributed`, which joins the process group (``nccl`` for CUDA, ``gloo`` on the
 CPU); the :class:`~pixbox.engine.trainer.Trainer` then wraps the model in
 :class:`~torch.nn.parallel.DistributedDataParallel` and every rank trains on its own shard of
-each batch (:class:`ShardSampler`).
+each batch (:class:`pixbox.data.sharding.ShardSampler`).
 
 The config's ``batch`` is the **global** batch: each of the N ranks loads ``batch / N``
 images per step, and the gradients are averaged over the ranks, so the learning rate, the
@@ -19,34 +20,16 @@ all of them. Without ``torchrun`` (``WORLD_SIZE`` unset or 1) nothing here chang
 from __future__ import annotations
 
 import atexit
-import math
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DistributedSampler
 
-from pixbox.engine.device import epoch_seed
+from pixbox.data.sharding import get_rank, get_world_size
 
-__all__ = [
-    "ShardSampler",
-    "all_reduce_sum",
-    "barrier",
-    "broadcast_object",
-    "destroy_distributed",
-    "epoch_batches",
-    "get_rank",
-    "get_world_size",
-    "init_distributed",
-    "is_main_process",
-    "local_device",
-    "rank_batch",
-    "shard_loader",
-    "shard_steps",
-    "steps_per_epoch",
-    "wrap_ddp",
-]
+__all__ = ["all_reduce_sum", "barrier", "broadcast_object", "destroy_distributed", "get_rank", "get_world_size",
+           "init_distributed", "is_main_process", "local_device", "wrap_ddp"]
 
 _INITIALIZED_HERE = False
 
@@ -59,20 +42,6 @@ def _env_int(name: str, default: int) -> int:
         return int(text)
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer (torchrun sets it), got {text!r}") from None
-
-
-def get_world_size() -> int:
-    """The number of training processes (1 without an initialized process group)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
-
-
-def get_rank() -> int:
-    """This process's rank, in [0, world size) (0 without an initialized process group)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return 0
 
 
 def is_main_process() -> bool:
@@ -178,131 +147,6 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t)
     return t.tolist()
-
-
-def rank_batch(batch: int, world_size: int | None = None) -> int:
-    """The images per step of each rank: the global ``batch`` divided by the world size.
-
-    Raises:
-        ValueError: ``batch`` is not a multiple of the world size.
-    """
-    world = get_world_size() if world_size is None else world_size
-    if batch % world:
-        raise ValueError(f"batch (the global batch) must be a multiple of the number of processes ({world}), "
-                         f"got {batch}; e.g. --batch {max(world, batch // world * world)}")
-    return batch // world
-
-
-class ShardSampler(DistributedSampler):
-    """A :class:`~torch.utils.data.DistributedSampler` whose order is the single-process loader's.
-
-    The epoch's order is the permutation a single-process
-    :func:`~pixbox.data.loaders.make_loader` with ``shuffle=True`` and the same ``seed`` draws
-    (its DataLoader first draws the workers' base seed from the generator, then the
-    permutation). The order is padded by repeating its start to a multiple of the world size,
-    and rank ``r`` takes positions ``r, r + N, r + 2N, ...``. So step ``k`` of the N ranks
-    together sees exactly the images of step ``k`` of a single process with the global batch
-    (when the dataset size is a multiple of the world size).
-
-    Args:
-        dataset (Dataset): map-style.
-        seed (int): the epoch's seed, in [0, 2**63), e.g. ``epoch_seed(cfg.seed, epoch)``.
-        num_replicas (int, optional), rank (int, optional): default from the process group.
-    """
-
-    def __init__(self, dataset, seed: int, num_replicas: int | None = None, rank: int | None = None):
-        num_replicas = get_world_size() if num_replicas is None else num_replicas
-        rank = get_rank() if rank is None else rank
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
-
-    def __iter__(self) -> Iterator[int]:
-        n = len(self.dataset)
-        g = torch.Generator().manual_seed(self.seed)
-        torch.empty((), dtype=torch.int64).random_(generator=g)  # the DataLoader's base seed draw
-        order = torch.randperm(n, generator=g).tolist()
-        order += (order * math.ceil(self.total_size / max(n, 1)))[: self.total_size - n]  # pad
-        return iter(order[self.rank:self.total_size:self.num_replicas])
-
-
-def shard_loader(dataset, batch: int, *, seed: int, num_workers: int = 0, collate_fn: Callable | None = None,
-                 drop_last: bool = False):
-    """This rank's training loader for one epoch: its shard (:class:`ShardSampler`) in batches of
-    ``batch / world size``.
-
-    Rank 0's data pipeline (augmentation) is seeded like a single-process
-    :func:`~pixbox.data.loaders.make_loader` with this ``seed``; the other ranks get seeds of
-    their own, so their random augmentations differ.
-
-    Args:
-        dataset (Dataset): the training set.
-        batch (int): the global batch, a multiple of the world size.
-        seed (int): the epoch's seed, in [0, 2**63).
-        num_workers (int): loading processes of this rank, >= 0.
-        collate_fn (callable, optional): as for ``make_loader``.
-        drop_last (bool): drop this rank's last incomplete batch.
-
-    Returns:
-        DataLoader: iterate it once.
-    """
-    from pixbox.data.loaders import _default_collate_fn, _SeededLoader, seed_worker
-
-    rank = get_rank()
-    per_rank = rank_batch(batch)
-    loader_seed = seed if rank == 0 else epoch_seed(seed % 2**31, rank)
-    return _SeededLoader(dataset, batch_size=per_rank, sampler=ShardSampler(dataset, seed), num_workers=num_workers,
-                         collate_fn=collate_fn if collate_fn is not None else _default_collate_fn(dataset),
-                         drop_last=drop_last, generator=torch.Generator().manual_seed(loader_seed),
-                         worker_init_fn=seed_worker, persistent_workers=False)
-
-
-def steps_per_epoch(num_images: int, batch: int) -> tuple[int, bool]:
-    """``(steps, drop_last)`` of an epoch: the last batch is dropped only when it would hold a
-    single image (BatchNorm cannot train on one)."""
-    drop_last = num_images > batch and num_images % batch == 1
-    return (num_images // batch if drop_last else math.ceil(num_images / batch)), drop_last
-
-
-def shard_steps(num_images: int, batch: int) -> tuple[int, bool]:
-    """``(steps, drop_last)`` of one rank's epoch with the global ``batch`` (see
-    :func:`steps_per_epoch`, applied to the rank's padded shard)."""
-    world = get_world_size()
-    return steps_per_epoch(math.ceil(num_images / world), rank_batch(batch, world))
-
-
-def epoch_batches(dataset, batch: int, *, seed: int, workers: int, collate_fn=None):
-    """The training batches of a run: ``(batches, steps)`` where ``batches(epoch)`` is the
-    loader of epoch ``epoch`` (a new one per epoch, seeded from ``(seed, epoch)``, so an epoch's
-    order and augmentation depend on nothing else and a resumed run repeats them) and ``steps``
-    the optimizer steps per epoch. Under ``torchrun`` each rank loads its shard of every global
-    batch (:func:`shard_loader`).
-
-    Args:
-        dataset (Dataset): the training set.
-        batch (int): the (global) batch size.
-        seed (int): the run's seed.
-        workers (int): loading processes per rank.
-        collate_fn (callable, optional): as for :func:`pixbox.data.loaders.make_loader`.
-
-    Returns:
-        tuple: ``(batches, steps)``.
-    """
-    if get_world_size() > 1:
-        steps, drop_last = shard_steps(len(dataset), batch)
-
-        def shards(epoch: int):
-            return shard_loader(dataset, batch, seed=epoch_seed(seed, epoch), num_workers=workers,
-                                collate_fn=collate_fn, drop_last=drop_last)
-
-        return shards, steps
-    steps, drop_last = steps_per_epoch(len(dataset), batch)
-
-    def batches(epoch: int):
-        from pixbox.data.loaders import make_loader
-
-        return make_loader(dataset, batch, shuffle=True, num_workers=workers, collate_fn=collate_fn,
-                           seed=epoch_seed(seed, epoch), drop_last=drop_last)
-
-    return batches, steps
 
 
 class _Forward(nn.Module):

@@ -4,23 +4,19 @@
 
 - :func:`start_run` validates a new run's config, or finds the checkpoint of a run to resume and
   applies the few changes a resume may make (:func:`resume_config`);
-- :func:`unique_dir` gives a new run its own folder (``train``, ``train2``, ...);
 - :func:`finish_lines` is what a finished run says last (its score, the ``val`` and ``predict``
-  commands); :func:`save_metrics_json` writes metrics with NaN as null.
+  commands).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import torch
-
-from pixbox._files import atomic_open
+from pixbox._files import unique_dir
 from pixbox.data.loaders import make_loader
+from pixbox.data.sharding import epoch_batches
 from pixbox.engine.callbacks import (
     CheckpointCallback,
     CSVLogger,
@@ -33,13 +29,7 @@ from pixbox.engine.callbacks import (
 from pixbox.engine.checkpoint import load_checkpoint
 from pixbox.engine.config import RunConfig, read_yaml_values
 from pixbox.engine.device import seed_everything
-from pixbox.engine.distributed import (
-    broadcast_object,
-    epoch_batches,
-    init_distributed,
-    is_main_process,
-    local_device,
-)
+from pixbox.engine.distributed import broadcast_object, init_distributed, is_main_process, local_device
 from pixbox.engine.optim import build_optimizer, build_scheduler
 from pixbox.engine.task import Task, TaskData, TaskTrainer
 
@@ -47,49 +37,10 @@ __all__ = [
     "build_trainer",
     "finish_lines",
     "fit",
-    "keep_random_subset",
     "resume_config",
-    "save_metrics_json",
     "start_run",
-    "unique_dir",
 ]
 
-
-
-def unique_dir(parent, name: str) -> Path:
-    """``parent/name``, or ``parent/name2``, ``name3``, ... when it exists; created, never reused.
-
-    Args:
-        parent (str or PathLike): the folder holding the runs.
-        name (str): the wanted name.
-
-    Returns:
-        Path: a new, empty folder.
-    """
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    k = 1
-    while True:
-        path = parent / (name if k == 1 else f"{name}{k}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            k += 1
-
-
-def keep_random_subset(dataset, limit: int | None, seed: int = 0):
-    """Keeps a fixed random subset of ``limit`` samples of a dataset with ``annotations.samples``
-    (in their original order; the same subset for the same seed), in place.
-
-    Returns:
-        the dataset.
-    """
-    if limit is not None and limit < len(dataset):
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
-        samples = dataset.annotations.samples
-        dataset.annotations.samples = [samples[i] for i in sorted(order[:limit])]
-    return dataset
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,43 +153,6 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
 
 # ----------------------------------------------------------------------------------------------
 # Images and metric files
-
-
-def _json_ready(value):
-    """Metrics with numpy arrays, tensors and NaN made JSON-friendly (arrays to lists, NaN to None)."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, torch.Tensor):
-        return _json_ready(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def save_metrics_json(metrics: dict[str, Any], path, *, include_curves: bool = False) -> Path:
-    """Writes evaluation metrics to a JSON file (NaN as null; PR curves only when asked).
-
-    Args:
-        metrics (dict): e.g. from :func:`~pixbox.tasks.detect.evaluate_detector`.
-        path (str or PathLike): the ``.json`` file.
-        include_curves (bool): also write the raw ``pr_curves`` arrays.
-
-    Returns:
-        Path: ``path``.
-    """
-    doc = {k: v for k, v in metrics.items() if include_curves or k != "pr_curves"}
-    path = Path(path)
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(_json_ready(doc), f, indent=1)
-    return path
 
 
 def _example_image(data: TaskData) -> str | None:

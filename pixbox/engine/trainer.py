@@ -115,7 +115,7 @@ class Trainer:
     **Several processes.** When a process group with more than one rank exists (``torchrun``, see
     :mod:`pixbox.engine.distributed`), the model is wrapped in
     :class:`~torch.nn.parallel.DistributedDataParallel` (:attr:`ddp`); ``train_data`` should then
-    give each rank its shard (:func:`~pixbox.engine.distributed.shard_loader`). The epoch's losses
+    give each rank its shard (:func:`~pixbox.data.sharding.shard_loader`). The epoch's losses
     and image count are summed over the ranks, callbacks marked ``main_process_only`` (logs,
     checkpoints, plots, progress bars) run only on rank 0, and :attr:`model` stays the plain
     module, so checkpoints hold its unwrapped state.

@@ -1,73 +1,14 @@
-"""What the tasks share: the image inputs every predictor takes (:func:`as_images`), a model rebuilt
-from a checkpoint (:func:`model_from_state`) and a new run's pretrained weights file
-(:func:`absolute_weights`)."""
+"""What the tasks share: a model rebuilt from a checkpoint (:func:`model_from_state`), a new run's
+pretrained weights file (:func:`absolute_weights`) and the checks of predictor and evaluation
+arguments."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import Tensor
-
-__all__ = ["absolute_weights", "as_images", "as_predictor", "check_eval_args", "check_predictor_args", "check_same_classes",
+__all__ = ["absolute_weights", "as_predictor", "check_eval_args", "check_predictor_args", "check_same_classes",
            "model_from_state"]
-
-
-def as_images(images) -> list[tuple[Tensor, str | None]]:
-    """Splits ``images`` into ``(Tensor[3, H, W] uint8 or float, path or None)`` pairs."""
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError("images must not be an empty list")
-        out = []
-        for i, item in enumerate(images):
-            if isinstance(item, (list, tuple)):
-                raise TypeError(f"images[{i}] must be an image, not a nested {type(item).__name__}")
-            out += as_images(item)
-        return out
-    if isinstance(images, (str, os.PathLike)):
-        from pixbox.data.io import read_image
-
-        return [(read_image(images), str(images))]
-    if isinstance(images, Tensor):
-        if images.dim() == 4:
-            return [pair for img in images for pair in as_images(img)]
-        if images.dim() == 2:
-            images = images[None]
-        if images.dim() != 3 or images.shape[0] not in (1, 3):
-            raise ValueError(f"images must be a Tensor[3, H, W], [1, H, W] or [B, 3, H, W], got shape "
-                             f"{tuple(images.shape)}")
-        if images.dtype != torch.uint8 and not images.is_floating_point():
-            raise TypeError(f"image tensors must be uint8 (0..255) or float (0..1), got dtype {images.dtype}")
-        if images.shape[0] == 1:
-            images = images.expand(3, -1, -1)
-        return [(images, None)]
-    if isinstance(images, np.ndarray):
-        array = images
-        if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (3, 4):
-            raise ValueError(f"numpy images must be [H, W, 3] (RGB), [H, W, 4] or [H, W], got shape {array.shape}")
-        array = array[:, :, :3]
-        if not array.flags.writeable:  # e.g. np.asarray(pil_image); torch wants writable memory
-            array = array.copy()
-        if array.dtype == np.uint8:
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-        elif np.issubdtype(array.dtype, np.floating):
-            tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
-        else:
-            raise TypeError(f"numpy images must be uint8 (0..255) or float (0..1), got dtype {array.dtype}")
-        return [(tensor, None)]
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(images, Image.Image):
-        array = np.asarray(images.convert("RGB"), dtype=np.uint8)
-        return [(torch.from_numpy(array.copy()).permute(2, 0, 1), getattr(images, "filename", None) or None)]
-    raise TypeError(f"images must be a path, a PIL image, a numpy array, a Tensor or a list of them, "
-                    f"got {type(images).__name__}")
 
 
 def absolute_weights(cfg, new_run: bool, default_hint: str):

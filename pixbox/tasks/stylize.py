@@ -60,17 +60,18 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pixbox._checks import check_choice, check_int, check_number
 from pixbox._console import is_terminal
+from pixbox.data.inputs import as_image
+from pixbox.data.transforms.functional import rgb_to_ycbcr, ycbcr_to_rgb
 from pixbox.losses import content_loss, gram, style_loss, tv_loss
 from pixbox.models.style import STYLE_TRANSFORMS, StyleExtractor
 
-__all__ = ["CONTENT_BOUND", "load_style_image", "rgb_to_ycbcr", "stylize", "ycbcr_to_rgb"]
+__all__ = ["CONTENT_BOUND", "load_style_image", "stylize"]
 
 #: The documented content bound: after :func:`stylize`, the content loss is at most this fraction
 #: of the content loss of a uniform-noise image of the same size (see the module docstring).
@@ -81,78 +82,10 @@ _INITS = ("content", "noise")
 _DEFAULT_LR = {"adam": 0.04, "lbfgs": 1.0}
 
 
-def rgb_to_ycbcr(img: Tensor) -> Tensor:
-    """RGB in [0, 1] to YCbCr (ITU-R BT.601 full-range coefficients, as JPEG), Cb and Cr centred on 0.5.
-
-    Args:
-        img (Tensor[..., 3, H, W]): float RGB.
-
-    Returns:
-        Tensor[..., 3, H, W]: Y, Cb, Cr, each in [0, 1] for RGB in [0, 1].
-    """
-    r, g, b = img.unbind(-3)
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = 0.5 + (b - y) * (0.5 / (1 - 0.114))
-    cr = 0.5 + (r - y) * (0.5 / (1 - 0.299))
-    return torch.stack([y, cb, cr], dim=-3)
-
-
-def ycbcr_to_rgb(img: Tensor) -> Tensor:
-    """The inverse of :func:`rgb_to_ycbcr` (not clamped).
-
-    Args:
-        img (Tensor[..., 3, H, W]): float Y, Cb, Cr.
-
-    Returns:
-        Tensor[..., 3, H, W]: R, G, B.
-    """
-    y, cb, cr = img.unbind(-3)
-    r = y + (cr - 0.5) * (2 * (1 - 0.299))
-    b = y + (cb - 0.5) * (2 * (1 - 0.114))
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b], dim=-3)
-
-
 def load_style_image(image, name: str = "image") -> Tensor:
-    """A content or style image as float RGB ``[3, H, W]`` in [0, 1].
-
-    Args:
-        image: a path (any format Pillow reads), a PIL image, a numpy array ``[H, W, 3]`` or
-            ``[H, W]`` (``uint8``, or float in [0, 1]), or a tensor ``[3, H, W]`` / ``[1, 3, H, W]``
-            (``uint8``, or float in [0, 1]).
-        name (str): the argument's name, for errors.
-
-    Returns:
-        Tensor[3, H, W]: float32 in [0, 1].
-    """
-    from PIL import Image
-
-    if isinstance(image, (str, os.PathLike)):
-        from pixbox.data.io import read_image
-
-        return read_image(image).float() / 255.0
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f"{name} as an array must have shape [H, W, 3] or [H, W], got {image.shape}")
-        image = torch.from_numpy(np.array(image[:, :, :3])).permute(2, 0, 1)  # a writable copy
-    if not isinstance(image, Tensor):
-        raise TypeError(f"{name} must be a path, a PIL image, a numpy array or a tensor, got {type(image).__name__}")
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
-        raise ValueError(f"{name} must have shape [3, H, W] (or [1, 3, H, W]), got {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        return image.float() / 255.0
-    if not image.is_floating_point():
-        raise TypeError(f"{name} must be uint8 or floating point in [0, 1], got dtype {image.dtype}")
-    lo, hi = float(image.min()), float(image.max())
-    if not (lo >= -1e-3 and hi <= 1 + 1e-3):
-        raise ValueError(f"{name} as floating point must have values in [0, 1], got [{lo:g}, {hi:g}]")
-    return image.float().clamp(0, 1)
+    """A content or style image (a path, PIL image, array or tensor; :func:`pixbox.data.inputs.as_image`)
+    as float RGB ``Tensor[3, H, W]`` in [0, 1]."""
+    return as_image(image, name)
 
 
 def _resize_long(img: Tensor, long_side: int) -> Tensor:

@@ -34,14 +34,13 @@ from pixbox.data import make_dataset
 from pixbox.data.loaders import make_loader
 from pixbox.tasks.detect import DetectConfig
 from pixbox.engine import load_checkpoint
+from pixbox.data.sharding import ShardSampler, rank_batch
 from pixbox.engine.distributed import (
-    ShardSampler,
     all_reduce_sum,
     broadcast_object,
     get_rank,
     get_world_size,
     init_distributed,
-    rank_batch,
     wrap_ddp,
 )
 from pixbox.engine.trainer import Trainer

@@ -24,7 +24,7 @@ from pixbox.engine.task import TaskData, TaskTrainer
 from pixbox.tasks.detect import DetectTask
 from pixbox.tasks.detect import build_train_transforms, evaluate_detector, predict_detector
 from pixbox.data.io import find_images
-from pixbox.engine.runs import unique_dir
+from pixbox._files import unique_dir
 from pixbox.tasks.detect import model_from_checkpoint, prepare_image
 from pixbox.models import build_model
 

@@ -11,7 +11,8 @@ from PIL import Image
 import pixbox
 from pixbox.cli.main import main
 from pixbox.data.io import read_image, write_image
-from pixbox.tasks.stylize import CONTENT_BOUND, load_style_image, rgb_to_ycbcr, stylize, ycbcr_to_rgb
+from pixbox.data.transforms.functional import rgb_to_ycbcr, ycbcr_to_rgb
+from pixbox.tasks.stylize import CONTENT_BOUND, load_style_image, stylize
 from pixbox.losses import content_loss
 from pixbox.models.style import StyleExtractor
 
@@ -183,11 +184,11 @@ def test_errors(extractor, tmp_path):
         stylize(_content(), _style(), style_weight=-1.0, **kw)
     with pytest.raises(ValueError, match="out_dir is required with save_every or plot"):
         stylize(_content(), _style(), save_every=1, **kw)
-    with pytest.raises(TypeError, match="content must be a path, a PIL image"):
+    with pytest.raises(TypeError, match=r"content must be one image \(a path, a PIL image, a numpy array or a tensor\), got a list"):
         stylize([[0.5]], _style(), **kw)
-    with pytest.raises(ValueError, match=r"style as floating point must have values in \[0, 1\], got \[0, 229.5\]"):
+    with pytest.raises(ValueError, match=r"style as floating point must have values in \[0, 1\], got \[0, 229.5\]; divide by 255, or pass uint8"):
         stylize(_content(), _style() * 255, **kw)
-    with pytest.raises(ValueError, match=r"content must have shape \[3, H, W\]"):
+    with pytest.raises(ValueError, match=r"content must be a Tensor\[3, H, W\], \[1, H, W\] or \[B, 3, H, W\]"):
         stylize(torch.rand(4, 8, 8), _style(), **kw)
     with pytest.raises(TypeError, match="multiscale must be a bool"):
         stylize(_content(), _style(), multiscale=1, **kw)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox.engine.config import RunConfig, _choice, _float, _int, _pretrained
+from pixbox._checks import choice_value, float_value, int_value, pretrained_value
+from pixbox.engine.config import RunConfig
 from pixbox.engine.finetune import FREEZE_MODES
 
 __all__ = ["CLASSIFY_AUGMENT_PRESETS", "CLASSIFY_FORMATS", "ClassifyConfig", "FREEZE_MODES"]
@@ -27,7 +28,7 @@ def _classifier_names() -> tuple[str, ...]:
 def _classify_augment(value, name):
     if isinstance(value, bool):
         return "d2l" if value else "none"
-    return _choice(CLASSIFY_AUGMENT_PRESETS)(value, name)
+    return choice_value(CLASSIFY_AUGMENT_PRESETS)(value, name)
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,15 @@ class ClassifyConfig(RunConfig):
 
 _CLASSIFY_CHECKS = {
     **RunConfig._CHECKS,
-    "format": _choice(CLASSIFY_FORMATS),
-    "model": _choice(_classifier_names),
-    "pretrained": _pretrained,
-    "head_lr_mult": _float(0, low_open=True),
-    "freeze": _choice(FREEZE_MODES),
-    "monitor": _choice(("accuracy", "mean_recall", "top5")),
+    "format": choice_value(CLASSIFY_FORMATS),
+    "model": choice_value(_classifier_names),
+    "pretrained": pretrained_value,
+    "head_lr_mult": float_value(0, low_open=True),
+    "freeze": choice_value(FREEZE_MODES),
+    "monitor": choice_value(("accuracy", "mean_recall", "top5")),
     "augment": _classify_augment,
-    "crop_pct": _float(0, 1, low_open=True),
-    "label_smoothing": _float(0, 1, high_open=True),
-    "imgsz": _int(16),
+    "crop_pct": float_value(0, 1, low_open=True),
+    "label_smoothing": float_value(0, 1, high_open=True),
+    "imgsz": int_value(16),
 }
 ClassifyConfig._CHECKS = _CLASSIFY_CHECKS

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from pixbox._checks import check_choice
-from pixbox.engine.runs import keep_random_subset
+from pixbox.data.sharding import keep_random_subset
 
 __all__ = ["classification_dataset", "classify_transforms", "loader"]
 

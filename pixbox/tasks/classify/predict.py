@@ -16,7 +16,8 @@ from pixbox._files import atomic_open
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images
-from pixbox.tasks._common import as_images, check_eval_args, check_predictor_args, check_same_classes
+from pixbox.data.inputs import as_images
+from pixbox.tasks._common import check_eval_args, check_predictor_args, check_same_classes
 from pixbox.tasks._common import model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.classify.config import CLASSIFY_FORMATS

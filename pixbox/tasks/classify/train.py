@@ -31,7 +31,8 @@ from pixbox._checks import check_choice
 from pixbox.engine.finetune import finetune
 from pixbox.tasks._common import absolute_weights
 from pixbox.engine.optim import param_groups
-from pixbox.engine.runs import fit, save_metrics_json
+from pixbox.engine.runs import fit
+from pixbox.metrics.files import save_metrics_json
 from pixbox.engine.task import ExportSpec, Task, TaskData
 from pixbox.tasks.classify.config import ClassifyConfig
 from pixbox.tasks.classify.data import classification_dataset, classify_transforms

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox.engine.config import RunConfig, _CombinationError, _choice, _float, _int, _pretrained, _text
+from pixbox._checks import choice_value, float_value, int_value, pretrained_value, text_value
+from pixbox.engine.config import RunConfig, _CombinationError
 from pixbox.engine.finetune import FREEZE_MODES
 
 __all__ = ["AUGMENT_PRESETS", "DetectConfig", "FORMATS"]
@@ -27,7 +28,7 @@ def _model_names() -> tuple[str, ...]:
 def _augment(value, name):
     if isinstance(value, bool):
         return value
-    return _choice(AUGMENT_PRESETS)(value, name)
+    return choice_value(AUGMENT_PRESETS)(value, name)
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,19 @@ class DetectConfig(RunConfig):
 
 _DETECT_CHECKS = {
     **RunConfig._CHECKS,
-    "format": _choice(FORMATS),
-    "model": _choice(_model_names),
-    "proposals": _text(optional=True),
-    "monitor": _choice(("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")),
-    "negative_mining_ratio": _float(0, low_open=True, optional=True),
-    "box_loss": _choice(_BOX_LOSSES),
+    "format": choice_value(FORMATS),
+    "model": choice_value(_model_names),
+    "proposals": text_value(optional=True),
+    "monitor": choice_value(("map", "map_50", "map_75", "voc07_ap50", "voc_ap50")),
+    "negative_mining_ratio": float_value(0, low_open=True, optional=True),
+    "box_loss": choice_value(_BOX_LOSSES),
     "augment": _augment,
-    "score_threshold": _float(0, 1, high_open=True),
-    "nms_threshold": _float(0, 1, low_open=True),
-    "topk": _int(1),
-    "imgsz": _int(16),
-    "pretrained": _pretrained,
-    "head_lr_mult": _float(0, low_open=True),
-    "freeze": _choice(FREEZE_MODES),
+    "score_threshold": float_value(0, 1, high_open=True),
+    "nms_threshold": float_value(0, 1, low_open=True),
+    "topk": int_value(1),
+    "imgsz": int_value(16),
+    "pretrained": pretrained_value,
+    "head_lr_mult": float_value(0, low_open=True),
+    "freeze": choice_value(FREEZE_MODES),
 }
 DetectConfig._CHECKS = _DETECT_CHECKS

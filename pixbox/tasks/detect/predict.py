@@ -34,7 +34,8 @@ from pixbox._files import atomic_open
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
-from pixbox.tasks._common import as_images, check_predictor_args, model_from_state
+from pixbox.data.inputs import as_images
+from pixbox.tasks._common import check_predictor_args, model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.detect.data import prepare_image
 

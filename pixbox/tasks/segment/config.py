@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pixbox.engine.config import RunConfig, _bool, _choice, _pretrained
+from pixbox._checks import bool_value, choice_value, pretrained_value
+from pixbox.engine.config import RunConfig
 
 __all__ = ["SEGMENT_AUGMENT_PRESETS", "SegmentConfig"]
 
@@ -77,11 +78,11 @@ class SegmentConfig(RunConfig):
 
 _SEGMENT_CHECKS = {
     **RunConfig._CHECKS,
-    "model": _choice(_segmenter_names),
-    "pretrained": _pretrained,
+    "model": choice_value(_segmenter_names),
+    "pretrained": pretrained_value,
     "crop": _crop,
-    "monitor": _choice(("miou", "pixel_accuracy", "mean_class_accuracy")),
-    "augment": _choice(SEGMENT_AUGMENT_PRESETS),
-    "freeze_upsample": _bool,
+    "monitor": choice_value(("miou", "pixel_accuracy", "mean_class_accuracy")),
+    "augment": choice_value(SEGMENT_AUGMENT_PRESETS),
+    "freeze_upsample": bool_value,
 }
 SegmentConfig._CHECKS = _SEGMENT_CHECKS

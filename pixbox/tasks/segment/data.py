@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from pixbox.engine.runs import keep_random_subset
+from pixbox.data.sharding import keep_random_subset
 
 __all__ = ["IGNORE_INDEX", "collate_padded", "loader", "segment_transforms", "segmentation_dataset"]
 

@@ -18,7 +18,8 @@ from pixbox.data.transforms import functional as TF
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
-from pixbox.tasks._common import as_images, check_eval_args, check_predictor_args, check_same_classes
+from pixbox.data.inputs import as_images
+from pixbox.tasks._common import check_eval_args, check_predictor_args, check_same_classes
 from pixbox.tasks._common import model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.segment.data import IGNORE_INDEX, collate_padded, loader, segment_transforms, segmentation_dataset

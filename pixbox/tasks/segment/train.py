@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pixbox.engine.runs import fit, save_metrics_json
+from pixbox.engine.runs import fit
+from pixbox.metrics.files import save_metrics_json
 from pixbox.engine.task import ExportSpec, Task, TaskData
 from pixbox.tasks._common import absolute_weights
 from pixbox.tasks.segment.config import SegmentConfig

@@ -10,7 +10,7 @@ modules by concept and are all imported here:
   :func:`resize_boxes`, the box rule :func:`clip_and_filter_boxes` and :func:`filter_target`;
 - ``_color``: :func:`adjust_brightness`, :func:`adjust_contrast`, :func:`adjust_saturation`,
   :func:`adjust_hue`, :func:`rgb_to_grayscale`, :func:`rgb_to_hsv`, :func:`hsv_to_rgb`,
-  :func:`permute_channels`;
+  :func:`rgb_to_ycbcr`, :func:`ycbcr_to_rgb`, :func:`permute_channels`;
 - ``_dtype``: :func:`to_dtype`, :func:`normalize`;
 - ``_common``: the shared checks, :func:`get_size` and the float working copies.
 
@@ -58,6 +58,8 @@ from pixbox.data.transforms.functional._color import (
     adjust_hue,
     adjust_saturation,
     hsv_to_rgb,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
     permute_channels,
     rgb_to_grayscale,
     rgb_to_hsv,
@@ -98,8 +100,10 @@ __all__ = [
     "resize_mask",
     "rgb_to_grayscale",
     "rgb_to_hsv",
+    "rgb_to_ycbcr",
     "to_dtype",
     "translate_boxes",
     "vflip",
     "vflip_boxes",
+    "ycbcr_to_rgb",
 ]

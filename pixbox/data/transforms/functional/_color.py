@@ -238,3 +238,35 @@ def permute_channels(image: Tensor, permutation) -> Tensor:
     if perm.dim() == 1:
         return image.index_select(-3, perm)
     return image.gather(1, perm[:, :, None, None].expand(image.shape))
+
+
+def rgb_to_ycbcr(img: Tensor) -> Tensor:
+    """RGB in [0, 1] to YCbCr (ITU-R BT.601 full-range coefficients, as JPEG), Cb and Cr centred on 0.5.
+
+    Args:
+        img (Tensor[..., 3, H, W]): float RGB.
+
+    Returns:
+        Tensor[..., 3, H, W]: Y, Cb, Cr, each in [0, 1] for RGB in [0, 1].
+    """
+    r, g, b = img.unbind(-3)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 0.5 + (b - y) * (0.5 / (1 - 0.114))
+    cr = 0.5 + (r - y) * (0.5 / (1 - 0.299))
+    return torch.stack([y, cb, cr], dim=-3)
+
+
+def ycbcr_to_rgb(img: Tensor) -> Tensor:
+    """The inverse of :func:`rgb_to_ycbcr` (not clamped).
+
+    Args:
+        img (Tensor[..., 3, H, W]): float Y, Cb, Cr.
+
+    Returns:
+        Tensor[..., 3, H, W]: R, G, B.
+    """
+    y, cb, cr = img.unbind(-3)
+    r = y + (cr - 0.5) * (2 * (1 - 0.299))
+    b = y + (cb - 0.5) * (2 * (1 - 0.114))
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], dim=-3)
