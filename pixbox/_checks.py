@@ -42,16 +42,16 @@ def check_shape(x: Tensor, name: str, shape: Sequence[int | None], desc: str | N
 
 
 def check_boxes(boxes, name: str = "boxes", *, well_formed: bool = True) -> Tensor:
-    """Checks a ``[N, 4]`` float box tensor; with ``well_formed``, also ``x1 <= x2``, ``y1 <= y2``, no NaN."""
+    """Checks a ``[N, 4]`` float box tensor; with ``well_formed``, also ``x1 <= x2``, ``y1 <= y2``, finite."""
     check_tensor(boxes, name)
     check_shape(boxes, name, (None, 4), "[N, 4]")
     check_floating(boxes, name)
     if well_formed and boxes.numel():
-        bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]) | torch.isnan(boxes).any(dim=1)
+        bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]) | ~torch.isfinite(boxes).all(dim=1)
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             raise ValueError(
-                f"{name} must be well-formed xyxy boxes with x1 <= x2 and y1 <= y2 and no NaN; "
+                f"{name} must be well-formed xyxy boxes with x1 <= x2 and y1 <= y2, all finite; "
                 f"row {i} is {boxes[i].tolist()} ({int(bad.sum())} bad rows in all). "
                 "Use pixbox.ops.sanitize_boxes to clip or drop them."
             )

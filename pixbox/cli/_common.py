@@ -206,8 +206,8 @@ def load_predictor(weights, task: str, **options):
 
     predictor = pixbox.load(weights, **options)
     if predictor.task != task:
-        raise ValueError(f"{weights} is a {predictor.task!r} model, not a {task!r} one; use `pixbox {predictor.task} "
-                         f"...` for it")
+        raise ValueError(f"{weights} is a {predictor.task!r} model, not a {task!r} one; use it with `pixbox "
+                         f"{predictor.task} predict` or `pixbox {predictor.task} val`")
     return predictor
 
 
@@ -244,15 +244,19 @@ def run_validation(args, task: str, evaluate: Callable, table: Callable, figure:
             keys[keyword] = value if value is not None else config.get(name) or default
         predictor = load_predictor(args.weights, task, device=args.device, batch=args.batch)
         metrics = evaluate(predictor, data, split=split, batch=args.batch, workers=args.workers, **keys, **options)
-        out = Path(args.out) if args.out is not None else Path(args.weights).parent
-        out.mkdir(parents=True, exist_ok=True)
-        json_path = save_metrics_json(metrics, out / "val_metrics.json")
-        png_path = figure(metrics, predictor.class_names, out)
     except (*USER_ERRORS, ImportError) as e:
         return fail(e)
     images = f" ({metrics['num_images']} images)" if "num_images" in metrics else ""
-    print(f"{args.weights} on split {split!r} of {data}{images}:")
+    print(f"{args.weights} on split {split!r} of {data}{images}:")  # the metrics first: a write error loses nothing
     print(table(metrics, predictor.class_names))
+    out = Path(args.out) if args.out is not None else Path(args.weights).parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        json_path = save_metrics_json(metrics, out / "val_metrics.json")
+        png_path = figure(metrics, predictor.class_names, out)
+    except OSError as e:
+        return fail(f"cannot write the metrics files to {out} ({e.strerror or e}); the metrics are printed above; "
+                    "pass --out FOLDER to write them elsewhere")
     print(f"wrote {json_path} and {png_path}")
     return 0
 

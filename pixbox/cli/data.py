@@ -19,6 +19,7 @@ import argparse
 import difflib
 import inspect
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +34,8 @@ _DATA_TASKS = ("detection", "segmentation", "classification")
 _ALL_FORMATS = _DETECTION_FORMATS + ("folder",)
 _FORMAT_HELP = ("the layout (default: detected): detection csv, voc, coco or yolo; segmentation voc; "
                 "classification folder or csv")
+_OUTSIDE_HELP = ("accept annotation paths that point outside the dataset folder (../ or absolute paths, for "
+                 "images kept elsewhere on purpose); refused by default")
 # The layouts written by the tasks that have no --format.
 _FIXED_LAYOUT = {"segmentation": "voc", "classification": "folder"}
 # What the ``pixbox data`` handlers turn into "error: ..." (exit code 1) instead of a traceback.
@@ -113,13 +116,17 @@ def _run_convert(args: argparse.Namespace) -> int:
     from pixbox.data.formats import convert_detection, detect_format
 
     try:
-        counts = convert_detection(args.src, args.dst, from_fmt=args.from_fmt, to_fmt=args.to_fmt,
-                                   splits=args.split)
+        with warnings.catch_warnings(record=True) as caught:  # what was lost goes into the summary
+            warnings.simplefilter("always")
+            counts = convert_detection(args.src, args.dst, from_fmt=args.from_fmt, to_fmt=args.to_fmt,
+                                       splits=args.split, allow_outside=args.allow_outside)
         from_fmt = args.from_fmt or detect_format(args.src)
     except _USER_ERRORS as e:
         return _fail(e)
     print(f"converted {args.src} ({from_fmt}) to {args.dst} ({args.to_fmt}):")
     print("\n".join(_counts(counts)))
+    for w in caught:
+        print(f"note: {w.message}")
     return 0
 
 
@@ -128,7 +135,8 @@ def _run_preview(args: argparse.Namespace) -> int:
 
     try:
         path = preview_dataset(args.dir, args.out, num=args.num, split=args.split, task=args.task,
-                               fmt=args.format, augment=args.augment, seed=args.seed, cols=args.cols)
+                               fmt=args.format, augment=args.augment, seed=args.seed, cols=args.cols,
+                               allow_outside=args.allow_outside)
     except _USER_ERRORS as e:
         return _fail(e)
     print(path)
@@ -140,7 +148,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
     try:
         report = check_dataset(args.dir, task=args.task, fmt=args.format, split=args.split,
-                               progress=args.progress)
+                               progress=args.progress, allow_outside=args.allow_outside)
     except _USER_ERRORS as e:
         return _fail(e)
     print(report.format())
@@ -177,7 +185,8 @@ def add_parser(subparsers) -> None:
                       help=f"detection tasks only: {formats} (default: csv for bananas, coco for shapes)")
     make.add_argument("--max-objects", type=_int_at_least(0), metavar="K",
                       help="shapes only: the most shapes in one image (default: 8)")
-    make.add_argument("--overwrite", action="store_true", help="replace splits that exist already")
+    make.add_argument("--overwrite", action="store_true",
+                      help="replace splits that pixbox data make wrote before (other files are never deleted)")
     make.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
     make.set_defaults(func=_run_make)
 
@@ -185,7 +194,8 @@ def add_parser(subparsers) -> None:
         "convert", help="convert a detection dataset to another format",
         description=f"Convert a detection dataset ({formats}) to another format, split by split; the "
                     "images are copied. SRC's format is detected from its layout unless --from is given. "
-                    "DST must not hold the same splits already.")
+                    "DST must not hold the same splits already. Crowd objects (COCO iscrowd) are dropped "
+                    "when converting to a format without that flag; a note says how many.")
     convert.add_argument("src", type=Path, metavar="SRC", help="the source dataset folder")
     convert.add_argument("dst", type=Path, metavar="DST", help="the destination folder (created when missing)")
     convert.add_argument("--to", dest="to_fmt", required=True, type=_choice("format", _DETECTION_FORMATS),
@@ -194,6 +204,8 @@ def add_parser(subparsers) -> None:
                          help="the source format (default: detected from the layout)")
     convert.add_argument("--split", action="append", metavar="S",
                          help="a split to convert; repeat for several (default: every split)")
+    convert.add_argument("--allow-outside-paths", dest="allow_outside", action="store_true",
+                         help=_OUTSIDE_HELP)
     convert.set_defaults(func=_run_convert)
 
     preview = actions.add_parser(
@@ -218,6 +230,7 @@ def add_parser(subparsers) -> None:
                          help="seed of the sample choice and the augmentation (default: %(default)s)")
     preview.add_argument("--cols", type=_int_at_least(1), metavar="C",
                          help="samples per row (default: about square)")
+    preview.add_argument("--allow-outside-paths", dest="allow_outside", action="store_true", help=_OUTSIDE_HELP)
     preview.set_defaults(func=_run_preview)
 
     check = actions.add_parser(
@@ -230,5 +243,6 @@ def add_parser(subparsers) -> None:
                        help=f"{', '.join(_DATA_TASKS)} (default: detected from the layout)")
     check.add_argument("--format", type=_choice("format", _ALL_FORMATS), metavar="FMT", help=_FORMAT_HELP)
     check.add_argument("--split", metavar="S", help="check this split only (default: every split)")
+    check.add_argument("--allow-outside-paths", dest="allow_outside", action="store_true", help=_OUTSIDE_HELP)
     check.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     check.set_defaults(func=_run_check)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from typing import Sequence
 
@@ -73,14 +74,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``pixbox`` with ``argv`` (default ``sys.argv[1:]``) and returns the exit code.
 
     ``--help``, ``--version`` and usage errors return argparse's codes (0, 0 and 2) instead of
-    raising ``SystemExit``, so tests can call this directly.
+    raising ``SystemExit``, so tests can call this directly. An error that no command expected
+    prints one line (exit 1); with the environment variable ``PIXBOX_DEBUG=1`` it raises instead,
+    with its traceback.
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # every command handles the user's mistakes; this is the last resort
+        if os.environ.get("PIXBOX_DEBUG"):
+            raise
+        print(f"error: {_unexpected(e)}", file=sys.stderr)
+        return 1
+
+
+def _unexpected(e: Exception) -> str:
+    """One line for an error no command expected (PIXBOX_DEBUG=1 shows the traceback instead)."""
+    if isinstance(e, RecursionError):
+        return "the input is nested too deeply to read (RecursionError); is a file damaged or hostile?"
+    if isinstance(e, MemoryError):
+        return "out of memory; try a smaller --batch, --imgsz or image"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (f"{type(e).__name__}: {text} (unexpected: rerun with PIXBOX_DEBUG=1 for the traceback, and please "
+            f"report it)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pixbox.cli._common import USER_ERRORS, fail, number
+from pixbox.serve.inference import MAX_PIXELS
 
 __all__ = ["add_parser"]
 
@@ -36,11 +37,9 @@ def _run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"warning: binding to {args.host}: anyone who can reach this machine can use the models "
               "(there is no authentication); the default 127.0.0.1 keeps the server private", file=sys.stderr)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    where = f"http://{shown}:{args.port}/" if args.port else "the address uvicorn prints below"
-    print(f"open {where} (Ctrl-C stops)")
-    try:
-        run_server(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:  # the URL is printed once the port is bound: a taken port is an error before it
+        run_server(app, host=args.host, port=args.port, log_level=args.log_level, read_timeout=args.read_timeout,
+                   announce=lambda url: print(f"open {url} (Ctrl-C stops)", flush=True))
     except OSError as e:  # e.g. the port is taken
         return fail(e)
     return 0
@@ -61,8 +60,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--port", type=number(int, 0, high=65535), default=8000, help="(default: %(default)s)")
     parser.add_argument("--max-upload-mb", dest="max_upload_mb", type=number(float, 0, low_open=True), default=10,
                         metavar="MB", help="largest accepted upload; larger ones get 413 (default: %(default)s)")
-    parser.add_argument("--max-pixels", dest="max_pixels", type=number(int, 1), default=25_000_000, metavar="N",
-                        help="largest accepted image in pixels (default: %(default)s)")
+    parser.add_argument("--max-pixels", dest="max_pixels", type=number(int, 1), default=MAX_PIXELS, metavar="N",
+                        help="largest accepted image in pixels; larger ones get 413 (default: %(default)s)")
+    parser.add_argument("--read-timeout", dest="read_timeout", type=number(float, 0, low_open=True),
+                        default=10.0, metavar="S", help="drop a client that stalls this long while sending a "
+                        "request or reading an answer (default: %(default)s)")
     parser.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     parser.add_argument("--log-level", dest="log_level", default="info",
                         choices=("critical", "error", "warning", "info", "debug"), help="(default: %(default)s)")

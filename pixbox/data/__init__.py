@@ -7,6 +7,7 @@
 - :mod:`pixbox.data.generators`: offline, seeded datasets written in those formats.
 - :mod:`pixbox.data.datasets`: lazy detection, segmentation and classification datasets,
   collate functions and seeded loaders.
+- :mod:`pixbox.data.validation`: the checks training and ``check`` share, so they always agree.
 - :mod:`pixbox.data.check`: validation of a dataset on disk, all problems at once.
 - :mod:`pixbox.data.proposals`: region proposal files (JSON) and selective search (optional
   OpenCV contrib) for Fast R-CNN.

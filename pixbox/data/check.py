@@ -5,34 +5,34 @@
 1. finds the task and format from the layout (:func:`detect_task`) unless they are given;
 2. reads every split with ``on_error="skip"``, so the readers collect *all* the annotation
    problems (unparseable lines, missing XML tags, unknown categories, YOLO lines without 5
-   numbers, ``x2 < x1``, class ids out of range, missing image files, ...) instead of stopping
-   at the first;
-3. fully decodes every image (and mask), which catches corrupt and truncated files that a
+   numbers, ``x2 < x1``, class ids out of range, missing image files, paths outside the dataset
+   folder, a COCO size that differs from the image, ...) instead of stopping at the first;
+3. runs the checks training runs (:mod:`pixbox.data.validation`, the same code), so that
+   ``check`` fails exactly when training would refuse the data or change it;
+4. fully decodes every image (and mask), which catches corrupt and truncated files that a
    header read lets through;
-4. checks what the readers accept but training should not see (below);
 5. gathers statistics: images per split, objects per class, a histogram of box sizes and the
    number of images without objects.
 
-Checks after decoding (each failure is an error naming the file and the line or object):
+Errors, each naming the file and the line or object:
 
-- detection: a box outside the image by more than ``tolerance`` pixels (default 0.5 px, so
-  coordinates rounded to the pixel grid or normalized YOLO values with float noise pass); a
-  degenerate box (zero width or height); a class id outside ``[0, num_classes)``; an image
-  whose decoded size differs from the size the annotations give;
+- every problem a reader reports;
+- detection (:func:`~pixbox.data.validation.validate_detection`): a box outside the image by
+  more than ``tolerance`` pixels (default 0.5 px, so coordinates rounded to the pixel grid or
+  normalized YOLO values with float noise pass); a degenerate box (zero width or height); a
+  non-finite box; a class id outside ``[0, num_classes)``; an image whose decoded size differs
+  from the size the annotations give;
+- a split without images; splits with different class lists (training refuses them);
 - segmentation: a mask whose size differs from its image's; mask values that are neither class
-  indices nor 255 (ignore);
+  indices nor 255 (ignore); an RGB mask with more than 1 % of its pixels in colours off the
+  colour map (:class:`~pixbox.data.io.MaskColorWarning`: they would silently become "ignore");
 - all tasks: an image or mask that cannot be decoded.
 
 Warnings (the dataset still passes): every image of a split has no objects (often label files
-in the wrong place); a class without any object or image; splits with different class lists;
-a VOC folder that also holds a segmentation layout. Images without objects are valid and only
-counted.
+in the wrong place); a class without any object or image; a VOC folder that also holds a
+segmentation layout. Images without objects are valid and only counted.
 
-Where a box problem is located: VOC ``Annotations/<id>.xml`` and ``object k``; YOLO the label
-file and ``line k``; CSV ``label.csv`` and ``line k``; COCO the JSON file, the image id and the
-box index among that image's annotations. (Object and line numbers are exact unless the reader
-already reported a problem in the same file; the location then says it counts only the objects
-that were read.)
+Where a box problem is located: see :class:`~pixbox.data.validation.BoxLocator`.
 
 Example:
     >>> report = check_dataset("data/bananas", progress=False)  # doctest: +SKIP
@@ -43,8 +43,6 @@ Example:
 
 from __future__ import annotations
 
-import csv as _csv
-import io
 import math
 import os
 import warnings
@@ -68,8 +66,15 @@ from pixbox.data.formats import (
     read_image_folder,
     read_voc_segmentation,
 )
-from pixbox.data.formats.yolo import label_path
-from pixbox.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from pixbox.data.io import IMAGE_SUFFIXES, MaskColorWarning, read_image, read_mask
+from pixbox.data.validation import (
+    BOX_TOLERANCE,
+    BoxLocator,
+    check_not_empty,
+    class_list_problem,
+    mask_problems,
+    validate_detection,
+)
 
 __all__ = ["BOX_SIZE_BINS", "DatasetReport", "TASKS", "check_dataset", "detect_task", "resolve_task_format"]
 
@@ -79,7 +84,6 @@ _FORMATS = {"detection": DETECTION_FORMATS, "segmentation": ("voc",), "classific
 #: Upper edges (px) of the box size buckets; a box's size is ``sqrt(width * height)``.
 BOX_SIZE_BINS: tuple[int, ...] = (16, 32, 64, 128, 256)
 _BIN_LABELS = ("<16", "16-32", "32-64", "64-128", "128-256", ">=256")
-_IGNORE = 255
 _ALL = "all"  # the split name of a classification folder without split sub-folders
 
 
@@ -268,97 +272,15 @@ def _check_split(split, found: list[str], root: Path, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Locating a box in its annotation file
-
-
-class _Locator:
-    """``(file, where)`` of the ``i``-th box of a record, per format (see the module docstring)."""
-
-    def __init__(self, fmt: str, root: Path, split: str, problems: list[DatasetError]):
-        self.fmt, self.root, self.split = fmt, root, split
-        self.problem_files = {p.path for p in problems if p.path is not None}
-        self._csv_lines: dict[str, list[int]] | None = None
-
-    def _csv_file(self) -> Path:
-        bananas = self.root / f"bananas_{self.split}" / "label.csv"
-        return bananas if bananas.is_file() else self.root / self.split / "label.csv"
-
-    def _inexact(self, path: Path) -> bool:
-        return str(path) in self.problem_files
-
-    def image(self, rec) -> tuple[Path, str | None]:
-        """Where the size of an image comes from."""
-        name = Path(rec.image).name
-        if self.fmt == "coco":
-            return self.root / "annotations" / f"instances_{self.split}.json", f"image id {rec.image_id} ({name})"
-        if self.fmt == "voc":
-            return self.root / "Annotations" / f"{rec.image_id}.xml", None
-        if self.fmt == "csv":
-            return self._csv_file(), f"image {name}"
-        return Path(rec.image), None
-
-    def box(self, rec, i: int) -> tuple[Path, str]:
-        name = Path(rec.image).name
-        if self.fmt == "coco":
-            return (self.root / "annotations" / f"instances_{self.split}.json",
-                    f"image id {rec.image_id} ({name}), box {i} of its annotations")
-        if self.fmt == "voc":
-            path = self.root / "Annotations" / f"{rec.image_id}.xml"
-            if self._inexact(path):
-                return path, f"box {i} (counting only the objects that were read)"
-            return path, f"object {i + 1}"
-        if self.fmt == "yolo":
-            path = label_path(Path(rec.image))
-            if not self._inexact(path):
-                try:
-                    lines = [k for k, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1)
-                             if line.split()]
-                    return path, f"line {lines[i]}"
-                except (OSError, UnicodeDecodeError, IndexError):
-                    pass
-            return path, f"box {i} (counting only the lines that were read)"
-        path = self._csv_file()
-        if not self._inexact(path):
-            lines = self._csv_box_lines(path).get(name, [])
-            if i < len(lines):
-                return path, f"line {lines[i]}"
-        return path, f"image {name}, box {i} (counting only the rows that were read)"
-
-    def _csv_box_lines(self, path: Path) -> dict[str, list[int]]:
-        """``{img_name: [line of each box row]}`` (the reader skips headers and empty rows alike)."""
-        if self._csv_lines is None:
-            self._csv_lines = {}
-            try:
-                text = path.read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError):
-                return self._csv_lines
-            reader = _csv.reader(io.StringIO(text))
-            name_col, first = 0, True
-            for row in reader:
-                cells = [c.strip() for c in row]
-                if not cells or all(not c for c in cells):
-                    continue
-                if first:
-                    first = False
-                    lower = [c.lower() for c in cells]
-                    if "img_name" in lower:
-                        name_col = lower.index("img_name")
-                        continue
-                rest = [c for k, c in enumerate(cells) if k != name_col]
-                if name_col < len(cells) and any(rest):
-                    self._csv_lines.setdefault(cells[name_col], []).append(reader.line_num)
-        return self._csv_lines
-
-
-# ----------------------------------------------------------------------------------------------
 # The check
 
 
 class _Checker:
-    def __init__(self, report: DatasetReport, tolerance: float, progress: bool):
+    def __init__(self, report: DatasetReport, tolerance: float, progress: bool, allow_outside: bool):
         self.report = report
         self.tolerance = tolerance
         self.progress = progress
+        self.allow_outside = allow_outside
         self._errors: set[str] = set()
         self.class_lists: dict[str, list[str]] = {}
 
@@ -382,19 +304,30 @@ class _Checker:
             self.error(problem)
         self.report.splits[split] = len(ann)
         self.class_lists[split] = list(ann.class_names)
+        try:
+            check_not_empty(len(ann), f"split {split!r} ({self.report.fmt} layout)", args[0])
+        except DatasetError as e:
+            self.error(e)
         return ann
+
+    def validate(self, split: str, ann: DetectionAnnotations, root: Path) -> None:
+        """Reports what :func:`~pixbox.data.validation.validate_detection` (training's check) finds."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checked = validate_detection(ann, fmt=self.report.fmt, root=root, split=split,
+                                         tolerance=self.tolerance, on_error="skip")
+        for problem in checked.problems[len(ann.problems):]:
+            self.error(problem)
 
     def bar(self, total: int):
         return tqdm(total=total, desc=f"checking {Path(self.report.root).name}", unit="img",
                     disable=not self.progress or not is_terminal(), leave=False)
 
-    def class_warnings(self) -> None:
-        lists = list(self.class_lists.items())
-        for split, names in lists[1:]:
-            if names != lists[0][1]:
-                self.report.warnings.append(
-                    f"split {split!r} has the classes {names} but split {lists[0][0]!r} has {lists[0][1]}: "
-                    "label indices differ between them")
+    def class_checks(self) -> None:
+        """Splits with different class lists are an error; a class without objects a warning."""
+        problem = class_list_problem(self.class_lists)
+        if problem is not None:
+            self.report.errors.append(DatasetError(problem, self.report.root))
         unit = "objects" if self.report.task == "detection" else "pixels"
         if self.report.task == "classification":
             return  # classes without images are reported per split
@@ -404,12 +337,20 @@ class _Checker:
 
 
 def _decode(path, checker: _Checker, reader=read_image):
-    """The decoded tensor, or None after reporting the error."""
+    """The decoded tensor, or None after reporting the error (a mask colour warning is an error)."""
     try:
-        return reader(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MaskColorWarning)
+            out = reader(path)
     except DatasetError as e:
         checker.error(e)
         return None
+    for w in caught:
+        if issubclass(w.category, MaskColorWarning):
+            checker.error(DatasetError(str(w.message)))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
 
 
 def _image_size(path, sizes: dict, checker: _Checker) -> tuple[int, int] | None:
@@ -432,11 +373,12 @@ def _class_names(splits_ann: dict[str, object]) -> list[str]:
 
 
 def _check_detection(root: Path, fmt: str, splits: list[str], checker: _Checker) -> None:
-    report, tol = checker.report, checker.tolerance
+    report = checker.report
     anns: dict[str, DetectionAnnotations] = {}
     for split in splits:
-        ann = checker.read(split, read_detection, root, fmt, split)
+        ann = checker.read(split, read_detection, root, fmt, split, allow_outside=checker.allow_outside)
         if ann is not None:
+            checker.validate(split, ann, root)
             anns[split] = ann
     names = _class_names(anns)
     per_class = Counter()
@@ -445,42 +387,24 @@ def _check_detection(root: Path, fmt: str, splits: list[str], checker: _Checker)
     decoded: dict = {}
     with checker.bar(sum(len(a) for a in anns.values())) as bar:
         for split, ann in anns.items():
-            locate = _Locator(fmt, root, split, ann.problems)
+            locate = BoxLocator(fmt, root, split, ann.problems)
             num_classes = len(ann.class_names)
             empty_in_split = 0
             for rec in ann.records:
                 bar.update(1)
                 empty_in_split += len(rec) == 0
                 size = _image_size(rec.image, decoded, checker)
-                width, height = rec.width, rec.height
-                if size is not None and size != (width, height):
+                if size is not None and size != (rec.width, rec.height):
                     path, where = locate.image(rec)
-                    checker.error(DatasetError(f"the annotations give the size {width} x {height} but the image "
-                                               f"{rec.image} is {size[0]} x {size[1]}", path, where))
-                    width, height = size
-                first_time = str(rec.image) not in seen
+                    checker.error(DatasetError(f"the annotations give the size {rec.width} x {rec.height} but the "
+                                               f"image {rec.image} is {size[0]} x {size[1]}", path, where))
+                if str(rec.image) in seen:
+                    continue
                 seen.add(str(rec.image))
-                if first_time:
-                    report.empty_images += len(rec) == 0
-                boxes, labels = rec.boxes, rec.labels
-                bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]  # [N]
-                outside = ((boxes[:, 0] < -tol) | (boxes[:, 1] < -tol)
-                           | (boxes[:, 2] > width + tol) | (boxes[:, 3] > height + tol))  # [N]
-                for i in range(len(rec)):
-                    box = "[" + ", ".join(f"{v:.6g}" for v in boxes[i]) + "]"
-                    label = int(labels[i])
-                    problems = []
-                    if not 0 <= label < num_classes:
-                        problems.append(f"class id {label} out of range [0, {num_classes})")
-                    if bw[i] <= 0 or bh[i] <= 0:
-                        problems.append(f"degenerate box {box} (zero {'width' if bw[i] <= 0 else 'height'})")
-                    if outside[i]:
-                        problems.append(f"box {box} lies outside the {width} x {height} image by more than "
-                                        f"{tol:g} px")
-                    for message in problems:
-                        path, where = locate.box(rec, i)
-                        checker.error(DatasetError(f"{message} ({Path(rec.image).name})", path, where))
-                    if first_time and 0 <= label < num_classes:
+                report.empty_images += len(rec) == 0
+                bw, bh = rec.boxes[:, 2] - rec.boxes[:, 0], rec.boxes[:, 3] - rec.boxes[:, 1]  # [N]
+                for i, label in enumerate(rec.labels.tolist()):
+                    if 0 <= label < num_classes:
                         per_class[ann.class_names[label]] += 1
                         side = math.sqrt(max(float(bw[i] * bh[i]), 0.0))
                         sizes[int(np.searchsorted(BOX_SIZE_BINS, side, side="right"))] += 1
@@ -518,16 +442,9 @@ def _check_segmentation(root: Path, splits: list[str], checker: _Checker) -> Non
                 mask = _decode(mask_path, checker, read_mask)
                 if mask is None:
                     continue
-                if image is not None and tuple(mask.shape) != tuple(image.shape[1:]):
-                    checker.error(DatasetError(
-                        f"the mask is {mask.shape[1]} x {mask.shape[0]} but its image {image_path} is "
-                        f"{image.shape[2]} x {image.shape[1]} (width x height)", mask_path))
+                for problem in mask_problems(mask, c, mask_path, image, image_path):
+                    checker.error(problem)
                 values = np.unique(mask.numpy())
-                bad = [int(v) for v in values if not (0 <= v < c or v == _IGNORE)]
-                if bad:
-                    shown = bad[:10] + (["..."] if len(bad) > 10 else [])
-                    checker.error(DatasetError(f"mask values must be class indices in [0, {c}) or {_IGNORE} "
-                                               f"(ignore), got {shown}", mask_path))
                 present = [int(v) for v in values if 0 <= v < c]
                 for v in present:
                     per_class[ann.class_names[v]] += 1
@@ -546,7 +463,7 @@ def _check_classification(fmt: str, sources: dict[str, Path], checker: _Checker)
     anns = {}
     for split, source in sources.items():
         if fmt == "csv":
-            ann = checker.read(split, read_classification_csv, source)
+            ann = checker.read(split, read_classification_csv, source, allow_outside=checker.allow_outside)
         else:
             ann = checker.read(split, read_image_folder, source)
         if ann is not None:
@@ -592,7 +509,8 @@ def resolve_task_format(root: Path, task: str | None, fmt: str | None) -> tuple[
 
 
 def check_dataset(root, *, task: str | None = None, fmt: str | None = None, split: str | None = None,
-                  progress: bool = True, tolerance: float = 0.5) -> DatasetReport:
+                  progress: bool = True, tolerance: float = BOX_TOLERANCE,
+                  allow_outside: bool = False) -> DatasetReport:
     """Validates a dataset folder and gathers its statistics (see the module docstring).
 
     Every split is read with ``on_error="skip"`` and every image is decoded, so all problems are
@@ -607,7 +525,9 @@ def check_dataset(root, *, task: str | None = None, fmt: str | None = None, spli
         split (str or None): check only this split; ``None`` checks every split found.
         progress (bool): show a tqdm progress bar while decoding.
         tolerance (float): how far (px, >= 0) a box may reach outside its image before it is an
-            error.
+            error (the datasets take the same ``tolerance``).
+        allow_outside (bool): accept annotation paths outside ``root`` (images kept elsewhere on
+            purpose); by default they are errors, as in the readers and datasets.
 
     Returns:
         DatasetReport: ``report.ok`` is the verdict; ``report.format()`` the readable report.
@@ -625,7 +545,9 @@ def check_dataset(root, *, task: str | None = None, fmt: str | None = None, spli
     task, fmt = resolve_task_format(root, task, fmt)
     check_choice(fmt, f"fmt of a {task} dataset", _FORMATS[task])
     report = DatasetReport(root=str(root), task=task, fmt=fmt)
-    checker = _Checker(report, tolerance, progress)
+    if not isinstance(allow_outside, bool):
+        raise TypeError(f"allow_outside must be a bool, got {type(allow_outside).__name__}")
+    checker = _Checker(report, tolerance, progress, allow_outside)
     if task == "detection":
         found = list_splits(root, fmt)
         if split is not None:
@@ -644,5 +566,5 @@ def check_dataset(root, *, task: str | None = None, fmt: str | None = None, spli
         _check_classification(fmt, sources, checker)
     if not report.splits:
         report.errors.append(DatasetError(f"no {task} splits found ({fmt} layout)", root))
-    checker.class_warnings()
+    checker.class_checks()
     return report

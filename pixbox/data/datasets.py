@@ -23,6 +23,13 @@ valid samples with ``N = 0``. With ``proposals=`` (Fast R-CNN) it also holds ``"
 (``float32 [P, 4]``, xyxy pixels of the image as returned: the geometric transforms move them
 like the boxes; see :mod:`pixbox.data.proposals`).
 
+**Checks.** Construction runs the checks of :mod:`pixbox.data.validation`, the same code as
+:func:`pixbox.data.check.check_dataset`, so that ``check`` fails exactly when a dataset here
+refuses (or, with ``on_error="skip"``, leaves out) some data: a split without images, a detection
+box outside its image (by more than ``tolerance`` pixels), degenerate or non-finite, an
+annotation path outside ``root`` (unless ``allow_outside=True``). A colour mask with many pixels
+off the colour map warns (:class:`~pixbox.data.io.MaskColorWarning`) when it is loaded.
+
 **Bad files.** ``on_error="raise"`` (the default) raises a
 :class:`~pixbox.data.annotations.DatasetError` naming the file as soon as something cannot be
 read. ``on_error="skip"`` leaves bad annotation entries out at construction (the reader collects
@@ -59,7 +66,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixbox._checks import check_choice
+from pixbox._checks import check_bool, check_choice
 from pixbox.data.annotations import (
     ClassificationAnnotations,
     DatasetError,
@@ -82,6 +89,7 @@ from pixbox.data.loaders import (  # re-exported: the collate functions and load
     make_loader,
     seed_worker,
 )
+from pixbox.data.validation import BOX_TOLERANCE, check_not_empty, mask_problems, validate_detection
 
 __all__ = [
     "CLASSIFICATION_FORMATS",
@@ -98,7 +106,6 @@ __all__ = [
 #: The classification layouts :class:`ClassificationDataset` reads.
 CLASSIFICATION_FORMATS: tuple[str, ...] = ("folder", "csv")
 _ON_ERROR = ("raise", "skip")
-_IGNORE = 255  # mask value meaning "ignore this pixel"
 _REPORT_EXAMPLES = 10  # problems listed by report() before "... and N more"
 
 
@@ -272,6 +279,10 @@ class DetectionDataset(_LazyDataset):
         proposals (str, PathLike or dict, optional): region proposals, a file or the dict of
             :func:`pixbox.data.proposals.load_proposals`, keyed by image path relative to
             ``root``; every image needs an entry. Each target then holds ``"proposals"``.
+        allow_outside (bool): accept annotation paths outside ``root`` (images kept elsewhere
+            on purpose); refused by default.
+        tolerance (float): pixels (>= 0) a box may reach outside its image; a box further out
+            is a problem (see :func:`pixbox.data.validation.validate_detection`).
 
     Attributes:
         annotations (DetectionAnnotations): what was read (boxes in pixels of the original images).
@@ -283,8 +294,9 @@ class DetectionDataset(_LazyDataset):
         skipped (list[str]): unreadable image files skipped by ``dataset[i]`` so far.
 
     Raises:
-        DatasetError: a problem in the annotation files with ``on_error="raise"``, or a file that
-            cannot be read at all (broken JSON or YAML) whatever ``on_error``.
+        DatasetError: a problem in the annotation files or a box that fails the checks with
+            ``on_error="raise"``; a file that cannot be read at all (broken JSON or YAML) or a
+            split without images, whatever ``on_error``.
         ValueError: unknown ``fmt``, ``split`` or ``on_error``, or no format recognized.
     """
 
@@ -292,14 +304,18 @@ class DetectionDataset(_LazyDataset):
     collate_fn = staticmethod(collate_detection)
 
     def __init__(self, root, fmt: str | None = None, split: str = "train", *, transforms=None,
-                 on_error: str = "raise", proposals=None):
+                 on_error: str = "raise", proposals=None, allow_outside: bool = False,
+                 tolerance: float = BOX_TOLERANCE):
         root = _check_root(root)
         if fmt is None:
             fmt = detect_format(root)
         else:
             check_choice(fmt, "fmt", DETECTION_FORMATS)
         on_error = _check_on_error(on_error)
-        annotations = read_detection(root, fmt, split, on_error=on_error)
+        annotations = read_detection(root, fmt, split, on_error=on_error, allow_outside=allow_outside)
+        annotations = validate_detection(annotations, fmt=fmt, root=root, split=split, tolerance=tolerance,
+                                         on_error=on_error)
+        check_not_empty(len(annotations), f"{fmt} split {split!r}", root)
         self._setup(annotations, transforms, on_error, proposals, root)
         self.root, self.fmt, self.split = root, fmt, split
 
@@ -307,6 +323,9 @@ class DetectionDataset(_LazyDataset):
     def from_annotations(cls, annotations: DetectionAnnotations, *, transforms=None,
                          on_error: str = "raise", proposals=None, root=None) -> "DetectionDataset":
         """A dataset over annotations already in memory (read, converted or generated).
+
+        The annotations are used as they are; run
+        :func:`pixbox.data.validation.validate_detection` first for the checks of the constructor.
 
         Args:
             annotations (DetectionAnnotations): the images and their boxes; the image files are
@@ -382,7 +401,10 @@ class SegmentationDataset(_LazyDataset):
 
     - the mask must have the image's size, else :class:`DatasetError` naming both files;
     - mask values must be class indices ``0 .. num_classes - 1`` or ``255`` (ignore), else
-      :class:`DatasetError` naming the mask file and the bad values.
+      :class:`DatasetError` naming the mask file and the bad values;
+    - an RGB mask with more than 1 % of its pixels in colours off the VOC colour map warns
+      (:class:`~pixbox.data.io.MaskColorWarning`, naming the file and the fraction): those
+      pixels become 255 (ignore).
 
     With ``on_error="skip"`` such a sample is replaced by the next good one (module docstring).
 
@@ -411,6 +433,7 @@ class SegmentationDataset(_LazyDataset):
         self.on_error = _check_on_error(on_error)
         self.transforms = _check_transforms(transforms)
         self.annotations: SegmentationAnnotations = read_voc_segmentation(root, split, on_error=self.on_error)
+        check_not_empty(len(self.annotations), f"VOC segmentation split {split!r}", root)
         self.root, self.split = root, split
         self._init_skipping()
 
@@ -424,16 +447,9 @@ class SegmentationDataset(_LazyDataset):
         image_path, mask_path = self.annotations.samples[index]
         image = read_image(image_path)
         mask = read_mask(mask_path)
-        if tuple(mask.shape) != tuple(image.shape[1:]):
-            raise DatasetError(f"the mask is {mask.shape[1]} x {mask.shape[0]} (width x height) but its image "
-                               f"{image_path} is {image.shape[2]} x {image.shape[1]}", mask_path)
-        c = self.num_classes
-        bad = ((mask < 0) | (mask >= c)) & (mask != _IGNORE)
-        if bool(bad.any()):
-            values = torch.unique(mask[bad]).tolist()
-            shown = values[:10] + (["..."] if len(values) > 10 else [])
-            raise DatasetError(f"mask values must be class indices in [0, {c}) or {_IGNORE} (ignore), got "
-                               f"{shown} in {int(bad.sum())} pixels", mask_path)
+        problems = mask_problems(mask, self.num_classes, mask_path, image, image_path)
+        if problems:
+            raise problems[0]
         return image, mask
 
     def _finish(self, index: int, data):
@@ -484,6 +500,8 @@ class ClassificationDataset(_LazyDataset):
         fmt (str): ``"folder"`` or ``"csv"``.
         transforms (callable or None): called as ``transforms(image)`` and returning the image.
         on_error (str): ``"raise"`` or ``"skip"``.
+        allow_outside (bool): ``fmt="csv"`` only: accept image paths outside the CSV file's
+            folder; refused by default.
 
     Attributes:
         annotations (ClassificationAnnotations): the ``(image, label)`` pairs.
@@ -494,13 +512,14 @@ class ClassificationDataset(_LazyDataset):
     """
 
     def __init__(self, root, split: str | None = None, *, fmt: str = "folder", transforms=None,
-                 on_error: str = "raise"):
+                 on_error: str = "raise", allow_outside: bool = False):
         root = _check_root(root)
         check_choice(fmt, "fmt", CLASSIFICATION_FORMATS)
         if split is not None and not isinstance(split, str):
             raise TypeError(f"split must be a str or None, got {type(split).__name__}")
         self.on_error = _check_on_error(on_error)
         self.transforms = _check_transforms(transforms)
+        check_bool(allow_outside, "allow_outside")
         if fmt == "folder":
             source = root if split is None else root / split
             self.annotations: ClassificationAnnotations = read_image_folder(source, on_error=self.on_error)
@@ -509,7 +528,9 @@ class ClassificationDataset(_LazyDataset):
             if split is not None and not source.is_file():
                 source = root / split
             source = _classification_csv(source)
-            self.annotations = read_classification_csv(source, on_error=self.on_error)
+            self.annotations = read_classification_csv(source, on_error=self.on_error, allow_outside=allow_outside)
+        check_not_empty(len(self.annotations), f"classification {fmt} " + ("dataset" if split is None else
+                                                                           f"split {split!r}"), source)
         self.root, self.split, self.fmt, self.source = root, split, fmt, source
         self._init_skipping()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -44,8 +45,8 @@ from pixbox._files import atomic_open
 from pixbox._checks import check_number
 from pixbox.data.annotations import DatasetError
 
-__all__ = ["IMAGE_SUFFIXES", "VOC_CLASSES", "VOC_COLORMAP", "WRITABLE_IMAGE_SUFFIXES", "find_images", "image_size",
-           "output_names", "read_image", "read_mask", "write_image", "write_mask"]
+__all__ = ["IMAGE_SUFFIXES", "MaskColorWarning", "VOC_CLASSES", "VOC_COLORMAP", "WRITABLE_IMAGE_SUFFIXES",
+           "find_images", "image_size", "output_names", "read_image", "read_mask", "write_image", "write_mask"]
 
 #: The 21 Pascal VOC segmentation classes; a mask value is an index into this tuple.
 VOC_CLASSES: tuple[str, ...] = (
@@ -283,8 +284,16 @@ def _default_colormap() -> np.ndarray:
     return cmap
 
 
+class MaskColorWarning(UserWarning):
+    """An RGB mask has many pixels whose colour is not in the colour map (they become 255, ignore).
+
+    Typical cause: a palette mask saved through JPEG or resized with interpolation, which
+    blends the colours. :func:`pixbox.data.check.check_dataset` reports it as an error.
+    """
+
+
 def _colours_to_indices(rgb: np.ndarray, cmap: np.ndarray) -> np.ndarray:
-    """Maps an ``[H, W, 3]`` colour mask to indices; colours not in ``cmap`` give 255."""
+    """Maps an ``[H, W, 3]`` colour mask to indices; colours not in ``cmap`` give -1."""
     keys = (cmap[:, 0] << 16) | (cmap[:, 1] << 8) | cmap[:, 2]
     index = np.arange(len(cmap))
     valid = (cmap >= 0).all(axis=1)
@@ -298,16 +307,18 @@ def _colours_to_indices(rgb: np.ndarray, cmap: np.ndarray) -> np.ndarray:
     rgb = rgb.astype(np.int64)
     codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # [H, W]
     pos = np.clip(np.searchsorted(keys, codes), 0, len(keys) - 1)
-    return np.where(keys[pos] == codes, index[pos], 255)
+    return np.where(keys[pos] == codes, index[pos], -1)
 
 
-def read_mask(path, colormap=None) -> Tensor:
+def read_mask(path, colormap=None, *, unmapped_threshold: float = 0.01) -> Tensor:
     """Reads a segmentation mask file into class indices.
 
     - palette (``"P"``) PNGs, the VOC ``SegmentationClass`` format: the palette indices;
     - ``"L"``, ``"I;16"`` and ``"I"`` (plain 8- or 16-bit index PNGs): the pixel values;
     - ``"RGB"`` (and ``"RGBA"``, alpha ignored): each colour is looked up in ``colormap`` and
-      becomes its row index; a colour not in the map becomes ``255`` (ignore), never 0.
+      becomes its row index; a colour not in the map becomes ``255`` (ignore), never 0. When
+      more than ``unmapped_threshold`` of the pixels have such colours, a
+      :class:`MaskColorWarning` names the file and the fraction.
 
     Values are returned as stored: indices outside ``[0, num_classes)`` other than 255 are left
     for the caller to check. EXIF orientation is not applied to masks.
@@ -317,6 +328,8 @@ def read_mask(path, colormap=None) -> Tensor:
         colormap (array-like [K, 3] or None): for colour masks, ``colormap[k]`` is the RGB colour
             of index ``k`` (K <= 256, distinct colours). Default: ``VOC_COLORMAP[:21]`` for the
             VOC classes plus the boundary colour (224, 224, 192) for 255.
+        unmapped_threshold (float): the fraction of pixels in [0, 1] with colours off the map
+            above which a colour mask is warned about; 1 never warns.
 
     Returns:
         Tensor[H, W]: ``int64`` class indices.
@@ -326,6 +339,8 @@ def read_mask(path, colormap=None) -> Tensor:
     """
     path = _check_path(path)
     cmap = _default_colormap() if colormap is None else _check_colormap(colormap)
+    unmapped_threshold = float(check_number(unmapped_threshold, "unmapped_threshold", low=0, high=1))
+    unmapped = 0
     with _open(path) as img:
         try:
             img.load()
@@ -336,6 +351,9 @@ def read_mask(path, colormap=None) -> Tensor:
                 values = np.asarray(img)[..., 0].astype(np.int64)
             elif mode in ("RGB", "RGBA", "RGBX"):
                 values = _colours_to_indices(np.asarray(img)[..., :3], cmap)
+                off = values < 0  # [H, W]
+                unmapped = int(off.sum())
+                values[off] = 255
             else:
                 raise DatasetError(f"unsupported mask mode {mode!r}; expected a palette, greyscale, "
                                    "16-bit or RGB image", path)
@@ -343,6 +361,11 @@ def read_mask(path, colormap=None) -> Tensor:
             if isinstance(e, DatasetError):
                 raise
             raise DatasetError(f"cannot decode mask: {e}", path) from e
+    if unmapped and unmapped > unmapped_threshold * values.size:
+        warnings.warn(f"{path}: {unmapped / values.size:.1%} of the pixels ({unmapped} of {values.size}) have "
+                      "colours that are not in the colour map and became 255 (ignore); was the mask saved as "
+                      "JPEG or resized with interpolation? Save masks as palette PNGs (write_mask)",
+                      MaskColorWarning, stacklevel=2)
     return torch.from_numpy(np.ascontiguousarray(values))
 
 

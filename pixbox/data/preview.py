@@ -135,10 +135,10 @@ def _pick_split(split: str | None, found: list[str], root: Path, what: str) -> s
     return split
 
 
-def _read(root: Path, task: str, fmt: str, split: str | None) -> _Split:
+def _read(root: Path, task: str, fmt: str, split: str | None, allow_outside: bool) -> _Split:
     if task == "detection":
         split = _pick_split(split, list_splits(root, fmt), root, fmt)
-        ann = read_detection(root, fmt, split)
+        ann = read_detection(root, fmt, split, allow_outside=allow_outside)
         records = ann.records
 
         def load_detection(i: int):
@@ -160,7 +160,7 @@ def _read(root: Path, task: str, fmt: str, split: str | None) -> _Split:
     sources = _class_splits(root, fmt)
     split = _pick_split(split, sorted(sources), root, f"classification {fmt}")
     if fmt == "csv":
-        ann = read_classification_csv(sources[split])
+        ann = read_classification_csv(sources[split], allow_outside=allow_outside)
     else:
         ann = read_image_folder(sources[split])
     samples = ann.samples
@@ -299,7 +299,8 @@ def _task_and_format(root: Path, task: str | None, fmt: str | None) -> tuple[str
 
 
 def preview_dataset(root, out, *, num: int = 16, split: str | None = None, task: str | None = None,
-                    fmt: str | None = None, augment: bool = False, seed: int = 0, cols: int | None = None) -> Path:
+                    fmt: str | None = None, augment: bool = False, seed: int = 0, cols: int | None = None,
+                    allow_outside: bool = False) -> Path:
     """Draws samples of a dataset split, with their labels, into one image file.
 
     See the module docstring for what is drawn, the augmentations and how the layout is found.
@@ -322,6 +323,8 @@ def preview_dataset(root, out, *, num: int = 16, split: str | None = None, task:
             arguments give the same image.
         cols (int, optional): samples (or original/augmented pairs) per row, >= 1; default
             about a square figure.
+        allow_outside (bool): accept annotation paths outside ``root`` (images kept elsewhere
+            on purpose); refused by default, as by the readers.
 
     Returns:
         Path: ``out``.
@@ -342,11 +345,12 @@ def preview_dataset(root, out, *, num: int = 16, split: str | None = None, task:
     if cols is not None:
         cols = check_int(cols, "cols", low=1)
     augment = check_bool(augment, "augment")
+    allow_outside = check_bool(allow_outside, "allow_outside")
     if split is not None and not isinstance(split, str):
         raise TypeError(f"split must be a str or None, got {type(split).__name__}")
     task, fmt = _task_and_format(root, task, fmt)
 
-    data = _read(root, task, fmt, split)
+    data = _read(root, task, fmt, split, allow_outside)
     if data.size == 0:
         raise ValueError(f"split {data.split!r} of {root} ({task}, {fmt} layout) has no images to preview")
     if data.size > num:

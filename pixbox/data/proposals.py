@@ -128,6 +128,8 @@ def load_proposals(path) -> dict[str, np.ndarray]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"not a JSON file: {e}", path) from None
+    except RecursionError:
+        raise DatasetError("not a proposals file: the JSON is nested too deeply", path) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise DatasetError(f"not a pixbox proposals file: expected an object with \"format\": {FORMAT_TAG!r}, "

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pixbox._files import atomic_open
-from pixbox.engine.checkpoint import save_checkpoint, slim_checkpoint
+from pixbox.engine.checkpoint import remove_partial_checkpoints, save_checkpoint, slim_checkpoint
 
 __all__ = [
     "CSVLogger",
@@ -204,6 +204,11 @@ class CheckpointCallback(Callback):
     against it. When the metric is never available (no validation split), ``best.pt`` is the
     last epoch's checkpoint, written at the end of training.
 
+    ``best.pt`` is written before ``last.pt``, so that a kill between the two never leaves
+    ``best.pt`` behind what ``last.pt`` records (:func:`~pixbox.engine.checkpoint.repair_best`
+    mends runs written otherwise); the temporary files of an interrupted write are removed when
+    training starts.
+
     ``last.pt`` holds the full state, for ``--resume``. ``best.pt`` is slim
     (:func:`~pixbox.engine.checkpoint.slim_checkpoint`): everything but the parts only a resume
     needs (optimizer, scheduler, scaler, RNG and loader states), plus ``"slim": True``. It keeps
@@ -232,15 +237,21 @@ class CheckpointCallback(Callback):
     def best(self) -> Path:
         return self.folder / "best.pt"
 
+    def on_train_start(self, trainer) -> None:
+        remove_partial_checkpoints(self.folder)
+
     def on_epoch_end(self, trainer) -> None:
         value = trainer.epoch_log.get(self.monitor)
         improved = _finite(value) and (trainer.best_score is None or value > trainer.best_score)
         if improved:
             trainer.best_score, trainer.best_epoch = float(value), trainer.epoch + 1
         state = trainer.state_dict()
-        save_checkpoint(state, self.last)
-        if improved:
+        # best.pt first: a kill between the two writes leaves best.pt ahead of last.pt (the resumed
+        # epoch repeats exactly), never behind what last.pt claims; without a metric best.pt is
+        # the last epoch, kept current the same way
+        if improved or (trainer.best_score is None and not _finite(value)):
             save_checkpoint(slim_checkpoint(state), self.best)
+        save_checkpoint(state, self.last)
 
     def on_train_end(self, trainer) -> None:
         if not self.best.exists() and self.last.exists():

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ import torch
 
 from pixbox._files import atomic_open
 
-__all__ = ["RESUME_ONLY_KEYS", "get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state",
-           "slim_checkpoint"]
+__all__ = ["RESUME_ONLY_KEYS", "get_rng_state", "load_checkpoint", "remove_partial_checkpoints", "repair_best",
+           "save_checkpoint", "set_rng_state", "slim_checkpoint"]
 
 #: The keys of a training state that only a resume reads: :func:`slim_checkpoint` leaves them out.
 RESUME_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loader_generator", "ema")
@@ -95,6 +96,47 @@ def slim_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+def remove_partial_checkpoints(folder) -> list[Path]:
+    """Deletes the temporary files that a write of ``last.pt``/``best.pt`` killed midway left in
+    ``folder`` (``.last.pt.*.tmp``); returns them."""
+    found = [p for name in ("last.pt", "best.pt") for p in Path(folder).glob(f".{name}.*.tmp")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def repair_best(last_path) -> str | None:
+    """Makes a run's ``best.pt`` agree with what its ``last.pt`` records, where it can.
+
+    A run killed between its two writes by an older pixbox (which wrote ``last.pt`` first) has a
+    ``best.pt`` of an earlier epoch than ``last.pt``'s ``best_epoch``, or none at all. When the
+    best epoch is ``last.pt``'s own epoch (or the run has no metric), ``best.pt`` is rewritten
+    from it.
+
+    Args:
+        last_path (str or PathLike): the run's ``last.pt``.
+
+    Returns:
+        str | None: what was done or found (for the log), or None when ``best.pt`` was fine.
+    """
+    last_path = _check_path(last_path, "last_path")
+    best_path = last_path.with_name("best.pt")
+    state = load_checkpoint(last_path)
+    claimed = state.get("best_epoch")
+    if best_path.exists():
+        try:
+            best_epoch = load_checkpoint(best_path).get("best_epoch")
+        except (ValueError, OSError, RuntimeError):
+            best_epoch = "unreadable"
+        if best_epoch == claimed:
+            return None
+    if claimed is None or claimed == state.get("epoch"):
+        save_checkpoint(slim_checkpoint(state), best_path)
+        return f"{best_path} was missing or behind {last_path.name}; rewritten from it (epoch {state.get('epoch')})"
+    return (f"{best_path} does not hold epoch {claimed}, the best one that {last_path.name} records (the run was "
+            f"interrupted while writing it); it cannot be rebuilt, the next improvement rewrites it")
+
+
 def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Loads a checkpoint written by :func:`save_checkpoint` (``weights_only``: no code runs).
 
@@ -112,10 +154,19 @@ def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str,
     path = _check_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if path.suffix.lower() == ".onnx":
+        raise ValueError(f"{path} is an ONNX export, not a PyTorch checkpoint: `pixbox <task> predict --weights "
+                         f"{path}` and `pixbox serve` run it; val, export and --resume need the .pt checkpoint it "
+                         "was exported from")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... on bad files
-        raise ValueError(f"{path}: not a readable pixbox checkpoint ({type(e).__name__}: {e})") from None
+        if isinstance(e, pickle.UnpicklingError):  # torch's hint to pass weights_only=False would run its code
+            raise ValueError(f"{path}: not a pixbox checkpoint: it is not a PyTorch file, or it holds Python objects "
+                             "that a checkpoint never does (pixbox loads only tensors and plain values, never code "
+                             "from a file)") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable pixbox checkpoint ({type(e).__name__}: {first})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: a checkpoint must hold a dict, got {type(state).__name__}")
     return state

@@ -34,6 +34,7 @@ import yaml
 from pixbox._checks import (amp_value, bool_value, choice_value, float_value, int_value, preset_value,
                             run_name_value, text_value)
 from pixbox._files import atomic_open
+from pixbox.data._yaml import load_yaml
 from pixbox.engine.device import check_device_name
 
 __all__ = ["RunConfig", "read_yaml_values"]
@@ -229,10 +230,7 @@ def read_yaml_values(path, config_class: type) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    values = load_yaml(path)  # no aliases: a 330-byte alias bomb would take minutes and gigabytes
     if values is None:
         values = {}
     if not isinstance(values, dict):

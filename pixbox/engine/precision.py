@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TinyConvGuard", "cpu_bf16_supported", "resolve_amp"]
+__all__ = ["TinyConvGuard", "cpu_bf16_supported", "non_finite_tensors", "resolve_amp"]
 
 
 def cpu_bf16_supported() -> bool:
@@ -145,3 +145,9 @@ class TinyConvGuard:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    """The names of ``model``'s floating-point parameters and buffers holding NaN or infinity."""
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    return [name for name, t in tensors if t.is_floating_point() and not bool(torch.isfinite(t).all())]

@@ -26,7 +26,7 @@ from pixbox.engine.callbacks import (
     PlotCallback,
     ProgressBar,
 )
-from pixbox.engine.checkpoint import load_checkpoint
+from pixbox.engine.checkpoint import load_checkpoint, repair_best
 from pixbox.engine.config import RunConfig, read_yaml_values
 from pixbox.engine.device import seed_everything
 from pixbox.engine.distributed import broadcast_object, init_distributed, is_main_process, local_device
@@ -110,7 +110,7 @@ def resume_config(saved: RunConfig, config, resume_keys: Sequence[str]) -> RunCo
     return saved.replace(**changes)
 
 
-def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
+def start_run(config, resume, config_class: type, resume_keys: Sequence[str], task: str | None = None):
     """The run's config, and for a resumed run its checkpoint state and folder.
 
     Args:
@@ -118,6 +118,7 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
         resume (None, bool, str or PathLike): see :func:`pixbox.tasks.detect.train_detector`.
         config_class (type): :class:`~pixbox.tasks.detect.DetectConfig`, ...
         resume_keys (sequence of str): what a resume may change.
+        task (str, optional): the task's name; a checkpoint of another task is refused.
 
     Returns:
         tuple: ``(config, state, run_dir)``; ``state`` and ``run_dir`` are None for a new run
@@ -142,9 +143,16 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str]):
     if state.get("slim"):
         raise ValueError(f"{ckpt_path}: cannot resume from it: best.pt holds only the weights (no optimizer, "
                          f"scheduler or RNG state); resume from last.pt ({ckpt_path.parent / 'last.pt'})")
+    if task is not None and state.get("task", "detect") != task:
+        found = state.get("task", "detect")
+        raise ValueError(f"{ckpt_path} is a {found!r} run, not a {task!r} one; resume it with `pixbox {found} train "
+                         f"--resume {ckpt_path}`")
     if "config" not in state or "optimizer" not in state:
         raise ValueError(f"{ckpt_path}: cannot resume from it: not a training checkpoint (no config or optimizer)")
     cfg = resume_config(config_class.from_dict(state["config"]), config, resume_keys)
+    repaired = repair_best(ckpt_path) if ckpt_path.name == "last.pt" and is_main_process() else None
+    if repaired:
+        print(repaired, flush=True)
     if int(state["epoch"]) >= cfg.epochs:
         raise ValueError(f"{ckpt_path}: the run already finished its {cfg.epochs} epochs; to train longer, "
                          f"resume with more epochs (e.g. --epochs {cfg.epochs + 10})")
@@ -232,7 +240,7 @@ def fit(task: Task, config=None, *, resume=None, progress: bool = True, verbose:
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a pixbox.engine.Task, got {type(task).__name__}")
-    cfg, state, run_dir = start_run(config, resume, task.config_class, task.resume_keys)
+    cfg, state, run_dir = start_run(config, resume, task.config_class, task.resume_keys, task.name)
     init_distributed(cfg.device)
     cfg = task.prepare(cfg, new_run=state is None)
     data = task.build_data(cfg)

@@ -29,6 +29,9 @@ shuffling and augmentation of an epoch depend only on the seed and the epoch num
 resumed from the checkpoint of epoch ``k`` (:meth:`Trainer.load_state_dict`) continues exactly
 as the uninterrupted run would have on the CPU.
 
+**Divergence** (a NaN or infinite loss, one over :data:`EXPLODED` times the first, or a
+non-finite weight or buffer) stops the run with a FloatingPointError naming the epoch.
+
 Example:
     >>> class Regression(Trainer):
     ...     def compute_loss(self, batch):
@@ -52,13 +55,18 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from pixbox._checks import check_bool, check_int
 from pixbox.engine.checkpoint import get_rng_state, set_rng_state
 from pixbox.engine.device import epoch_seed, seed_everything, select_device
 from pixbox.engine.distributed import all_reduce_sum, barrier, get_rank, get_world_size, wrap_ddp
 from pixbox.engine.ema import ModelEMA
-from pixbox.engine.precision import TinyConvGuard, resolve_amp
+from pixbox.engine.precision import TinyConvGuard, non_finite_tensors, resolve_amp
 
-__all__ = ["Trainer"]
+__all__ = ["EXPLODED", "Trainer"]
+
+#: A step loss over this many times the run's first one means the run diverged (a finite 1e25
+#: loss with infinite BatchNorm variances, say): training stops with a clear error.
+EXPLODED = 1e4
 
 # ----------------------------------------------------------------------------------------------
 # The loop
@@ -91,13 +99,9 @@ class Trainer:
         device (str or torch.device): where to train (see :func:`select_device`).
         callbacks (sequence): objects with some of the hook methods (see the module docstring),
             e.g. from :mod:`pixbox.engine.callbacks`; run in this order.
-        amp (bool or "auto"): mixed precision (see :func:`resolve_amp`). ``"auto"``: on CUDA
-            ``torch.autocast`` to float16 with a ``GradScaler``; on a CPU with native bfloat16
-            (AVX512-BF16 or AMX, see :func:`cpu_bf16_supported`) autocast to bfloat16 (no scaler
-            needed); float32 elsewhere. True: autocast wherever it exists (bfloat16 on any CPU,
-            emulated and slower where not native). False: float32. Under CPU bfloat16 the
-            convolutions of 1-pixel maps run in float32 (:class:`~pixbox.engine.precision.TinyConvGuard`:
-            oneDNN's bfloat16 weight gradients are wrong there).
+        amp (bool or "auto"): mixed precision, as :func:`~pixbox.engine.precision.resolve_amp`
+            decides it (float16 with a GradScaler on CUDA, bfloat16 on a CPU that has it natively);
+            under CPU bfloat16, :class:`~pixbox.engine.precision.TinyConvGuard` is applied.
         channels_last (bool): the model and the 4-D float inputs in the ``channels_last``
             memory format.
         grad_clip (float, optional): clip the total gradient norm to this, > 0.
@@ -112,13 +116,11 @@ class Trainer:
             is then the average, checkpoints carry it (``"ema"``), and a slim ``best.pt``'s weights
             are the average's.
 
-    **Several processes.** When a process group with more than one rank exists (``torchrun``, see
-    :mod:`pixbox.engine.distributed`), the model is wrapped in
-    :class:`~torch.nn.parallel.DistributedDataParallel` (:attr:`ddp`); ``train_data`` should then
-    give each rank its shard (:func:`~pixbox.data.sharding.shard_loader`). The epoch's losses
-    and image count are summed over the ranks, callbacks marked ``main_process_only`` (logs,
-    checkpoints, plots, progress bars) run only on rank 0, and :attr:`model` stays the plain
-    module, so checkpoints hold its unwrapped state.
+    **Several processes** (``torchrun``, :mod:`pixbox.engine.distributed`): the model is wrapped
+    in DistributedDataParallel (:attr:`ddp`) and ``train_data`` gives each rank its shard
+    (:func:`~pixbox.data.sharding.shard_loader`). Losses and image counts are summed over the
+    ranks, ``main_process_only`` callbacks (logs, checkpoints, plots, progress bars) run on rank 0
+    only, and :attr:`model` stays the plain module that checkpoints hold.
 
     Attributes:
         epoch (int): the current epoch index (0-based); ``epoch + 1`` is the epoch number logged.
@@ -148,12 +150,9 @@ class Trainer:
         if not (callable(train_data) or isinstance(train_data, Iterable)):
             raise TypeError(f"train_data must be an iterable of batches or a callable epoch -> iterable, "
                             f"got {type(train_data).__name__}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        epochs, seed = check_int(epochs, "epochs", low=1), check_int(seed, "seed", low=0)
         if grad_clip is not None and not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
             raise ValueError(f"grad_clip must be a number > 0 or None, got {grad_clip!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
         self.device = select_device(device)
         self.channels_last = bool(channels_last)
         self.model = model.to(self.device)
@@ -168,13 +167,9 @@ class Trainer:
         self.train_data = train_data
         self.epochs = epochs
         self.callbacks = list(callbacks)
-        if not isinstance(ema, bool):
-            raise TypeError(f"ema must be a bool, got {type(ema).__name__}")
-        self.ema = ModelEMA(self.model) if ema else None
+        self.ema = ModelEMA(self.model) if check_bool(ema, "ema") else None
         self.amp_dtype, self.precision = resolve_amp(amp, self.device)
         self.amp = self.amp_dtype is not None
-        # oneDNN's bfloat16 weight gradients are wrong for strided convolutions of 1-pixel maps:
-        # those layers run in float32 (pixbox.engine.precision)
         self.conv_guard = TinyConvGuard(self.model) if self.amp_dtype == torch.bfloat16 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.grad_clip = grad_clip
@@ -196,6 +191,7 @@ class Trainer:
         self.epoch_images = 0
         self.epoch_start_time = 0.0
         self.lr = float(optimizer.param_groups[0]["lr"])
+        self.first_loss: float | None = None  # this process's first step loss: the yardstick of an explosion
 
     # ------------------------------------------------------------------------------------------
     # What a task overrides
@@ -282,7 +278,8 @@ class Trainer:
             dict[str, float]: the step's losses.
 
         Raises:
-            FloatingPointError: the loss is NaN or infinite.
+            FloatingPointError: the loss is NaN or infinite, or over :data:`EXPLODED` times the
+                first step's (a diverging run).
         """
         with self.autocast():
             parts = self.compute_loss(batch)
@@ -291,9 +288,12 @@ class Trainer:
         loss = parts["loss"]
         values = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in parts.items()}
         if not math.isfinite(values["loss"]):
-            raise FloatingPointError(
-                f"the training loss is {values['loss']} at epoch {self.epoch + 1}, step {self.global_step + 1} "
-                f"(losses {values}); try a lower learning rate (lr={self.lr:g}) or gradient clipping")
+            self._diverged(f"the training loss is {values['loss']} at step {self.global_step + 1} (losses {values})")
+        if self.first_loss is None:
+            self.first_loss = values["loss"]
+        elif values["loss"] > EXPLODED * max(self.first_loss, 1e-2):
+            self._diverged(f"the training loss exploded to {values['loss']:.3g} at step {self.global_step + 1}, "
+                           f"over {EXPLODED:g} times its first value ({self.first_loss:.3g})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.grad_clip is not None:
@@ -349,6 +349,7 @@ class Trainer:
             self.epoch_log = {"epoch": epoch + 1, "lr": self.lr,
                               **{f"train_{k}": v / steps for k, v in sums.items()},
                               "img_s": self.epoch_images / max(seconds, 1e-9), "epoch_time": seconds}
+            self.check_finite_weights()
             self.history.append(self.epoch_log)
             self._emit("on_epoch_end")
             if self.stop:
@@ -356,6 +357,17 @@ class Trainer:
         self._emit("on_train_end")
         barrier()  # rank 0's files are complete when any rank returns
         return self.history
+
+    def _diverged(self, what: str):
+        raise FloatingPointError(f"training diverged in epoch {self.epoch + 1}: {what}; try a lower learning rate "
+                                 f"(--lr; it is {self.lr:g} now)")
+
+    def check_finite_weights(self) -> None:
+        """Raises FloatingPointError when a weight or buffer (a BatchNorm variance, say) is NaN or
+        infinite: a diverged run, stopped before it is evaluated or saved."""
+        bad = non_finite_tensors(self.model)
+        if bad:
+            self._diverged(f"the weights are no longer finite ({bad[0]}{f' and {len(bad) - 1} more' * (len(bad) > 1)})")
 
     def _emit(self, hook: str) -> None:
         for cb in self.callbacks:

@@ -70,7 +70,8 @@ def as_predictor(weights, predictor_class: type, task: str, load, **options):
         state = load_checkpoint(weights, map_location="cpu")
         found = state.get("task", "detect") if isinstance(state, dict) else None
         if found != task:
-            raise ValueError(f"{weights}: a {found!r} checkpoint, not a {task!r} one; use `pixbox {found} ...` for it")
+            raise ValueError(f"{weights} is a {found!r} model, not a {task!r} one; use it with `pixbox {found} "
+                             f"predict` or `pixbox {found} val`")
         return load(state, path=weights, **options)
     raise TypeError(f"weights must be a checkpoint path or a {predictor_class.__name__}, got {type(weights).__name__}")
 

@@ -71,11 +71,15 @@ from pixbox.data.transforms.functional import rgb_to_ycbcr, ycbcr_to_rgb
 from pixbox.losses import content_loss, gram, style_loss, tv_loss
 from pixbox.models.style import STYLE_TRANSFORMS, StyleExtractor
 
-__all__ = ["CONTENT_BOUND", "load_style_image", "stylize"]
+__all__ = ["CONTENT_BOUND", "MAX_SIZE", "load_style_image", "stylize"]
 
 #: The documented content bound: after :func:`stylize`, the content loss is at most this fraction
 #: of the content loss of a uniform-noise image of the same size (see the module docstring).
 CONTENT_BOUND = 0.75
+
+#: The largest long side :func:`stylize` optimizes, in pixels: its memory grows with the pixel
+#: count (100000 px would need about 120 GB); larger sizes are refused.
+MAX_SIZE = 2048
 
 _OPTIMIZERS = ("adam", "lbfgs")
 _INITS = ("content", "noise")
@@ -216,7 +220,8 @@ def stylize(
         content: the content image: a path, PIL image, numpy array ``[H, W, 3]`` or tensor
             ``[3, H, W]`` (``uint8``, or float in [0, 1]).
         style: the style image, likewise; resized to the same long side as the content.
-        size (int or None): long side of the result in pixels (>= 16); None keeps the content's size.
+        size (int or None): long side of the result in pixels, in [16, :data:`MAX_SIZE`]; None keeps
+            the content's size (at most :data:`MAX_SIZE`).
         steps (int): optimizer steps in all (>= 1); with ``multiscale``, half at half resolution.
         content_weight, style_weight, tv_weight (float): the loss weights (>= 0).
         style_layers, content_layers (sequence of str or int, optional): extractor layers;
@@ -257,7 +262,7 @@ def stylize(
     content_img = load_style_image(content, "content")
     style_img = load_style_image(style, "style")
     if size is not None:
-        size = check_int(size, "size", low=16)
+        size = check_int(size, "size", low=16, high=MAX_SIZE)
     steps = check_int(steps, "steps", low=1)
     wc = check_number(content_weight, "content_weight", low=0)
     ws = check_number(style_weight, "style_weight", low=0)
@@ -291,6 +296,9 @@ def stylize(
         extractor = extractor.to(memory_format=torch.channels_last)
 
     long_side = size if size is not None else max(content_img.shape[-2:])
+    if long_side > MAX_SIZE:
+        raise ValueError(f"size=None keeps the content's size, and its long side is {long_side} px, over the "
+                         f"{MAX_SIZE} px that stylize optimizes; pass size=... (--size) of at most {MAX_SIZE}")
     content_img = _resize_long(content_img, long_side).to(device)
     scales = [long_side // 2, long_side] if multiscale and long_side // 2 >= 16 and steps >= 2 else [long_side]
     counts = [steps // 2, steps - steps // 2] if len(scales) == 2 else [steps]

@@ -109,5 +109,28 @@ def test_a_nan_loss_is_a_clear_error_not_a_traceback(data, tmp_path, capsys, mon
             "0", "--device", "cpu", "--project", str(tmp_path), "--name", "nan"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: the training loss is nan at epoch 1, step 1") and "Traceback" not in err
+    assert err.startswith("error: training diverged in epoch 1: the training loss is nan at step 1") and "Traceback" not in err
     assert "last.pt holds the last finished epoch" in err
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
+    """Before: the CLI caught only ValueError, TypeError and OSError; anything else (a
+    RecursionError from a deeply nested file, a RuntimeError) printed a raw traceback."""
+    import pixbox.cli.detect as D
+
+    def boom(args):
+        raise RuntimeError("something broke\nsecond line")
+
+    def deep(args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    for handler, want in ((boom, "error: RuntimeError: something broke (unexpected: rerun with PIXBOX_DEBUG=1"),
+                          (deep, "error: the input is nested too deeply to read (RecursionError)")):
+        monkeypatch.setattr(D, "_run_val", handler)
+        assert main(["detect", "val", "--weights", "x.pt", "--data", "d"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(want) and "Traceback" not in err and err.count("\n") == 1
+    monkeypatch.setenv("PIXBOX_DEBUG", "1")
+    monkeypatch.setattr(D, "_run_val", boom)
+    with pytest.raises(RuntimeError, match="something broke"):
+        main(["detect", "val", "--weights", "x.pt", "--data", "d"])

@@ -47,8 +47,9 @@ def generated(tmp_path_factory):
 
 @pytest.fixture
 def fixture_set(tmp_path):
-    """The four-image detection set of the format tests (one image without objects)."""
-    return detection_set(tmp_path / "src")
+    """The four-image detection set of the format tests (one image without objects), every box
+    inside its image so that the datasets accept it."""
+    return detection_set(tmp_path / "src", trainable=True)
 
 
 def _truncate(path: Path) -> None:
@@ -375,10 +376,12 @@ def test_classification_folder_and_csv(tmp_path, generated):
     assert len(ClassificationDataset(folder / "val")) == 2  # split None reads root itself
 
     csv_root = tmp_path / "csv"
-    write_classification_csv(ann, csv_root / "train.csv")
-    by_split = ClassificationDataset(csv_root, "train", fmt="csv")
-    by_file = ClassificationDataset(csv_root / "train.csv", fmt="csv")
-    by_folder = ClassificationDataset(csv_root, fmt="csv")
+    write_classification_csv(ann, csv_root / "train.csv")  # paths to the images elsewhere: ../
+    with pytest.raises(DatasetError, match="points outside the dataset folder"):
+        ClassificationDataset(csv_root, "train", fmt="csv")
+    by_split = ClassificationDataset(csv_root, "train", fmt="csv", allow_outside=True)
+    by_file = ClassificationDataset(csv_root / "train.csv", fmt="csv", allow_outside=True)
+    by_folder = ClassificationDataset(csv_root, fmt="csv", allow_outside=True)
     for other in (by_split, by_file, by_folder):
         assert len(other) == 6 and other.source == csv_root / "train.csv"
         # CSV class names are the labels present, so compare names, not indices

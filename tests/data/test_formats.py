@@ -31,7 +31,7 @@ from pixbox.data.formats import (
 )
 from pixbox.data.io import VOC_CLASSES, VOC_COLORMAP, read_mask
 
-from ._fixtures import CLASS_NAMES, assert_same, detection_set, write_png
+from ._fixtures import CLASS_NAMES, assert_same, detection_set, without_crowd, write_png
 
 # Which flags each format stores.
 _DIFFICULT = {"voc"}
@@ -73,9 +73,19 @@ def test_round_trip_is_lossless(tmp_path, dataset, fmt):
 @pytest.mark.parametrize("dst_fmt", DETECTION_FORMATS)
 def test_convert_every_pair(tmp_path, dataset, src_fmt, dst_fmt):
     src = write_detection(dataset, tmp_path / "a", src_fmt, "train")
-    counts = convert_detection(src, tmp_path / "b", to_fmt=dst_fmt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        counts = convert_detection(src, tmp_path / "b", to_fmt=dst_fmt)
     assert counts == {"train": 4}
     back = read_detection(tmp_path / "b", dst_fmt, "train")
+    notes = " ".join(str(w.message) for w in caught)
+    if src_fmt in _ISCROWD and dst_fmt not in _ISCROWD:  # crowd objects are dropped, and counted
+        assert "dropped 2 crowd objects (iscrowd)" in notes
+        dataset = without_crowd(dataset)
+    else:
+        assert "crowd" not in notes
+    lost_difficult = src_fmt in _DIFFICULT and dst_fmt not in _DIFFICULT
+    assert ("kept 2 difficult objects as ordinary objects" in notes) == lost_difficult
     assert_same(dataset, back, **_flags(src_fmt, dst_fmt))
 
 
@@ -83,10 +93,13 @@ def test_convert_all_splits_and_selected_splits(tmp_path, dataset):
     val = DetectionAnnotations(class_names=CLASS_NAMES, records=dataset.records[2:])
     write_detection(dataset, tmp_path / "a", "voc", "train")
     write_detection(val, tmp_path / "a", "voc", "val")
-    assert convert_detection(tmp_path / "a", tmp_path / "b", from_fmt="voc", to_fmt="coco") == {"train": 4, "val": 2}
+    with pytest.warns(UserWarning, match=r"kept 3 difficult objects \(train 2, val 1\) as ordinary objects"):
+        assert convert_detection(tmp_path / "a", tmp_path / "b", from_fmt="voc", to_fmt="coco") == {"train": 4,
+                                                                                                  "val": 2}
     assert list_splits(tmp_path / "b", "coco") == ["train", "val"]
     assert_same(val, read_detection(tmp_path / "b", "coco", "val"))
-    assert convert_detection(tmp_path / "a", tmp_path / "c", to_fmt="yolo", splits=["val"]) == {"val": 2}
+    with pytest.warns(UserWarning, match=r"kept 1 difficult object as ordinary objects: yolo"):
+        assert convert_detection(tmp_path / "a", tmp_path / "c", to_fmt="yolo", splits=["val"]) == {"val": 2}
     assert list_splits(tmp_path / "c", "yolo") == ["val"]
     with pytest.raises(ValueError, match=r"split 'tset' not found in .* splits found: \['train', 'val'\]"):
         convert_detection(tmp_path / "a", tmp_path / "d", to_fmt="yolo", splits=["tset"])
@@ -687,7 +700,9 @@ def test_classification_csv_read_write(tmp_path):
     out = write_classification_csv(ann, tmp_path / "out" / "c.csv")
     assert out.read_text().splitlines() == ["path,label", "../data/img/2.png,zebra", "../data/img/1.png,ant",
                                             "../data/img/1.png,zebra"]
-    back = read_classification_csv(out)
+    with pytest.raises(DatasetError, match=r"c\.csv, line 2: image path '\.\./data/img/2\.png' points outside"):
+        read_classification_csv(out)  # images outside the CSV's folder: only on request
+    back = read_classification_csv(out, allow_outside=True)
     assert back.class_names == ann.class_names and back.samples == ann.samples
 
 

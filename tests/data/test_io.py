@@ -6,7 +6,16 @@ import torch
 from PIL import Image, ImageOps
 
 from pixbox.data.annotations import DatasetError
-from pixbox.data.io import VOC_CLASSES, VOC_COLORMAP, image_size, read_image, read_mask, write_image, write_mask
+from pixbox.data.io import (
+    VOC_CLASSES,
+    VOC_COLORMAP,
+    MaskColorWarning,
+    image_size,
+    read_image,
+    read_mask,
+    write_image,
+    write_mask,
+)
 
 
 def _rgb(h=5, w=7, seed=0):
@@ -264,21 +273,23 @@ def test_read_mask_rgb_colours(tmp_path):
     rgb[1, 3] = (1, 2, 3)  # a colour not in the map
     rgb[0, 0] = VOC_COLORMAP[21]  # in the full palette, but not one of the 21 class colours
     Image.fromarray(rgb).save(tmp_path / "c.png")
-    x = read_mask(tmp_path / "c.png")
+    with pytest.warns(MaskColorWarning, match=r"c\.png: 25\.0% of the pixels \(2 of 8\)"):
+        x = read_mask(tmp_path / "c.png")
     assert x.tolist() == [[255, 1, 15, 20], [255, 0, 7, 255]]  # unknown -> 255, never 0
     rgba = np.concatenate([rgb, np.full((2, 4, 1), 10, np.uint8)], axis=2)
     Image.fromarray(rgba).save(tmp_path / "c4.png")
-    assert torch.equal(read_mask(tmp_path / "c4.png"), x)
+    assert torch.equal(read_mask(tmp_path / "c4.png", unmapped_threshold=1.0), x)
 
 
 def test_read_mask_colormap_parameter(tmp_path):
     rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 0], [224, 224, 192]]], np.uint8)
     Image.fromarray(rgb).save(tmp_path / "c.png")
-    assert read_mask(tmp_path / "c.png").tolist() == [[255, 255, 0, 255]]
+    quiet = dict(unmapped_threshold=1.0)  # colours off the map are the point here
+    assert read_mask(tmp_path / "c.png", **quiet).tolist() == [[255, 255, 0, 255]]
     cmap = [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
-    assert read_mask(tmp_path / "c.png", colormap=cmap).tolist() == [[1, 2, 0, 255]]
+    assert read_mask(tmp_path / "c.png", colormap=cmap, **quiet).tolist() == [[1, 2, 0, 255]]
     # The full 256-row palette maps the boundary colour to 255 too.
-    assert read_mask(tmp_path / "c.png", colormap=VOC_COLORMAP).tolist() == [[255, 255, 0, 255]]
+    assert read_mask(tmp_path / "c.png", colormap=VOC_COLORMAP, **quiet).tolist() == [[255, 255, 0, 255]]
     with pytest.raises(ValueError, match=r"colormap must have shape \[K, 3\] with 1 <= K <= 256, got \(2, 2\)"):
         read_mask(tmp_path / "c.png", colormap=[[0, 0], [1, 1]])
     with pytest.raises(ValueError, match=r"colormap must have distinct colours, got \(255, 0, 0\) more than once"):

@@ -205,7 +205,9 @@ def test_classification_csv_layout(data, tmp_path):
     ann = read_image_folder(data["classification"] / "val")
     rows = ["path,label"] + [f"{p},{ann.class_names[y]}" for p, y in ann.samples]
     (root / "val.csv").write_text("\n".join(rows) + "\n")
-    out = _png(preview_dataset(root, tmp_path / "p.png", cols=2))  # the only split: val
+    with pytest.raises(DatasetError, match="points outside the dataset folder"):
+        preview_dataset(root, tmp_path / "p.png", cols=2)  # absolute paths elsewhere: only on request
+    out = _png(preview_dataset(root, tmp_path / "p.png", cols=2, allow_outside=True))  # the only split: val
     tiles = [add_caption(read_image(p), ann.class_names[y]) for p, y in ann.samples]
     grid = _grid(out, 2, 2, tiles[0].shape[1], 32)
     for k, tile in enumerate(tiles):

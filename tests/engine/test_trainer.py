@@ -150,7 +150,7 @@ def test_stop_flag_ends_training_after_the_epoch():
 
 def test_nan_loss_raises_a_clear_error():
     data = [(torch.full((4, 2), float("nan")), torch.zeros(4, 1))]
-    with pytest.raises(FloatingPointError, match="training loss is nan at epoch 1, step 1"):
+    with pytest.raises(FloatingPointError, match="training diverged in epoch 1: the training loss is nan at step 1"):
         _trainer(data=data).fit()
 
 
@@ -228,7 +228,7 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path):
 def test_trainer_argument_errors():
     model = nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         Regression(model, opt, _data(), epochs=0)
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got str"):
         Regression(model, "sgd", _data(), epochs=1)
@@ -271,7 +271,7 @@ def test_load_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt: not a readable pixbox checkpoint"):
+    with pytest.raises(ValueError, match="bad.pt: not a pixbox checkpoint: it is not a PyTorch file"):
         load_checkpoint(bad)
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="must hold a dict, got list"):
@@ -337,13 +337,12 @@ def test_checkpoint_callback_saves_best_only_on_improvement(tmp_path):
     assert load_checkpoint(tmp_path / "best.pt") == {"epoch": 3, "best_score": 0.6}
 
 
-def test_checkpoint_callback_writes_best_at_the_end_without_a_metric(tmp_path):
+def test_checkpoint_callback_keeps_best_as_the_last_epoch_without_a_metric(tmp_path):
     cb = C.CheckpointCallback(tmp_path, "map_50")
-    t = _fake_trainer([{"epoch": 1}], 0)
-    cb.on_epoch_end(t)
-    assert not (tmp_path / "best.pt").exists()
-    cb.on_train_end(t)
-    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    for epoch in range(2):
+        t = _fake_trainer([{"epoch": e + 1} for e in range(epoch + 1)], epoch)
+        cb.on_epoch_end(t)  # written every epoch (before last.pt), so a kill never leaves none
+        assert load_checkpoint(tmp_path / "best.pt")["epoch"] == load_checkpoint(tmp_path / "last.pt")["epoch"] == epoch + 1
 
 
 def test_eval_callback_schedule_and_columns():
@@ -433,3 +432,14 @@ def test_importing_pixbox_does_not_import_the_engine():
     code = "import sys, pixbox; print(callable(pixbox.load), 'pixbox.engine' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False"]
+
+
+def test_an_exploding_but_finite_loss_stops_the_run():
+    """A loss that grows past EXPLODED times the first step's stops training (a finite 1e25 loss
+    used to train on and end "successfully")."""
+    from pixbox.engine.trainer import EXPLODED
+
+    data = [(torch.ones(4, 2), torch.zeros(4, 1)), (torch.full((4, 2), 1e6), torch.zeros(4, 1))]
+    with pytest.raises(FloatingPointError, match=rf"epoch 1: the training loss exploded to .* at step 2, over "
+                                                 rf"{EXPLODED:g} times its first value"):
+        _trainer(data=data, lr=1e-9).fit()

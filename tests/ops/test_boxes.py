@@ -347,3 +347,16 @@ def test_bad_input_raises_with_argument_name():
         normalize_boxes(torch.zeros(2, 5), (1, 1))
     with pytest.raises(ValueError, match="min_size"):
         remove_small_boxes(good, -0.5)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_boxes_raise_instead_of_giving_nan(value):
+    """Issue 19: boxes with +-Inf passed the check and box_iou returned NaN."""
+    from pixbox.ops import box_iou, generalized_box_iou
+
+    bad = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
+    bad[1, 2 if value > 0 else 0] = value
+    good = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    for fn in (box_iou, generalized_box_iou):
+        with pytest.raises(ValueError, match=r"boxes1 must be well-formed xyxy boxes .* all finite; row 1 is"):
+            fn(bad, good)

@@ -20,52 +20,12 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from pixbox.data.io import VOC_COLORMAP  # noqa: E402
-from pixbox.data.synthetic import render_scene  # noqa: E402
 from pixbox.tasks.classify import ClassifierPredictor  # noqa: E402
-from pixbox.tasks.detect import Predictor  # noqa: E402
 from pixbox.tasks.segment import SegmenterPredictor  # noqa: E402
-from pixbox.models import build_model  # noqa: E402
 from pixbox.serve import (CANDIDATE_FLOOR, ImageError, ServedModel, create_app, decode_image, is_loopback,  # noqa: E402
                           load_models, postprocess, running_server)
 
-
-def _png(array: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def scene() -> np.ndarray:
-    return np.ascontiguousarray(render_scene(200, 300, 3, seed=1).image.permute(1, 2, 0).numpy())
-
-
-@pytest.fixture(scope="module")
-def detector() -> Predictor:
-    torch.manual_seed(0)
-    model = build_model("tiny_ssd", 2, image_size=128)
-    with torch.no_grad():  # spread the class scores of the random model (a trained one is decisive too)
-        for name, param in model.named_parameters():
-            if name.startswith("cls_"):
-                param.mul_(30)
-    return Predictor(model, ["banana", "apple"], 128, model_name="tiny_ssd")
-
-
-class _Segmenter(torch.nn.Module):
-    """Class 1 where red > green, class 2 where green > red + 0.2, else background: known masks."""
-
-    num_classes = 3
-
-    def forward(self, x):
-        r, g = x[:, 0], x[:, 1]
-        return torch.stack([torch.zeros_like(r), 10 * (r - g), 10 * (g - r - 0.2)], 1)
-
-
-class _Classifier(torch.nn.Module):
-    num_classes = 4
-
-    def forward(self, x):
-        return torch.stack([x.mean((1, 2, 3)) * k for k in range(1, 5)], 1)
+from ._models import Classifier as _Classifier, Segmenter as _Segmenter, png as _png  # noqa: E402
 
 
 def _reference_postprocess(cands, conf, iou, topk):

@@ -180,6 +180,10 @@ def test_errors(extractor, tmp_path):
         stylize(_content(), _style(), **{**kw, "steps": 0})
     with pytest.raises(ValueError, match="size must be >= 16, got 8"):
         stylize(_content(), _style(), **{**kw, "size": 8})
+    with pytest.raises(ValueError, match="size must be <= 2048, got 100000"):  # it tried to allocate 120 GB
+        stylize(_content(), _style(), **{**kw, "size": 100000})
+    with pytest.raises(ValueError, match="its long side is 2100 px, over the 2048 px"):
+        stylize(torch.zeros(3, 10, 2100, dtype=torch.uint8), _style(), **{**kw, "size": None})
     with pytest.raises(ValueError, match="style_weight must be >= 0"):
         stylize(_content(), _style(), style_weight=-1.0, **kw)
     with pytest.raises(ValueError, match="out_dir is required with save_every or plot"):

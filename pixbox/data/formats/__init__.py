@@ -20,8 +20,14 @@ YOLO line, non-finite number, ``x2 < x1``, class id out of range, missing image)
 ``on_error="skip"`` such problems are collected in ``.problems`` instead (the bad object, line
 or image is left out) and one warning counts them; a file that cannot be read at all (broken
 JSON or YAML, say) still raises. Boxes partly outside the image are kept as
-they are (``pixbox data check`` reports them). Readers read image sizes from the file headers
+they are (the datasets of :mod:`pixbox.data.datasets` and ``pixbox data check`` refuse them, with
+the checks of :mod:`pixbox.data.validation`). Readers read image sizes from the file headers
 only.
+
+Paths: every path an annotation file gives (COCO ``file_name``, CSV ``img_name``, YOLO
+``data.yaml`` entries and list files, VOC ids, classification CSV paths) must stay inside the
+dataset folder; ``../`` and absolute paths elsewhere are problems unless the reader is given
+``allow_outside=True`` (for images kept elsewhere on purpose).
 
 Also here: :func:`read_voc_segmentation`/:func:`write_voc_segmentation` (VOC
 ``SegmentationClass``) and the classification layouts :func:`read_image_folder`,
@@ -36,6 +42,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from pathlib import Path
 
 from pixbox._checks import check_choice
@@ -71,6 +79,9 @@ __all__ = [
 ]
 
 _MODULES = {"csv": csv, "voc": voc, "coco": coco, "yolo": yolo}
+# The formats that store the crowd and difficult flags.
+_CROWD_FORMATS = ("coco",)
+_DIFFICULT_FORMATS = ("voc",)
 #: The detection formats, by name.
 DETECTION_FORMATS: tuple[str, ...] = tuple(_MODULES)
 # detect_format tries the layouts in this order (COCO and YOLO both may have images/).
@@ -81,7 +92,8 @@ def _module(fmt: str):
     return _MODULES[check_choice(fmt, "fmt", DETECTION_FORMATS)]
 
 
-def read_detection(root, fmt: str, split: str = "train", *, on_error: str = "raise") -> DetectionAnnotations:
+def read_detection(root, fmt: str, split: str = "train", *, on_error: str = "raise",
+                   allow_outside: bool = False) -> DetectionAnnotations:
     """Reads one split of a detection dataset.
 
     Args:
@@ -91,6 +103,8 @@ def read_detection(root, fmt: str, split: str = "train", *, on_error: str = "rai
         on_error (str): ``"raise"``: the first problem raises a :class:`DatasetError` naming the
             file and line or object. ``"skip"``: bad objects, lines and images are left out and
             collected in ``.problems``, and one warning counts them.
+        allow_outside (bool): accept image and annotation paths outside ``root`` (``../``,
+            absolute paths); by default they are problems like any other.
 
     Returns:
         DetectionAnnotations: one record per image, with its absolute image path, its width and
@@ -104,7 +118,7 @@ def read_detection(root, fmt: str, split: str = "train", *, on_error: str = "rai
     """
     module = _module(fmt)
     _common.check_on_error(on_error)
-    return module.read(root, split, on_error=on_error)
+    return module.read(root, split, on_error=on_error, allow_outside=_common.check_allow_outside(allow_outside))
 
 
 def write_detection(annotations: DetectionAnnotations, root, fmt: str, split: str = "train", *,
@@ -120,6 +134,9 @@ def write_detection(annotations: DetectionAnnotations, root, fmt: str, split: st
         split (str): the split name (no slashes or spaces).
         images (str): ``"copy"`` (byte-identical copies, original suffix kept) or ``"move"``
             the image files into the dataset.
+
+    A format without crowd or difficult flags (see the module docstring) writes such objects
+    as ordinary ones; :func:`convert_detection` drops crowd objects instead, and says so.
 
     Returns:
         Path: ``root`` (absolute).
@@ -167,8 +184,13 @@ def detect_format(root) -> str:
 
 
 def convert_detection(src, dst, *, from_fmt: str | None = None, to_fmt: str,
-                      splits: list[str] | None = None) -> dict[str, int]:
+                      splits: list[str] | None = None, allow_outside: bool = False) -> dict[str, int]:
     """Converts a detection dataset to another format, split by split (images are copied).
+
+    Crowd objects (COCO ``iscrowd``) are dropped when ``to_fmt`` has no crowd flag (csv, voc,
+    yolo): written as ordinary objects they would become training targets. ``difficult`` objects
+    are kept as ordinary ones in formats without that flag (coco, csv, yolo). Either loss is
+    counted in one warning (``pixbox data convert`` prints it).
 
     Args:
         src (str or PathLike): the source dataset folder.
@@ -177,6 +199,8 @@ def convert_detection(src, dst, *, from_fmt: str | None = None, to_fmt: str,
         from_fmt (str or None): the source format; ``None`` guesses it with :func:`detect_format`.
         to_fmt (str): the destination format, one of :data:`DETECTION_FORMATS`.
         splits (list[str] or None): the splits to convert; ``None`` converts every split found.
+        allow_outside (bool): read (and copy) images outside ``src`` that the annotations point
+            to; refused by default (see :func:`read_detection`).
 
     Returns:
         dict[str, int]: the number of images written per split.
@@ -200,9 +224,42 @@ def convert_detection(src, dst, *, from_fmt: str | None = None, to_fmt: str,
         raise ValueError(f"no {from_fmt} splits to convert in {src_root} (looked for {reader.LOOKED_FOR})")
     if src_root == dst_root and from_fmt == to_fmt:
         raise ValueError(f"src and dst are the same {from_fmt} folder {src_root}; nothing to convert")
-    counts = {}
+    _common.check_allow_outside(allow_outside)
+    counts, crowd, difficult = {}, {}, {}
     for split in splits:
-        annotations = reader.read(src_root, split)
+        annotations = reader.read(src_root, split, allow_outside=allow_outside)
+        if to_fmt not in _CROWD_FORMATS:
+            annotations, crowd[split] = _drop_crowd(annotations)
+        if to_fmt not in _DIFFICULT_FORMATS:
+            difficult[split] = sum(int(r.difficult.sum()) for r in annotations.records)
         writer.write(annotations, dst_root, split, images="copy")
         counts[split] = len(annotations)
+    notes = [f"dropped {_per_split(crowd, 'crowd object')} (iscrowd): {to_fmt} has no crowd flag"
+             if sum(crowd.values()) else "",
+             f"kept {_per_split(difficult, 'difficult object')} as ordinary objects: {to_fmt} has no "
+             "difficult flag" if sum(difficult.values()) else ""]
+    if any(notes):
+        warnings.warn(f"converting {src_root} ({from_fmt}) to {dst_root} ({to_fmt}): "
+                      + "; ".join(n for n in notes if n), stacklevel=2)
     return counts
+
+
+def _drop_crowd(annotations: DetectionAnnotations) -> tuple[DetectionAnnotations, int]:
+    """The annotations without their crowd objects, and how many were dropped."""
+    records, dropped = [], 0
+    for rec in annotations.records:
+        keep = ~rec.iscrowd
+        dropped += int(len(rec) - keep.sum())
+        records.append(rec if keep.all() else dataclasses.replace(
+            rec, boxes=rec.boxes[keep], labels=rec.labels[keep], iscrowd=rec.iscrowd[keep],
+            difficult=rec.difficult[keep]))
+    return DetectionAnnotations(class_names=annotations.class_names, records=records), dropped
+
+
+def _per_split(counts: dict[str, int], what: str) -> str:
+    """``"3 crowd objects"`` for one split, ``"5 crowd objects (train 3, val 2)"`` for several."""
+    total = sum(counts.values())
+    text = f"{total} {what}{'s' if total != 1 else ''}"
+    if len(counts) == 1:
+        return text
+    return f"{text} ({', '.join(f'{s} {n}' for s, n in counts.items())})"

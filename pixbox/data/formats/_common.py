@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from pixbox._files import atomic_open
-from pixbox._checks import check_choice
+from pixbox._checks import check_bool, check_choice
 from pixbox.data.annotations import DatasetError, DetectionAnnotations
 from pixbox.data.io import IMAGE_SUFFIXES, image_size
 
@@ -78,6 +78,30 @@ def check_on_error(on_error) -> str:
 
 def check_images_mode(images) -> str:
     return check_choice(images, "images", IMAGE_MODES)
+
+
+def check_allow_outside(allow_outside) -> bool:
+    return check_bool(allow_outside, "allow_outside")
+
+
+def is_inside(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or below it, comparing normalized absolute paths.
+
+    The comparison is by name (``..`` and absolute paths are resolved, symbolic links are not):
+    a link inside the dataset folder counts as inside.
+    """
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def outside_message(what: str, text: str, folder: Path) -> str:
+    """The message for an annotation path that points outside the dataset folder."""
+    return (f"{what} {text!r} points outside the dataset folder {folder}; such paths are refused by default "
+            "(pass allow_outside=True, or --allow-outside-paths on the command line, to read files kept "
+            "elsewhere on purpose)")
 
 
 def check_detection(annotations, name: str = "annotations") -> DetectionAnnotations:
@@ -290,29 +314,73 @@ class ImageTransfer:
         return dst
 
 
+# A line of a VOC class list (ImageSets/Main/<class>_<split>.txt): an id, then 1, -1 or 0.
+_CLASS_LIST_LINE = re.compile(r"\S.*\s(?:-1|0|1)")
+_CLASS_LIST_STEM = re.compile(r"(.+)_([^_]+)")
+
+
+def _named_like_a_class_list(stem: str, stems: set[str]) -> bool:
+    match = _CLASS_LIST_STEM.fullmatch(stem)
+    return match is not None and match.group(2) in stems
+
+
+def is_class_list(stem: str, lines: Iterable[str], stems: set[str]) -> bool:
+    """Whether a ``.txt`` file of ``ImageSets/<task>/`` is a VOC class list, not a split.
+
+    A class list is named ``<class>_<split>`` where ``<split>.txt`` exists beside it, and every
+    line is an id followed by ``1``, ``-1`` or ``0``. Anything else is a split, so ids with
+    spaces (``my image``) never make a split vanish.
+    """
+    if not _named_like_a_class_list(stem, stems):
+        return False
+    lines = [line.strip() for line in lines if line.strip()]
+    return bool(lines) and all(_CLASS_LIST_LINE.fullmatch(line) for line in lines)
+
+
 def id_list_files(folder: Path) -> dict[str, Path]:
-    """``{split: file}`` for the one-column VOC id lists in ``folder`` (``ImageSets/Main``, ...)."""
-    out = {}
+    """``{split: file}`` for the id lists in ``folder`` (``ImageSets/Main``, ...).
+
+    Every ``.txt`` file is a split except VOC's class lists (:func:`is_class_list`); a file
+    that cannot be read is a split too, whose reading then raises.
+    """
     if not folder.is_dir():
-        return out
-    for path in sorted(folder.glob("*.txt")):
-        try:
-            with open(path, encoding="utf-8-sig") as f:
-                first = next((line.split() for line in f if line.strip()), [])
-        except (OSError, UnicodeDecodeError):
-            continue
-        if len(first) <= 1:  # class lists such as cat_train.txt have two columns
-            out[path.stem] = path
+        return {}
+    paths = sorted(p for p in folder.glob("*.txt") if p.is_file())
+    stems = {p.stem for p in paths}
+    out = {}
+    for path in paths:
+        if _named_like_a_class_list(path.stem, stems):  # only then are its lines worth reading
+            try:
+                if is_class_list(path.stem, path.read_text(encoding="utf-8-sig").splitlines(), stems):
+                    continue
+            except (OSError, UnicodeDecodeError):
+                pass
+        out[path.stem] = path
     return out
 
 
 def read_ids(path: Path) -> list[tuple[int, str]]:
-    """``(line number, id)`` of an id list file."""
+    """``(line number, id)`` of an id list file; an id is the whole line (spaces included)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"cannot read: {e}", path) from e
-    return [(i, line.split()[0]) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def line_id(stem: str) -> str:
+    """An image id that survives a line of an id list: ``stem`` without surrounding spaces or line breaks."""
+    image_id = re.sub(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]", "_", stem).strip()
+    return image_id or "image"
+
+
+def check_id_list(split: str, ids: list[str], folder: Path, fmt: str) -> None:
+    """Refuses to write ids that would make the split ``folder/<split>.txt`` read as a class list."""
+    stems = {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
+    if is_class_list(split, ids, stems):
+        raise ValueError(f"split {split!r} would read back as a VOC class list ({folder / (split + '.txt')}: "
+                         f"every id ends in 1, -1 or 0 and {split.rsplit('_', 1)[1]}.txt exists); choose "
+                         f"another split name for this {fmt} dataset")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ CSV layout::
     images/b.jpg,dog
 
 ``label`` is a class name; the class names are the sorted distinct labels. Relative paths are
-relative to ``root``, by default the CSV file's folder.
+relative to ``root``, by default the CSV file's folder, and must stay inside it: ``../`` and
+absolute paths elsewhere are refused unless ``allow_outside=True``.
 
 Readers check each image header (a file that is not an image is a problem) but never decode
 the pixels.
@@ -115,7 +116,8 @@ def write_image_folder(annotations: ClassificationAnnotations, root, *, images: 
     return root
 
 
-def read_classification_csv(path, *, root=None, on_error: str = "raise") -> ClassificationAnnotations:
+def read_classification_csv(path, *, root=None, on_error: str = "raise",
+                            allow_outside: bool = False) -> ClassificationAnnotations:
     """Reads a ``path,label`` CSV classification dataset; see the module docstring.
 
     Args:
@@ -125,6 +127,8 @@ def read_classification_csv(path, *, root=None, on_error: str = "raise") -> Clas
         on_error (str): ``"raise"`` (the first bad row raises :class:`DatasetError` naming the
             CSV file and line) or ``"skip"`` (bad rows are skipped and listed in ``.problems``,
             with one warning).
+        allow_outside (bool): accept image paths outside ``root`` (``../``, absolute); refused
+            by default.
 
     Returns:
         ClassificationAnnotations: absolute image paths in row order; sorted class names.
@@ -135,6 +139,7 @@ def read_classification_csv(path, *, root=None, on_error: str = "raise") -> Clas
     if not path.is_file():
         raise DatasetError("CSV file not found" if not path.exists() else "not a file", path)
     base = path.parent if root is None else C.check_root(root)
+    C.check_allow_outside(allow_outside)
     log = C.ProblemLog(on_error, f"classification CSV {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -157,6 +162,9 @@ def read_classification_csv(path, *, root=None, on_error: str = "raise") -> Clas
             log.add(f"expected 2 fields 'path,label', got {row}", path, where)
             continue
         image = Path(os.path.abspath(base / cells[0]))
+        if not allow_outside and not C.is_inside(image, base):
+            log.add(C.outside_message("image path", cells[0], base), path, where)
+            continue
         if _check_image(image, log, path, where):
             rows.append((image, cells[1]))
     class_names = sorted({label for _, label in rows})
@@ -169,7 +177,9 @@ def write_classification_csv(annotations: ClassificationAnnotations, path) -> Pa
     """Writes a ``path,label`` CSV (with a header), atomically; the images are not copied.
 
     Image paths are written relative to the CSV file's folder (with ``/`` separators). Classes
-    without any image cannot be represented and are lost.
+    without any image cannot be represented and are lost. Images outside that folder are
+    written as ``../`` paths, which :func:`read_classification_csv` reads back only with
+    ``allow_outside=True``.
 
     Args:
         annotations (ClassificationAnnotations): what to write.

@@ -13,8 +13,11 @@ The JSON holds ``images`` (``id``, ``file_name``, ``width``, ``height``), ``anno
 - Labels are ``0 .. C-1`` in category-id order (COCO's ids 1..90 with gaps become 0..79).
 - ``iscrowd`` is kept; segmentations are ignored.
 - Images are in the order of the ``images`` list; an image without annotations has no boxes.
-- Width and height come from the JSON (from the image header when missing there); the reader
-  checks that every image file exists but does not open it.
+- Width and height come from the image file header. The JSON's ``width`` and ``height``, when
+  given, must match it: boxes are in the pixels of that size, so a mismatch is a problem
+  (reported against the image id), never silently rescaled or clipped.
+- ``file_name`` must stay inside the dataset folder: ``../`` paths and absolute paths outside
+  ``root`` are problems unless ``allow_outside=True``.
 
 The writer writes category ids ``1 .. C``, ``area`` (box area) and ``iscrowd``, keeps integer
 image ids when they are unique (else numbers the images from 1), and an empty
@@ -81,7 +84,7 @@ def _json_size(value) -> int | None:
     return int(value) if value > 0 and float(value).is_integer() else None
 
 
-def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnnotations:
+def read(root, split: str = "train", *, on_error: str = "raise", allow_outside: bool = False) -> DetectionAnnotations:
     """Reads one split of a COCO detection dataset; see the module docstring.
 
     Args:
@@ -90,11 +93,14 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
         on_error (str): ``"raise"`` (the first problem raises :class:`DatasetError`) or
             ``"skip"`` (bad annotations, categories and images are skipped and listed in
             ``.problems``, with one warning).
+        allow_outside (bool): accept a ``file_name`` outside ``root`` (absolute, or with
+            ``../``); refused by default.
 
     Returns:
         DetectionAnnotations: absolute image paths, ``iscrowd`` kept, ``image_id`` the COCO id.
     """
     root = C.check_root(root)
+    C.check_allow_outside(allow_outside)
     files = _json_files(root)
     C.check_split_exists(split, sorted(files), root, _FMT, LOOKED_FOR)
     log = C.ProblemLog(on_error, f"{_FMT} split {split!r} of {root}")
@@ -104,6 +110,8 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
             data = json.load(f)
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise DatasetError(f"cannot read JSON: {e}", path) from e
+    except RecursionError:
+        raise DatasetError("cannot read JSON: nested too deeply (a COCO file is a few levels deep)", path) from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DatasetError("expected a JSON object with an 'images' list", path)
     for key in ("annotations", "categories"):
@@ -130,7 +138,6 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
 
     # Images, in the order of the list.
     image_dir = _image_dir(root, split)
-    in_folder = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
     images: dict[int, dict] = {}
     for k, img in enumerate(data["images"]):
         iid = img.get("id") if isinstance(img, dict) else None
@@ -143,15 +150,19 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
             log.add(f"duplicate image id {iid}", path, where)
             continue
         image = Path(os.path.abspath(image_dir / file_name))
-        width, height = _json_size(img.get("width")), _json_size(img.get("height"))
-        if width is None or height is None:
-            size = C.header_size(image, log, path, where)
-            if size is None:
-                continue
-            width, height = size
-        elif file_name not in in_folder and not image.is_file():
-            log.add(f"image file not found: {image}", path, where)
+        if not allow_outside and not C.is_inside(image, root):
+            log.add(C.outside_message("file_name", file_name, root), path, where)
             continue
+        size = C.header_size(image, log, path, where)
+        if size is None:
+            continue
+        given = (img.get("width"), img.get("height"))
+        if given != (None, None) and (_json_size(given[0]), _json_size(given[1])) != size:
+            log.add(f"the JSON gives the size {given[0]!r} x {given[1]!r} but the image file {file_name} is "
+                    f"{size[0]} x {size[1]} (width x height); fix width and height (boxes are in the pixels "
+                    "of the image)", path, where)
+            continue
+        width, height = size
         images[iid] = {"image": image, "width": width, "height": height, "boxes": [], "labels": [],
                        "iscrowd": []}
 

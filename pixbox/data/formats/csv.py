@@ -14,7 +14,8 @@ Layout::
   an integer class index;
 - an image without objects is a row with only ``img_name`` (the other fields empty);
 - the header row is optional; when present its column names may come in any order;
-- without ``classes.txt`` the class names are ``"0" .. "max label"``.
+- without ``classes.txt`` the class names are ``"0" .. "max label"``;
+- an ``img_name`` outside ``root`` (``../``, absolute) is refused unless ``allow_outside=True``.
 
 Images are listed in the order of their first row. The writer writes ``root/<split>/`` and
 ``root/classes.txt``, numbers as integers when integral and exact decimals otherwise. CSV has
@@ -111,7 +112,7 @@ def _parse_rows(label_csv: Path, log: C.ProblemLog):
             yield line, values[0], rest
 
 
-def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnnotations:
+def read(root, split: str = "train", *, on_error: str = "raise", allow_outside: bool = False) -> DetectionAnnotations:
     """Reads one split of a CSV (D2L banana) detection dataset; see the module docstring.
 
     Args:
@@ -120,11 +121,14 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
         on_error (str): ``"raise"`` (the first problem raises :class:`DatasetError`) or
             ``"skip"`` (bad rows and images are skipped and listed in ``.problems``, with one
             warning).
+        allow_outside (bool): accept an ``img_name`` outside ``root`` (absolute, or with
+            ``../``); refused by default.
 
     Returns:
         DetectionAnnotations: absolute image paths, sizes from the image headers.
     """
     root = C.check_root(root)
+    C.check_allow_outside(allow_outside)
     dirs = _split_dirs(root)
     C.check_split_exists(split, sorted(dirs), root, _FMT, LOOKED_FOR)
     log = C.ProblemLog(on_error, f"{_FMT} split {split!r} of {root}")
@@ -165,6 +169,9 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
     image_dir = split_dir / "images"
     for name, (line, boxes, labels) in images.items():
         path = Path(os.path.abspath(image_dir / name))
+        if not allow_outside and not C.is_inside(path, root):
+            log.add(C.outside_message("img_name", name, root), label_csv, f"line {line}")
+            continue
         size = C.header_size(path, log, label_csv, f"line {line}")
         if size is None:
             continue

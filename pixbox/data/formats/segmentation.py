@@ -131,8 +131,9 @@ def write_voc_segmentation(annotations: SegmentationAnnotations, root, split: st
     image_dir, mask_dir = root / "JPEGImages", root / "SegmentationClass"
     on_disk = C.list_images(image_dir)
     ids: list[str] = []
+    C.check_id_list(split, [C.line_id(p.stem) for p in image_sources], root / "ImageSets" / "Segmentation", _FMT)
     for image, mask in zip(image_sources, mask_sources):
-        stem, k = image.stem, 0
+        stem, k = C.line_id(image.stem), 0
         while True:
             image_id = stem if k == 0 else f"{stem}_{k}"
             k += 1

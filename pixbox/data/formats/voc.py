@@ -21,7 +21,9 @@ integers and others as exact decimals, so a round trip keeps every box exactly.
 else the 20 VOC object classes (in VOC order) when every name in the split is one of them;
 else the sorted unique names of the split.
 
-Class-specific lists such as ``ImageSets/Main/cat_train.txt`` (two columns) are not splits.
+Class-specific lists such as ``ImageSets/Main/cat_train.txt`` (two columns: id and 1, -1 or 0,
+beside a ``train.txt``) are not splits; every other ``.txt`` file is. An image id is the whole
+line, so ids with spaces (``my photo``) round-trip.
 The image width and height come from the image file header (XML ``<size>`` is often wrong).
 VOC has no ``iscrowd``: it is not written and reads back as False.
 """
@@ -122,7 +124,7 @@ def _parse_xml(xml_path: Path, log: C.ProblemLog, known: set[str] | None):
     return filename, objects
 
 
-def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnnotations:
+def read(root, split: str = "train", *, on_error: str = "raise", allow_outside: bool = False) -> DetectionAnnotations:
     """Reads one split of a VOC detection dataset; see the module docstring.
 
     Args:
@@ -131,12 +133,15 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
         on_error (str): ``"raise"`` (the first problem raises :class:`DatasetError`) or
             ``"skip"`` (bad objects and images are skipped and listed in ``.problems``, with one
             warning).
+        allow_outside (bool): accept image ids whose annotation file lies outside ``root``
+            (``../x``); refused by default.
 
     Returns:
         DetectionAnnotations: images in the order of the split file; absolute image paths;
         sizes from the image headers; ``difficult`` kept.
     """
     root = C.check_root(root)
+    C.check_allow_outside(allow_outside)
     files = C.id_list_files(root / "ImageSets" / "Main")
     C.check_split_exists(split, sorted(files), root, _FMT, LOOKED_FOR)
     log = C.ProblemLog(on_error, f"{_FMT} split {split!r} of {root}")
@@ -150,6 +155,9 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
     parsed = []  # (image path, image id, objects)
     for line, image_id in C.read_ids(files[split]):
         xml_path = root / "Annotations" / f"{image_id}.xml"
+        if not allow_outside and not C.is_inside(xml_path, root):
+            log.add(C.outside_message("image id", image_id, root), files[split], f"line {line}")
+            continue
         if not xml_path.is_file():
             log.add(f"annotation file {xml_path} not found", files[split], f"line {line}")
             continue
@@ -221,6 +229,7 @@ def write(annotations: DetectionAnnotations, root, split: str = "train", *, imag
     transfer = C.ImageTransfer(images)
     C.refuse_existing_split(split, sorted(C.id_list_files(root / "ImageSets" / "Main")), root, _FMT)
     sources = C.check_sources(r.image for r in annotations.records)
+    C.check_id_list(split, [C.line_id(p.stem) for p in sources], root / "ImageSets" / "Main", _FMT)
 
     classes_txt = root / "classes.txt"
     existing = C.read_class_names(classes_txt) if classes_txt.is_file() else None
@@ -233,7 +242,7 @@ def write(annotations: DetectionAnnotations, root, split: str = "train", *, imag
     for rec, src in zip(annotations.records, sources):
         objects = [(class_names[label], box.tolist(), d)
                    for box, label, d in zip(rec.boxes, remap[rec.labels], rec.difficult)]
-        stem, k = src.stem, 0
+        stem, k = C.line_id(src.stem), 0
         while True:
             image_id = stem if k == 0 else f"{stem}_{k}"
             k += 1

@@ -15,8 +15,12 @@ Layout::
 - The label file of an image is found as ultralytics does: the last ``/images/`` of its path
   becomes ``/labels/`` and the suffix ``.txt``. A missing label file means no objects.
 - Every label line must have exactly 5 numbers (segment polygons are not read).
-- Class names: ``names`` in ``data.yaml``; else ``nc`` gives ``"0" .. "nc-1"``; else
-  ``root/classes.txt``; else ``"0" .. "max class id"``.
+- Class names: ``names`` in ``data.yaml`` (a list of strings, or ``{0: name, 1: name, ...}``;
+  ``nc``, when given too, must equal their number); else ``nc`` gives ``"0" .. "nc-1"``; else
+  ``root/classes.txt``; else ``"0" .. "max class id"``. ``data.yaml`` must not use YAML
+  aliases (``*name``).
+- Paths stay inside ``root``: ``path:``, the split entries and the lines of list files that
+  point outside it are refused unless ``allow_outside=True``.
 
 **Order.** YOLO stores no image order: a folder is read in natural order of the file paths
 (``2.png`` before ``10.png``). The writer therefore writes ``<split>: images/<split>`` when that
@@ -38,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from pixbox._checks import is_int
+from pixbox.data._yaml import load_yaml
 from pixbox.data.annotations import DatasetError, DetectionAnnotations, DetectionRecord
 from pixbox.data.formats import _common as C
 from pixbox.data.io import IMAGE_SUFFIXES, image_size
@@ -55,11 +61,7 @@ def _load_yaml(root: Path) -> dict | None:
     path = root / "data.yaml"
     if not path.is_file():
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise DatasetError(f"cannot read YAML: {e}", path) from e
+    data = load_yaml(path)  # no aliases: a tiny file cannot expand to gigabytes
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -120,34 +122,65 @@ def looks_like(root) -> bool:
     return (root / "data.yaml").is_file() or ((root / "images").is_dir() and (root / "labels").is_dir())
 
 
+def _check_names(names, yaml_path: Path) -> list[str]:
+    """``names`` of ``data.yaml``: a list of str, or a mapping ``{class id: str}`` with ids 0 .. C-1."""
+    if isinstance(names, dict):
+        bad = [k for k in names if not is_int(k)]
+        if bad:
+            raise DatasetError(f"the keys of names must be the class ids 0, 1, ... (integers), got {bad[0]!r}",
+                               yaml_path, "key 'names'")
+        if sorted(names) != list(range(len(names))):
+            raise DatasetError(f"the keys of names must be the class ids 0 .. {len(names) - 1}, got "
+                               f"{sorted(names)}", yaml_path, "key 'names'")
+        items = [(f"names[{i}]", names[i]) for i in range(len(names))]
+    elif isinstance(names, list):
+        items = [(f"names[{i}]", n) for i, n in enumerate(names)]
+    else:
+        raise DatasetError(f"names must be a list of class names or a mapping {{id: name}}, got "
+                           f"{type(names).__name__}", yaml_path, "key 'names'")
+    for where, name in items:
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"{where} must be a non-empty str (quote names such as 'yes' or '1' in YAML), "
+                               f"got {type(name).__name__} {name!r}", yaml_path, "key 'names'")
+    out = [name for _, name in items]
+    if len(set(out)) != len(out):
+        dup = sorted({n for n in out if out.count(n) > 1})
+        raise DatasetError(f"names must be unique, got duplicates {dup}", yaml_path, "key 'names'")
+    return out
+
+
 def _class_names(root: Path, data: dict | None) -> list[str] | None:
     yaml_path = root / "data.yaml"
+    nc = None if data is None else data.get("nc")
+    if nc is not None and (not is_int(nc) or nc < 0):
+        raise DatasetError(f"nc must be a number of classes >= 0, got {nc!r}", yaml_path, "key 'nc'")
     if data is not None and data.get("names") is not None:
-        names = data["names"]
-        if isinstance(names, dict):
-            try:
-                by_id = {int(k): str(v) for k, v in names.items()}
-            except (TypeError, ValueError):
-                raise DatasetError(f"names keys must be class ids, got {list(names)}", yaml_path) from None
-            if sorted(by_id) != list(range(len(by_id))):
-                raise DatasetError(f"names keys must be the class ids 0 .. {len(by_id) - 1}, got "
-                                   f"{sorted(by_id)}", yaml_path)
-            return [by_id[i] for i in range(len(by_id))]
-        if isinstance(names, list):
-            return [str(n) for n in names]
-        raise DatasetError(f"names must be a list or a mapping {{id: name}}, got {type(names).__name__}",
-                           yaml_path)
-    if data is not None and data.get("nc") is not None:
-        nc = data["nc"]
-        if not isinstance(nc, int) or isinstance(nc, bool) or nc < 0:
-            raise DatasetError(f"nc must be a number of classes >= 0, got {nc!r}", yaml_path)
+        names = _check_names(data["names"], yaml_path)
+        if nc is not None and nc != len(names):
+            raise DatasetError(f"nc is {nc} but names lists {len(names)} classes; make them agree (or drop nc)",
+                               yaml_path, "key 'nc'")
+        return names
+    if nc is not None:
         return [str(i) for i in range(nc)]
     if (root / "classes.txt").is_file():
         return C.read_class_names(root / "classes.txt")
     return None
 
 
-def _image_paths(entries: list[Path], split: str, root: Path) -> list[tuple[Path, Path | None, str]]:
+def _check_entries(data: dict | None, entries: list[Path], split: str, root: Path) -> None:
+    """Refuses a ``path:`` or split entry of ``data.yaml`` outside ``root``."""
+    yaml_path = root / "data.yaml"
+    base = data.get("path") if data else None
+    if isinstance(base, str) and base and not C.is_inside(_base(root, data), root):
+        raise DatasetError(C.outside_message("path", base, root), yaml_path, "key 'path'")
+    for entry in entries:
+        if not C.is_inside(entry, root):
+            raise DatasetError(C.outside_message(f"the {split!r} images", str(entry), root), yaml_path,
+                               f"key {split!r}")
+
+
+def _image_paths(entries: list[Path], split: str, root: Path,
+                 log: C.ProblemLog, allow_outside: bool) -> list[tuple[Path, Path | None, str]]:
     """``(image, listed in, where)`` for each image of a split, in order."""
     out = []
     for entry in entries:
@@ -168,7 +201,11 @@ def _image_paths(entries: list[Path], split: str, root: Path) -> list[tuple[Path
                 line = line.strip()
                 if line:
                     p = line[2:] if line.startswith("./") else line
-                    out.append((Path(os.path.abspath(entry.parent / p)), entry, f"line {i}"))
+                    image = Path(os.path.abspath(entry.parent / p))
+                    if not allow_outside and not C.is_inside(image, root):
+                        log.add(C.outside_message("image path", line, root), entry, f"line {i}")
+                        continue
+                    out.append((image, entry, f"line {i}"))
         else:
             raise DatasetError(f"the {split!r} images ({entry}) do not exist", root / "data.yaml")
     return out
@@ -184,7 +221,7 @@ def label_path(image: Path) -> Path:
     return Path(os.path.splitext(text)[0] + ".txt")
 
 
-def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnnotations:
+def read(root, split: str = "train", *, on_error: str = "raise", allow_outside: bool = False) -> DetectionAnnotations:
     """Reads one split of a YOLO detection dataset; see the module docstring.
 
     Args:
@@ -193,20 +230,25 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
         on_error (str): ``"raise"`` (the first problem raises :class:`DatasetError`) or
             ``"skip"`` (bad lines and images are skipped and listed in ``.problems``, with one
             warning).
+        allow_outside (bool): accept a ``path:`` or split folder of ``data.yaml``, or an image
+            of a list file, outside ``root``; refused by default.
 
     Returns:
         DetectionAnnotations: absolute image paths, boxes in pixels of the header size.
     """
     root = C.check_root(root)
+    C.check_allow_outside(allow_outside)
     data = _load_yaml(root)
     splits = _splits(root, data)
     C.check_split_exists(split, sorted(splits), root, _FMT, LOOKED_FOR)
+    if not allow_outside:
+        _check_entries(data, splits[split], split, root)
     log = C.ProblemLog(on_error, f"{_FMT} split {split!r} of {root}")
     class_names = _class_names(root, data)
     num_classes = None if class_names is None else len(class_names)
 
     records = []
-    for image, listed_in, where in _image_paths(splits[split], split, root):
+    for image, listed_in, where in _image_paths(splits[split], split, root, log, allow_outside):
         size = C.header_size(image, log, listed_in, where or None)
         if size is None:
             continue
@@ -244,7 +286,12 @@ def read(root, split: str = "train", *, on_error: str = "raise") -> DetectionAnn
             if w < 0 or h < 0:
                 log.add(f"negative width or height gives x2 < x1 or y2 < y1: {line.strip()!r}", txt, at)
                 continue
-            boxes.append(((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height))
+            box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+            problem = C.xyxy_problem(*box)  # huge finite values overflow to inf in pixels
+            if problem:
+                log.add(f"{problem} in pixels of the {width} x {height} image: {line.strip()!r}", txt, at)
+                continue
+            boxes.append(box)
             labels.append(int(cls))
         records.append(DetectionRecord(image=image, width=width, height=height,
                                        boxes=np.array(boxes, np.float64).reshape(-1, 4),

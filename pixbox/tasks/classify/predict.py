@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_number
-from pixbox._files import atomic_open
+from pixbox._files import atomic_open, check_outputs
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images
@@ -214,6 +214,8 @@ def predict_classifier(weights, sources, *, topk: int = 5, out=None, device: str
 
     predictor = _as_predictor(weights, device=device, batch=batch)
     paths = find_images(sources)
+    if out is not None:
+        check_outputs(out, [], paths)
     results = []
     for start in range(0, len(paths), predictor.batch):
         chunk = paths[start:start + predictor.batch]

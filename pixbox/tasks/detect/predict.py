@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from pixbox._checks import check_number
-from pixbox._files import atomic_open
+from pixbox._files import atomic_open, check_outputs
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
@@ -330,8 +330,8 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
             check_proposals_arg(False, proposals, weights)
         table = proposals_for(paths, proposals)  # fails on a missing image before any work
     results, records = [], []
-    out_dir = None if out is None else Path(out)
     names = output_names(paths)
+    out_dir = None if out is None else check_outputs(out, names, paths)
     for start in range(0, len(paths), predictor.batch):
         chunk = paths[start:start + predictor.batch]
         images = [read_image(p) for p in chunk]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pixbox._checks import check_number
-from pixbox._files import atomic_open
+from pixbox._files import atomic_open, check_outputs
 from pixbox.data.transforms import functional as TF
 from pixbox.engine.checkpoint import save_checkpoint
 from pixbox.engine.device import select_device
@@ -174,7 +174,8 @@ def predict_segmenter(weights, sources, *, out=None, device: str = "auto", alpha
     predictor = _as_predictor(weights, device=device)
     paths = find_images(sources)
     names = output_names(paths)
-    out_dir = None if out is None else Path(out)
+    out_dir = None if out is None else check_outputs(
+        out, [f"{n[:-4]}{end}" for n in names for end in (".png", "_overlay.png")], paths)
     results, records = [], []
     for path, name in zip(paths, names):
         image = read_image(path)
