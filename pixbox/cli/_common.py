@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 __all__ = ["ActionParser", "USER_ERRORS", "add_predict_parser", "add_resume_flags", "add_run_flags", "add_train_parser",
-           "add_val_parser", "choice", "fail", "load_predictor", "number", "run_training", "run_validation"]
+           "add_outside_paths_flag", "add_val_parser", "choice", "fail", "load_predictor", "number", "run_training", "run_validation"]
 
 #: What the handlers turn into "error: ..." (exit code 1) instead of a traceback. DatasetError is a
 #: ValueError; FileNotFoundError, PermissionError, ... are OSErrors.
@@ -145,6 +145,13 @@ def add_predict_parser(actions, *, help: str, description: str, out_help: str,
     predict.add_argument("--out", type=Path, metavar="DIR", help=out_help)
     predict.add_argument("--device", default="auto", metavar="DEV", help="(default: %(default)s)")
     return predict
+
+
+def add_outside_paths_flag(parser: argparse.ArgumentParser) -> None:
+    """``--allow-outside-paths``: read annotation image paths that lead outside the dataset folder."""
+    parser.add_argument("--allow-outside-paths", dest="allow_outside_paths", action="store_true", default=None,
+                        help="read images that the annotations place outside the dataset folder (../ or absolute "
+                             "paths; refused by default)")
 
 
 def add_resume_flags(train: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pixbox.cli._common import USER_ERRORS, ActionParser, choice, fail, load_predictor, number
 from pixbox.cli._common import add_predict_parser, add_resume_flags, add_run_flags, add_train_parser, add_val_parser
-from pixbox.cli._common import run_training, run_validation
+from pixbox.cli._common import add_outside_paths_flag, run_training, run_validation
 
 __all__ = ["add_parser"]
 
@@ -30,7 +30,7 @@ _AUGMENT = ("none", "d2l", "color")
 _FREEZE = ("none", "backbone", "bn")
 _TRAIN_KEYS = ("data", "format", "model", "pretrained", "epochs", "batch", "imgsz", "lr", "head_lr_mult", "freeze",
                "optimizer", "workers", "device", "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp", "ema")
+               "sync_bn", "amp", "ema", "allow_outside_paths")
 
 
 def _model_names() -> list[str]:
@@ -64,7 +64,7 @@ def _run_val(args: argparse.Namespace) -> int:
     return run_validation(args, "classify", evaluate_classifier, classification_table,
                           lambda metrics, names, out: save_confusion_matrix(metrics["confusion"], names,
                                                                             out / "confusion_matrix.png"),
-                          saved={"fmt": ("format", "auto")})
+                          saved={"fmt": ("format", "auto"), "allow_outside": ("allow_outside_paths", False)})
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -121,6 +121,7 @@ def add_parser(subparsers) -> None:
                             f"(default: {d['augment']})")
     add_run_flags(train, d)
     add_resume_flags(train)
+    add_outside_paths_flag(train)
     train.set_defaults(func=_run_train)
 
     val = add_val_parser(
@@ -129,6 +130,7 @@ def add_parser(subparsers) -> None:
                     "recall and F1, and write val_metrics.json and confusion_matrix.png (next to the weights, "
                     "or to --out).", batch=32)
     val.add_argument("--format", type=choice("format", _FORMATS), metavar="FMT", help="default: the run's")
+    add_outside_paths_flag(val)
     val.set_defaults(func=_run_val)
 
     predict = add_predict_parser(

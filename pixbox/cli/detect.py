@@ -32,7 +32,7 @@ from pixbox.cli._common import fail as _fail
 from pixbox.cli._common import add_predict_parser, add_train_parser, add_val_parser
 from pixbox.cli._common import load_predictor, run_validation
 from pixbox.cli._common import number as _number
-from pixbox.cli._common import add_resume_flags, add_run_flags, run_training
+from pixbox.cli._common import add_outside_paths_flag, add_resume_flags, add_run_flags, run_training
 
 __all__ = ["add_parser"]
 
@@ -41,7 +41,7 @@ _AUGMENT = ("none", "light", "ssd")
 # `pixbox detect train` flags that map to DetectConfig keys.
 _TRAIN_KEYS = ("data", "format", "model", "proposals", "epochs", "batch", "imgsz", "lr", "optimizer", "workers",
                "device", "name", "project", "seed", "patience", "eval_every", "augment",
-               "sync_bn", "amp", "ema", "pretrained", "head_lr_mult", "freeze")
+               "sync_bn", "amp", "ema", "pretrained", "head_lr_mult", "freeze", "allow_outside_paths")
 
 
 def _model_names() -> list[str]:
@@ -78,7 +78,8 @@ def _run_val(args: argparse.Namespace) -> int:
 
     return run_validation(args, "detect", evaluate_detector, lambda metrics, names: summary_table(metrics),
                           lambda metrics, names, out: save_pr_curves(metrics, out / "pr_curve.png"),
-                          saved={"fmt": ("format", "auto"), "proposals": ("proposals", None)},
+                          saved={"fmt": ("format", "auto"), "proposals": ("proposals", None),
+                                 "allow_outside": ("allow_outside_paths", False)},
                           score_threshold=args.conf, nms_threshold=args.iou)
 
 
@@ -160,6 +161,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--augment", type=_choice("augment preset", _AUGMENT), metavar="PRESET",
                        help=f"{', '.join(_AUGMENT)} (default: {d['augment']})")
     add_resume_flags(train)
+    add_outside_paths_flag(train)
     train.set_defaults(func=_run_train)
 
     val = add_val_parser(
@@ -173,6 +175,7 @@ def add_parser(subparsers) -> None:
                      help="NMS IoU threshold (default: %(default)s)")
     val.add_argument("--proposals", type=Path, metavar="FILE",
                      help="region proposals of the split's images (fast_rcnn_* models; default: the run's)")
+    add_outside_paths_flag(val)
     val.set_defaults(func=_run_val)
 
     predict = add_predict_parser(

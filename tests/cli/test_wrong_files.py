@@ -86,3 +86,29 @@ def test_stylize_refuses_a_size_that_would_need_120_gb(files, tmp_path, capsys):
     first = sorted((files / "det" / "val" / "images").iterdir())[0]
     err = _error(capsys, ["stylize", str(first), str(first), "--size", "100000", "--out", str(tmp_path / "s.png")])
     assert "size must be <= 2048, got 100000" in err
+
+
+def test_training_and_val_refuse_outside_paths_unless_allowed(files, tmp_path, capsys):
+    """Issue 19, bad case 9: a CSV row ../../x.png was read (and trained on); now refused, with
+    --allow-outside-paths (config key allow_outside_paths) for images kept elsewhere on purpose."""
+    import shutil
+
+    root = tmp_path / "det"
+    shutil.copytree(files / "det", root)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    first = sorted((root / "train" / "images").iterdir())[0]
+    shutil.move(first, outside / first.name)
+    csv = root / "train" / "label.csv"
+    csv.write_text(csv.read_text().replace(first.name, f"../../../elsewhere/{first.name}"))  # from images/
+    base = ["detect", "train", "--data", str(root), "--model", "tiny_ssd", "--imgsz", "64", "--epochs", "1",
+            "--batch", "2", "--workers", "0", "--device", "cpu", "--no-amp", "--project", str(tmp_path / "runs")]
+    err = _error(capsys, base + ["--name", "refused"])
+    assert "points outside the dataset folder" in err and "--allow-outside-paths" in err
+    assert main(base + ["--name", "allowed", "--allow-outside-paths"]) == 0
+    run = tmp_path / "runs" / "allowed"
+    assert torch.load(run / "best.pt", weights_only=True)["config"]["allow_outside_paths"] is True
+    capsys.readouterr()
+    val = ["detect", "val", "--weights", str(run / "best.pt"), "--split", "train", "--device", "cpu"]
+    assert main(val) == 0  # the run's setting is kept
+    assert main(val + ["--data", str(root), "--out", str(tmp_path / "v")]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox._checks import choice_value, float_value, int_value, pretrained_value
+from pixbox._checks import bool_value, choice_value, float_value, int_value, pretrained_value
 from pixbox.engine.config import RunConfig
 from pixbox.engine.finetune import FREEZE_MODES
 
@@ -49,6 +49,8 @@ class ClassifyConfig(RunConfig):
         head_lr_mult (float): the new output layer learns at ``lr * head_lr_mult``, > 0.
         freeze (str): ``"none"``, ``"backbone"`` (only the head trains) or ``"bn"`` (BatchNorm
             statistics stay those of the pretrained model); see :data:`FREEZE_MODES`.
+        allow_outside_paths (bool): read image paths of the annotations that lead outside the
+            dataset folder (``../``, absolute paths); refused by default (``--allow-outside-paths``).
         monitor (str): ``"accuracy"``, ``"mean_recall"`` or ``"top5"``; picks ``best.pt``.
         augment (bool | str): a preset of :data:`CLASSIFY_AUGMENT_PRESETS` (True: ``"d2l"``,
             False: ``"none"``).
@@ -69,6 +71,7 @@ class ClassifyConfig(RunConfig):
     imgsz: int = 224
     head_lr_mult: float = 10.0
     freeze: str = "none"
+    allow_outside_paths: bool = False
     crop_pct: float = 0.875
     label_smoothing: float = 0.0
 
@@ -85,6 +88,7 @@ _CLASSIFY_CHECKS = {
     "pretrained": pretrained_value,
     "head_lr_mult": float_value(0, low_open=True),
     "freeze": choice_value(FREEZE_MODES),
+    "allow_outside_paths": bool_value,
     "monitor": choice_value(("accuracy", "mean_recall", "top5")),
     "augment": _classify_augment,
     "crop_pct": float_value(0, 1, low_open=True),

@@ -53,7 +53,8 @@ def _resolve_format(root: Path, fmt: str, split: str | None) -> str:
     return "folder"
 
 
-def classification_dataset(data, fmt: str, split: str | None, transforms, limit: int | None = None, *, seed: int = 0):
+def classification_dataset(data, fmt: str, split: str | None, transforms, limit: int | None = None, *, seed: int = 0,
+                           allow_outside: bool = False):
     """The split's :class:`~pixbox.data.datasets.ClassificationDataset` (``limit``: a fixed random
     subset of that many images, the same for every run with this seed)."""
     from pixbox.data.datasets import ClassificationDataset
@@ -67,7 +68,7 @@ def classification_dataset(data, fmt: str, split: str | None, transforms, limit:
         raise FileNotFoundError(f"split folder {str(root / split)!r} does not exist (folders in {root}: {found})"
                                 f"{extra}. A classification dataset is <data>/<split>/<class>/<images>, or "
                                 f"<data>/<split>.csv with path,label rows")
-    ds = ClassificationDataset(root, split, fmt=fmt, transforms=transforms)
+    ds = ClassificationDataset(root, split, fmt=fmt, transforms=transforms, allow_outside=allow_outside)
     where = root if split is None else root / split
     if len(ds) == 0:
         raise ValueError(f"{where} has no images: expected one sub-folder per class holding image files "

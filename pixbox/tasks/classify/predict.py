@@ -165,7 +165,8 @@ def _as_predictor(weights, *, device, batch: int = 32) -> ClassifierPredictor:
 
 
 def evaluate_classifier(weights, data, *, fmt: str = "auto", split: str = "val", batch: int = 32,
-                        device: str = "auto", workers: int = 0, limit: int | None = None) -> dict[str, Any]:
+                        device: str = "auto", workers: int = 0, limit: int | None = None,
+                        allow_outside: bool = False) -> dict[str, Any]:
     """Accuracy, top-5, per-class precision/recall/F1 and the confusion matrix on one split.
 
     Args:
@@ -188,7 +189,7 @@ def evaluate_classifier(weights, data, *, fmt: str = "auto", split: str = "val",
     batch, workers, limit = check_eval_args(data, batch, workers, limit)
     check_choice(fmt, "fmt", CLASSIFY_FORMATS)
     predictor = _as_predictor(weights, device=device, batch=batch)
-    dataset = classification_dataset(data, fmt, split, predictor.prepare, limit)
+    dataset = classification_dataset(data, fmt, split, predictor.prepare, limit, allow_outside=allow_outside)
     check_same_classes(predictor.class_names, dataset, split, data)
     return evaluate_loader(predictor.model, loader(dataset, batch, workers), dataset.class_names, predictor.device)
 

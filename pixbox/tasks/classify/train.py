@@ -106,12 +106,13 @@ class ClassifyTask(Task):
         train_tf = classify_transforms(cfg.augment_preset, cfg.imgsz, mean, std, crop_pct=cfg.crop_pct)
         eval_tf = classify_transforms("eval", cfg.imgsz, mean, std, crop_pct=cfg.crop_pct)
         train_set = classification_dataset(cfg.data, cfg.format, cfg.train_split, train_tf, cfg.limit_train,
-                                           seed=cfg.seed)
+                                           seed=cfg.seed, allow_outside=cfg.allow_outside_paths)
         if len(train_set.class_names) < 2:
             raise ValueError(f"the {cfg.train_split!r} split of {cfg.data} has {len(train_set.class_names)} class "
                              f"({list(train_set.class_names)}); a classifier needs at least 2")
         val_set = None if cfg.val_split is None else classification_dataset(
-            cfg.data, cfg.format, cfg.val_split, eval_tf, cfg.limit_val, seed=cfg.seed)
+            cfg.data, cfg.format, cfg.val_split, eval_tf, cfg.limit_val, seed=cfg.seed,
+            allow_outside=cfg.allow_outside_paths)
         return TaskData(train_set, val_set, extra={"mean": mean, "std": std})
 
     def build_model(self, cfg: ClassifyConfig, class_names, *, load_weights: bool):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox._checks import choice_value, float_value, int_value, pretrained_value, text_value
+from pixbox._checks import bool_value, choice_value, float_value, int_value, pretrained_value, text_value
 from pixbox.engine.config import RunConfig, _CombinationError
 from pixbox.engine.finetune import FREEZE_MODES
 
@@ -60,6 +60,8 @@ class DetectConfig(RunConfig):
             heads) learns at ``lr * head_lr_mult``, > 0 (the lecture's fine-tuning recipe).
         freeze (str): with pretrained weights: ``"none"``, ``"backbone"`` (only the new layers
             train) or ``"bn"`` (the backbone's BatchNorm statistics stay ImageNet's).
+        allow_outside_paths (bool): read image paths of the annotations that lead outside the
+            dataset folder (``../``, absolute paths); refused by default (``--allow-outside-paths``).
     """
 
     model: str = "tiny_ssd"
@@ -80,6 +82,7 @@ class DetectConfig(RunConfig):
     pretrained: str = "none"
     head_lr_mult: float = 10.0
     freeze: str = "none"
+    allow_outside_paths: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -121,5 +124,6 @@ _DETECT_CHECKS = {
     "pretrained": pretrained_value,
     "head_lr_mult": float_value(0, low_open=True),
     "freeze": choice_value(FREEZE_MODES),
+    "allow_outside_paths": bool_value,
 }
 DetectConfig._CHECKS = _DETECT_CHECKS

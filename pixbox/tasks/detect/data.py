@@ -85,10 +85,12 @@ def _limit(dataset, limit: int | None):
                                              proposals=proposals)
 
 
-def detection_dataset(data, fmt: str, split: str, transforms, limit: int | None = None, proposals=None):
+def detection_dataset(data, fmt: str, split: str, transforms, limit: int | None = None, proposals=None, *,
+                      allow_outside: bool = False):
     from pixbox.data.datasets import DetectionDataset
 
-    ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms, proposals=proposals)
+    ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms, proposals=proposals,
+                          allow_outside=allow_outside)
     if len(ds) == 0:
         raise ValueError(f"split {split!r} of {data} has no images")
     return _limit(ds, limit)

@@ -34,7 +34,7 @@ def evaluate_loader(predictor: Predictor, loader, class_names: Sequence[str], *,
 def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str = "val", batch: int = 16,
                       imgsz: int | None = None, device: str = "auto", score_threshold: float = 0.01,
                       nms_threshold: float = 0.45, topk: int = 200, workers: int = 0,
-                      limit: int | None = None, proposals=None) -> dict[str, Any]:
+                      limit: int | None = None, proposals=None, allow_outside: bool = False) -> dict[str, Any]:
     """COCO and VOC metrics of a detector on one split of a dataset.
 
     Args:
@@ -78,7 +78,7 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
         size = imgsz or predictor.imgsz
         wants = predictor.needs_proposals
     check_proposals_arg(wants, proposals, weights_or_model)
-    dataset = detection_dataset(data, fmt, split, EvalTransform(size), limit, proposals)
+    dataset = detection_dataset(data, fmt, split, EvalTransform(size), limit, proposals, allow_outside=allow_outside)
     if predictor is None:
         predictor = Predictor(weights_or_model, dataset.class_names, size, device=device)
     check_same_classes(predictor.class_names, dataset, split, data)

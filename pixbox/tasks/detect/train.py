@@ -59,12 +59,13 @@ class DetectTask(Task):
 
             proposals = load_proposals(cfg.proposals)
         transforms = build_train_transforms(cfg.augment_preset, cfg.imgsz)
-        train_set = detection_dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train, proposals)
+        train_set = detection_dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train, proposals,
+                                      allow_outside=cfg.allow_outside_paths)
         val_set = None
         if cfg.val_split is not None:
             check_val_split(cfg)
             val_set = detection_dataset(cfg.data, cfg.format, cfg.val_split, EvalTransform(cfg.imgsz), cfg.limit_val,
-                                        proposals)
+                                        proposals, allow_outside=cfg.allow_outside_paths)
         return TaskData(train_set, val_set, collate_fn=collate_multibox, val_collate_fn=collate_detection)
 
     def prepare(self, cfg: DetectConfig, *, new_run: bool) -> DetectConfig:
