@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -112,6 +113,8 @@ def run(out_dir: str | os.PathLike = "runs/demo/detect", *, seed: int = 0, num_t
     # 1. Data.
     if not _dataset_ready(data, num_train, num_val):
         say(f"[1/4] generating {num_train} + {num_val} banana images in {data}")
+        if (data / "pixbox-demo.json").is_file():  # the demo's own data of other sizes (maybe by an older pixbox)
+            shutil.rmtree(data)
         make_dataset("bananas", data, seed=seed, num_train=num_train, num_val=num_val, progress=progress,
                      overwrite=True)
         (data / "pixbox-demo.json").write_text(

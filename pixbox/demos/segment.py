@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -88,6 +89,8 @@ def run(out_dir: str | os.PathLike = "runs/demo/segment", *, seed: int = 0, num_
     data = out / "data"
     if not _dataset_ready(data, num_train, num_val):
         say(f"[1/4] generating {num_train} + {num_val} segmentation images in {data}")
+        if (data / "pixbox-demo.json").is_file():  # the demo's own data of other sizes (maybe by an older pixbox)
+            shutil.rmtree(data)
         make_dataset("segmentation", data, seed=seed, num_train=num_train, num_val=num_val, progress=progress,
                      overwrite=True)
         (data / "pixbox-demo.json").write_text(

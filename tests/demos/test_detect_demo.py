@@ -42,3 +42,19 @@ def test_demo_rejects_unknown_recipe_keys(tmp_path):
 def test_demo_cli_validates_epochs(capsys):
     assert main(["demo", "detect", "--epochs", "0"]) == 2
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_demo_data_of_other_sizes_by_an_older_pixbox_is_regenerated(tmp_path):
+    """An older pixbox wrote demo data without the make record; the demo regenerates its own
+    folder (marked by pixbox-demo.json) instead of stopping on data make's overwrite rule."""
+    import json
+
+    from pixbox.data import make_dataset
+    from pixbox.demos import detect
+
+    data = tmp_path / "data"
+    make_dataset("bananas", data, num_train=3, num_val=2, image_size=64, progress=False)
+    (data / ".pixbox-make.json").unlink()
+    (data / "pixbox-demo.json").write_text(json.dumps({"task": "bananas", "num_train": 3, "num_val": 2}))
+    detect.run(tmp_path, num_train=4, num_val=2, progress=False, epochs=1, imgsz=64, batch=4, log=lambda m: None)
+    assert json.loads((data / "pixbox-demo.json").read_text())["num_train"] == 4
