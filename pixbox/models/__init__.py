@@ -97,9 +97,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
     "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
     "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),
+    "faster_rcnn_efficientnet_lite0": partial(faster_rcnn, "efficientnet_lite0"),
     "fast_rcnn_resnet18": partial(fast_rcnn, "resnet18"),
     "fast_rcnn_resnet34": partial(fast_rcnn, "resnet34"),
     "fast_rcnn_resnet50": partial(fast_rcnn, "resnet50"),
+    "fast_rcnn_efficientnet_lite0": partial(fast_rcnn, "efficientnet_lite0"),
 }
 
 

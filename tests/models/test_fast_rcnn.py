@@ -129,7 +129,7 @@ def test_registered_for_the_engine():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="backbone"):
-        fast_rcnn("vgg16", 2)
+        fast_rcnn("resnet99", 2)
     with pytest.raises(ValueError, match="num_classes"):
         fast_rcnn("resnet18", 0)
     with pytest.raises(ValueError, match="max_proposals must be >= 1"):

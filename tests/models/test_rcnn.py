@@ -122,7 +122,7 @@ def test_trains_through_the_detection_engine(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="backbone"):
-        faster_rcnn("vgg16", 2)
+        faster_rcnn("resnet99", 2)
     with pytest.raises(ValueError, match="num_classes"):
         faster_rcnn("resnet18", 0)
     with pytest.raises(ValueError, match="feature_stride"):

@@ -109,3 +109,51 @@ def test_two_steps_of_training_and_a_load_round_trip(tmp_path):
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
     expected = model.eval().predict(image[None], score_threshold=0.0, topk=5)[0]
     torch.testing.assert_close(got["scores"], expected["scores"])
+
+
+# --- R-CNN on the pretrained backbone ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn_efficientnet_lite0", "fast_rcnn_efficientnet_lite0"])
+def test_rcnn_on_lite0_has_the_backbones_weights_and_normalization(name):
+    data = pytest.importorskip("skimage.data")
+    photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float()[None] / 255
+    photo = torch.nn.functional.interpolate(photo, size=(128, 128), mode="bilinear", antialias=True)
+    model = build_model(name, 2, image_size=128, pretrained_backbone="default").eval()
+    reference = BACKBONES["efficientnet_lite0"]()
+    load_pretrained(reference, "default")
+    mean = torch.tensor(reference.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(reference.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    torch.testing.assert_close(model.image_mean.view(1, 3, 1, 1), mean)
+    torch.testing.assert_close(model.image_std.view(1, 3, 1, 1), std)
+    with torch.no_grad():
+        x = (photo - mean) / std
+        ours = model.body(x)
+        theirs = reference.eval().features_at(x, ["blocks.4", "blocks.10", "head"])
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b)
+        fused = model.neck(ours)
+    assert fused.shape == (1, 128, 16, 16)  # one stride-8 map, as the ResNet form
+    with pytest.raises(ValueError, match="feature_stride=16 .* is for ResNets"):
+        build_model(name, 2, feature_stride=16)
+
+
+def test_faster_rcnn_on_lite0_trains_two_steps_and_loads(tmp_path):
+    data = tmp_path / "data"
+    make_dataset("bananas", data, num_train=4, num_val=2, image_size=64, progress=False)
+    run = train_detector(dict(data=str(data), model="faster_rcnn_efficientnet_lite0", pretrained="default", imgsz=64,
+                              epochs=1, batch=2, workers=0, device="cpu", amp=False, project=str(tmp_path),
+                              name="frcnn", lr=0.002, optimizer="adamw"), progress=False, verbose=False)
+    state = load_checkpoint(run / "last.pt")
+    assert state["global_step"] == 2
+    groups = {g["name"]: g["lr"] for g in DetectTask().build_model(
+        DetectConfig(data="x", model="faster_rcnn_efficientnet_lite0", pretrained="default", lr=0.002, imgsz=64),
+        ["banana"], load_weights=False)[1]}
+    assert groups == {"backbone": 0.002, "new": 0.02}
+    predictor = pixbox.load(run / "best.pt", device="cpu")
+    image = torch.rand(3, 64, 64)
+    got = predictor.predict(image, score_threshold=0.0, topk=5)[0]
+    model = build_model("faster_rcnn_efficientnet_lite0", 1, image_size=64)
+    model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+    expected = model.eval().predict(image[None], score_threshold=0.0, topk=5)[0]
+    torch.testing.assert_close(got["scores"], expected["scores"])

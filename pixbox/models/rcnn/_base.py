@@ -87,26 +87,46 @@ class TwoStageDetector(nn.Module):
             head.score_threshold, head.nms_threshold, head.detections_per_image = saved
 
 
-def resnet_feature_map(backbone: str, pretrained_backbone: str | os.PathLike | None, feature_stride: int,
-                       neck_channels: int) -> tuple[nn.Module, TopDownNeck | None, int]:
-    """The ResNet body, neck and output channels of the builders' two feature-map forms.
+def backbone_feature_map(backbone: str, pretrained_backbone: str | os.PathLike | None, feature_stride: int,
+                         neck_channels: int) -> tuple[nn.Module, TopDownNeck | None, int, dict]:
+    """The body, neck and output channels of the builders' two feature-map forms, and the input
+    normalization of the backbone's pretraining.
 
-    ``feature_stride=8``: ``layer2``..``layer4`` fused top-down by a :class:`TopDownNeck` into one
-    stride-8 map of ``neck_channels``; ``16``: ``layer3`` alone (the "C4" form, no neck).
+    ``feature_stride=8``: the backbone's stride-8, 16 and 32 maps (a ResNet's ``layer2``..``layer4``;
+    another backbone's :class:`~pixbox.models.ssd.StageFeatures` taps) fused top-down by a
+    :class:`TopDownNeck` into one stride-8 map of ``neck_channels``; ``16``: a ResNet's ``layer3``
+    alone (the "C4" form, no neck; ResNets only).
+
+    Args:
+        backbone (str): a key of :data:`pixbox.models.backbones.BACKBONES` with stride-8/16/32 maps
+            (``resnet18/34/50``, ``efficientnet_lite0``).
+        pretrained_backbone (str or PathLike, optional): for a ResNet a local torchvision
+            checkpoint; for another backbone ``"default"`` (its offline weights) or a file.
 
     Returns:
-        tuple: ``(body, neck or None, channels)``.
+        tuple: ``(body, neck or None, channels, {"image_mean", "image_std"})``.
     """
-    from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_state_dict_file
+    from pixbox.models.backbones import BACKBONES, ResNetFeatures, load_pretrained, load_state_dict_file
+    from pixbox.models.ssd import StageFeatures
 
-    check_choice(backbone, "backbone", ("resnet18", "resnet34", "resnet50"))
+    check_choice(backbone, "backbone", BACKBONES)
     check_choice(feature_stride, "feature_stride", (8, 16))
-    resnet = BACKBONES[backbone]()
+    net = BACKBONES[backbone]()
+    if not backbone.startswith("resnet"):
+        if feature_stride != 8:
+            raise ValueError(f"feature_stride=16 (the C4 form) is for ResNets; {backbone} takes feature_stride=8")
+        if pretrained_backbone is not None:
+            load_pretrained(net, pretrained_backbone)
+        norm = {"image_mean": tuple(net.pretrained_cfg["mean"]), "image_std": tuple(net.pretrained_cfg["std"])}
+        body = StageFeatures(net)
+        neck = TopDownNeck(body.feature_channels, neck_channels)
+        return body, neck, neck.out_channels, norm
+    norm = {"image_mean": _IMAGENET_MEAN, "image_std": _IMAGENET_STD}
     if pretrained_backbone is not None:
-        load_state_dict_file(resnet, pretrained_backbone)
+        load_state_dict_file(net, pretrained_backbone)
     if feature_stride == 16:
-        body = ResNetFeatures(resnet, ("layer3",))
-        return body, None, body.feature_channels[-1]
-    body = ResNetFeatures(resnet, ("layer2", "layer3", "layer4"))
+        body = ResNetFeatures(net, ("layer3",))
+        return body, None, body.feature_channels[-1], norm
+    body = ResNetFeatures(net, ("layer2", "layer3", "layer4"))
     neck = TopDownNeck(body.feature_channels, neck_channels)
-    return body, neck, neck.out_channels
+    return body, neck, neck.out_channels, norm

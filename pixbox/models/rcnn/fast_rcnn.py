@@ -40,7 +40,7 @@ from pixbox.models.rcnn._base import (
     _IMAGENET_STD,
     CPU_ROI_OPTIONS,
     TwoStageDetector,
-    resnet_feature_map,
+    backbone_feature_map,
 )
 from pixbox.models.rcnn.roi_heads import RoIHeads
 
@@ -193,17 +193,21 @@ def fast_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: 
     * ``feature_stride=16``: ``layer3`` only (the "C4" form, no neck).
 
     Args:
-        backbone (str): ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+        backbone (str): ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"efficientnet_lite0"``
+            (stride 8 only; offline ImageNet weights with ``pretrained_backbone="default"``).
         num_classes (int): object classes (no background).
         image_size (int, optional): the training image side; unused (there are no anchors to
             size), accepted so that every detection builder takes the engine's arguments.
-        pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint.
+        pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint, or
+            for EfficientNet-Lite0 ``"default"`` (its offline weights) or a file.
         feature_stride (int): 8 or 16 (above).
         neck_channels (int): channels of the fused map (stride 8 only).
         **kwargs: :class:`FastRCNN` options (``roi_options`` (default
             ``batch_size_per_image=128``, ``representation_size=512``, as Faster R-CNN's),
             ``max_proposals``, ``score_threshold``, ...).
     """
-    body, neck, channels = resnet_feature_map(backbone, pretrained_backbone, feature_stride, neck_channels)
+    body, neck, channels, norm = backbone_feature_map(backbone, pretrained_backbone, feature_stride, neck_channels)
+    for key, value in norm.items():
+        kwargs.setdefault(key, value)
     kwargs["roi_options"] = {**CPU_ROI_OPTIONS, **(kwargs.get("roi_options") or {})}
     return FastRCNN(body, channels, num_classes, stride=feature_stride, neck=neck, **kwargs)

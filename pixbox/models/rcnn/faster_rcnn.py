@@ -37,7 +37,7 @@ from pixbox.models.rcnn._base import (
     _IMAGENET_STD,
     CPU_ROI_OPTIONS,
     TwoStageDetector,
-    resnet_feature_map,
+    backbone_feature_map,
 )
 from pixbox.models.rcnn.roi_heads import RoIHeads
 from pixbox.models.rcnn.rpn import RegionProposalNetwork, RPNHead, num_rpn_anchors_per_cell
@@ -155,13 +155,15 @@ def faster_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size
     * ``feature_stride=16``: the original single-scale "C4" form, ``layer3`` only (no neck).
 
     Args:
-        backbone (str): ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+        backbone (str): ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"efficientnet_lite0"``
+            (stride 8 only; offline ImageNet weights with ``pretrained_backbone="default"``).
         num_classes (int): object classes (no background).
         image_size (int, optional): the training image side; anchor sizes default to
             ``image_size / 16 .. image_size`` (five sizes) at stride 8, ``image_size / 8 ..
             image_size`` (four) at stride 16, when given; else (32, 64, 128, 256) (plus 16 at
             stride 8).
-        pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint.
+        pretrained_backbone (str or PathLike, optional): a local torchvision ResNet checkpoint, or
+            for EfficientNet-Lite0 ``"default"`` (its offline weights) or a file.
         feature_stride (int): 8 or 16 (above).
         neck_channels (int): channels of the fused map (stride 8 only). 128 (FPN uses 256) keeps
             the RoI head's input at 128 x 7 x 7 and training as fast as the stride-16 form here.
@@ -169,7 +171,9 @@ def faster_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size
             ``roi_options`` (default :data:`~pixbox.models.rcnn.CPU_ROI_OPTIONS`),
             ``score_threshold``, ...).
     """
-    body, neck, channels = resnet_feature_map(backbone, pretrained_backbone, feature_stride, neck_channels)
+    body, neck, channels, norm = backbone_feature_map(backbone, pretrained_backbone, feature_stride, neck_channels)
+    for key, value in norm.items():
+        kwargs.setdefault(key, value)
     kwargs["roi_options"] = {**CPU_ROI_OPTIONS, **(kwargs.get("roi_options") or {})}
     if "anchor_sizes" not in kwargs:
         if feature_stride == 16:
