@@ -27,7 +27,7 @@ __all__ = ["add_parser"]
 
 # The tasks and detection formats, spelled out so that ``pixbox --help`` need not import torch
 # code; tests check that they match GENERATORS and DETECTION_FORMATS.
-_TASKS = ("bananas", "shapes", "segmentation", "classification")
+_TASKS = ("bananas", "shapes", "photos", "segmentation", "classification")
 _DETECTION_FORMATS = ("csv", "voc", "coco", "yolo")
 # The tasks of `pixbox data check` and `preview`, and every layout name they take.
 _DATA_TASKS = ("detection", "segmentation", "classification")
@@ -95,8 +95,9 @@ def _run_make(args: argparse.Namespace) -> int:
             del options[name]  # the generator's default
         elif name not in accepted:
             takers = [t for t, make in GENERATORS.items() if name in inspect.signature(make).parameters]
+            named = " and ".join(filter(None, [", ".join(takers[:-1]), takers[-1]]))
             return _fail(f"{flags[name]} applies to the task{'s' if len(takers) > 1 else ''} "
-                         f"{' and '.join(takers)} only, not to {args.task!r}")
+                         f"{named} only, not to {args.task!r}")
     if args.dir.exists() and not args.dir.is_dir():
         return _fail(f"DIR must be a dataset folder, but {args.dir} is a file")
     try:
@@ -104,7 +105,7 @@ def _run_make(args: argparse.Namespace) -> int:
                               overwrite=args.overwrite, **options)
     except FileExistsError as e:  # the library's advice names the Python argument
         return _fail(str(e).replace("pass overwrite=True", "pass --overwrite"))
-    except _USER_ERRORS as e:
+    except (*_USER_ERRORS, ImportError) as e:  # ImportError: photos without scikit-image
         return _fail(e)
     layout = options.get("fmt", _FIXED_LAYOUT.get(args.task) or accepted["fmt"].default)
     print(f"wrote the {args.task} dataset ({layout} layout, seed {args.seed}) to {args.dir}:")
@@ -167,24 +168,28 @@ def add_parser(subparsers) -> None:
     formats = ", ".join(_DETECTION_FORMATS)
 
     make = actions.add_parser(
-        "make", help="write a generated dataset (bananas, shapes, segmentation, classification)",
+        "make", help="write a generated dataset (bananas, shapes, photos, segmentation, classification)",
         description="Write a generated dataset to DIR, offline and reproducibly (the same seed gives the "
                     "same files), and print the splits written. Tasks: bananas (one banana per image, "
-                    "D2L CSV layout), shapes (0-8 shapes of 6 classes, COCO), segmentation (VOC "
-                    "segmentation layout), classification (a folder per class in train/ and val/).")
+                    "D2L CSV layout), shapes (0-8 shapes of 6 classes, COCO), photos (1-4 objects of 5 "
+                    "classes cut out of the real photos that scikit-image bundles, pasted on other photos, "
+                    "COCO; needs pip install 'pixbox[photos]'), segmentation (VOC segmentation layout), "
+                    "classification (a folder per class in train/ and val/).")
     make.add_argument("task", type=_choice("task", _TASKS), metavar="TASK",
                       help=f"one of {', '.join(_TASKS)}")
     make.add_argument("dir", type=Path, metavar="DIR", help="the dataset folder (created when missing)")
     make.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed, >= 0 (default: %(default)s)")
     make.add_argument("--num-train", type=_int_at_least(0), help="images in the train split (0 skips it; "
                       "default: 1000, 500 for classification)")
-    make.add_argument("--num-val", type=_int_at_least(0), help="images in the val split (0 skips it; default: 100)")
+    make.add_argument("--num-val", type=_int_at_least(0), help="images in the val split (0 skips it; "
+                      "default: 100, 200 for photos)")
     make.add_argument("--image-size", type=_int_at_least(32), metavar="PX",
-                      help="side of the square images, >= 32 (default: 256, 64 for classification)")
+                      help="side of the square images, >= 32 (default: 256, 320 for photos, 64 for classification)")
     make.add_argument("--format", type=_choice("format", _DETECTION_FORMATS), metavar="FMT",
-                      help=f"detection tasks only: {formats} (default: csv for bananas, coco for shapes)")
+                      help=f"detection tasks only: {formats} (default: csv for bananas, coco for shapes and photos)")
     make.add_argument("--max-objects", type=_int_at_least(0), metavar="K",
-                      help="shapes only: the most shapes in one image (default: 8)")
+                      help="shapes and photos only: the most objects in one image (default: 8 for shapes, 4 for "
+                      "photos)")
     make.add_argument("--overwrite", action="store_true",
                       help="replace splits that pixbox data make wrote before (other files are never deleted)")
     make.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")

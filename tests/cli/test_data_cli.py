@@ -129,9 +129,9 @@ def test_make_usage_errors(tmp_path, capsys, argv, message):
 
 @pytest.mark.parametrize("argv, message", [
     (["segmentation", "{d}", "--format", "coco"],
-     "error: --format applies to the tasks bananas and shapes only, not to 'segmentation'"),
+     "error: --format applies to the tasks bananas, shapes and photos only, not to 'segmentation'"),
     (["bananas", "{d}", "--max-objects", "2"],
-     "error: --max-objects applies to the task shapes only, not to 'bananas'"),
+     "error: --max-objects applies to the tasks shapes and photos only, not to 'bananas'"),
     (["bananas", "{file}"], "error: DIR must be a dataset folder, but "),
 ])
 def test_make_errors_in_the_arguments_exit_1(tmp_path, capsys, argv, message):
