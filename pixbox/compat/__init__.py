@@ -1,6 +1,8 @@
-"""Compatibility layers: other libraries' detection functions, with their names, on :mod:`pixbox.ops`.
+"""Compatibility layers: other libraries' names and semantics, on pixbox.
 
-- :mod:`pixbox.compat.d2l`: the D2L book's functions (``multibox_prior``, ``multibox_target``, ...).
+- :mod:`pixbox.compat.d2l`: the ``d2l`` names of the D2L book's computer-vision chapter (boxes
+  and anchors, ``train_ch13``, the banana and VOC data sets offline, ``Animator``, ...), so its
+  notebooks run with ``from pixbox.compat import d2l``.
 - :mod:`pixbox.compat.mxnet`: MXNet's ``contrib`` operators (``MultiBoxPrior``, ``MultiBoxTarget``,
   ``MultiBoxDetection``).
 

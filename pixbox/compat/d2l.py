@@ -1,159 +1,172 @@
-"""The D2L book's object-detection functions, with its names and signatures, on pixbox.ops.
+"""The D2L book's ``d2l`` names used by its computer-vision chapter, on pixbox.
 
-Book code runs unchanged with ``from pixbox.compat import d2l`` in place of
-``from d2l import torch as d2l`` for these names, and gives the book's outputs::
+The chapter's notebooks (D2L 1.0.3, PyTorch) run with ``from pixbox.compat import d2l`` in place
+of ``from d2l import torch as d2l``, offline, and print the book's outputs (see docs/book.md for
+exactly which cells). The names, by module:
 
-    box_corner_to_center, box_center_to_corner, multibox_prior, box_iou,
-    assign_anchor_to_bbox, offset_boxes, multibox_target, offset_inverse, nms,
-    multibox_detection
+- boxes and anchors (:mod:`~pixbox.compat._d2l_boxes`, on :mod:`pixbox.ops`):
+  ``box_corner_to_center``, ``box_center_to_corner``, ``multibox_prior``, ``box_iou``,
+  ``assign_anchor_to_bbox``, ``offset_boxes``, ``multibox_target``, ``offset_inverse``, ``nms``,
+  ``multibox_detection``; the TinySSD blocks ``cls_predictor``, ``bbox_predictor``,
+  ``flatten_pred``, ``concat_preds``, ``down_sample_blk``, ``base_net``
+  (:mod:`pixbox.models.ssd`);
+- computation (:mod:`~pixbox.compat._d2l_train`): ``corr2d``, ``resnet18``, ``init_cnn``,
+  ``accuracy``, ``evaluate_accuracy_gpu``, ``train_batch_ch13``, ``train_ch13``;
+- data (:mod:`~pixbox.compat._d2l_data`, :mod:`~pixbox.compat._d2l_download`):
+  ``read_data_bananas``, ``BananasDataset``, ``load_data_bananas``, ``VOC_COLORMAP``,
+  ``VOC_CLASSES``, ``voc_colormap2label``, ``voc_label_indices``, ``voc_rand_crop``,
+  ``read_voc_images``, ``VOCSegDataset``, ``load_data_voc``, ``DATA_HUB``, ``DATA_URL``,
+  ``download``, ``extract``, ``download_extract``;
+- utilities (:mod:`~pixbox.compat._d2l_utils`): ``Timer``, ``Accumulator``, ``cpu``, ``gpu``,
+  ``num_gpus``, ``try_gpu``, ``try_all_gpus``, ``get_dataloader_workers``, and ``Image`` (PIL);
+- plotting (:mod:`~pixbox.compat._d2l_plot`, needs matplotlib: ``pip install 'pixbox[book]'``):
+  ``plt``, ``use_svg_display``, ``set_figsize``, ``set_axes``, ``bbox_to_rect``,
+  ``show_bboxes``, ``show_images``, ``Animator``. This module imports without matplotlib; these
+  names are loaded on first use and raise an ``ImportError`` naming the extra when it is missing.
 
-and the building blocks of the book's TinySSD (section "Single Shot Multibox Detection"),
-from :mod:`pixbox.models.ssd`::
+**Offline data.** Nothing is downloaded. ``download_extract`` returns a real copy of the book's
+data when it is in ``../data`` (or extracts the book's archive found there), and otherwise, for
+``banana-detection``, ``voc2012`` and ``hotdog``, writes pixbox's generated stand-in in the
+book's layout and counts (:mod:`pixbox.compat._d2l_standins`), once, with a
+:class:`BookDataWarning`.
 
-    cls_predictor, bbox_predictor, flatten_pred, concat_preds, down_sample_blk, base_net
+**Quick runs.** ``PIXBOX_BOOK_QUICK=N`` (an int >= 1) cuts ``train_ch13`` and
+``evaluate_accuracy_gpu`` to ``N`` batches per epoch, and the loaders of ``load_data_bananas`` and
+``load_data_voc`` to ``N`` batches per pass (so loops the notebooks write themselves, as in the
+SSD section, are cut too).
 
-Differences from D2L 1.0.3, all where D2L crashes or is wrong:
+Differences from D2L 1.0.3, all where D2L crashes, is wrong, or needs a network:
 
-- ``multibox_target`` accepts labels with no rows (``[B, 0, 5]``; D2L crashes) and ignores
-  padding rows (class -1) wherever they are (D2L matches them as real objects).
-- ``assign_anchor_to_bbox`` only makes a bipartite assignment where IoU > 0; D2L keeps
-  looping and, once every anchor is taken or all IoUs are 0, assigns arbitrary anchors.
-  Ties (equal IoU) go to the lower anchor then the lower box index, as D2L's ``argmax``.
-- ``nms`` breaks score ties by the lower index (deterministic); D2L's unstable sort leaves
-  tie order unspecified. Otherwise the keep list is identical.
-- The ``device`` argument of ``assign_anchor_to_bbox`` is accepted for compatibility but the
-  result is on the inputs' device (D2L would put it on ``device`` and then fail to mix it
-  with inputs on another device).
-- ``offset_inverse`` and ``multibox_detection`` clamp the log-size offsets before ``exp`` so
-  huge predictions give huge boxes rather than ``inf`` (no effect on normal outputs).
-- Box IoU of two degenerate (zero-area) boxes is 0, not NaN.
-
-``offset_boxes`` and ``multibox_target`` keep D2L's ``eps`` inside the log (``5 * log(eps +
-w_b / w_a)``), so the book's printed offsets (e.g. ``4.17e-06``) reproduce; the core
-:func:`pixbox.ops.encode_boxes` does not use that trick.
+- ``try_all_gpus()`` returns ``[cpu]`` without a GPU (D2L returns ``[]``, and ``train_ch13``
+  then fails on ``devices[0]``); ``train_ch13`` also accepts ``devices=[]`` as ``[cpu]``, and
+  does not divide by zero when an epoch has fewer than 5 batches.
+- ``train_ch13`` trains without plotting when matplotlib is missing.
+- ``download`` never downloads (see above); ``download_extract`` extracts a book archive found
+  in ``../data`` without checking the network first.
+- ``resnet18`` is built from ordinary (not lazy) layers, so its parameters exist before the
+  first forward pass; module names and shapes are the book's. ``net.apply(init_cnn)`` therefore
+  gives every convolution Xavier weights (the book's lazy layers are skipped until they have
+  seen data).
+- ``corr2d`` keeps a float input's dtype and device (the book returns float32 on the CPU).
+- ``get_dataloader_workers()`` is ``min(4, CPUs)`` (the book: 4).
+- ``read_data_bananas`` reads images with several label rows (padded with rows of -1; the book
+  keeps one image per row).
+- ``Animator`` writes its figure to a PNG file outside a notebook (see :class:`Animator`).
+- Boxes and anchors: ``multibox_target`` accepts labels with no rows (``[B, 0, 5]``; D2L
+  crashes) and ignores padding rows (class -1) wherever they are (D2L matches them as real
+  objects); ``assign_anchor_to_bbox`` only makes a bipartite assignment where IoU > 0 (D2L keeps
+  assigning arbitrary anchors once every IoU is 0), ties to the lower anchor then the lower box
+  as D2L's ``argmax``, and its ``device`` argument is accepted but the result stays on the
+  inputs' device; ``nms`` breaks score ties by the lower index (D2L's sort leaves tie order
+  unspecified); ``offset_inverse`` and ``multibox_detection`` clamp log-size offsets before
+  ``exp`` (no effect on normal outputs); the IoU of two zero-area boxes is 0, not NaN;
+  ``multibox_detection`` and ``nms`` detach their inputs (the SSD section's ``predict`` passes
+  network outputs that require grad), so the detections carry no gradient.
+  ``offset_boxes`` and ``multibox_target`` keep D2L's ``eps`` inside the log, so the book's
+  printed offsets (e.g. ``4.17e-06``) reproduce.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import importlib
 
-from pixbox._checks import check_shape, check_tensor
-from pixbox.ops import boxes as _boxes
-from pixbox.ops.anchors import generate_anchors
-from pixbox.ops.coder import DEFAULT_LOG_CLAMP
-from pixbox.ops.detection import multibox_detection as _multibox_detection
-from pixbox.ops.matching import _batched_iou, _class_targets, _match
-from pixbox.models.ssd import (  # noqa: F401 - re-exported: the book's TinySSD blocks
+from PIL import Image  # noqa: F401 - the book's d2l.Image
+
+from pixbox.compat._d2l_boxes import (  # noqa: F401 - re-exported
+    assign_anchor_to_bbox,
     base_net,
     bbox_predictor,
+    box_center_to_corner,
+    box_corner_to_center,
+    box_iou,
     cls_predictor,
     concat_preds,
     down_sample_blk,
     flatten_pred,
+    multibox_detection,
+    multibox_prior,
+    multibox_target,
+    nms,
+    offset_boxes,
+    offset_inverse,
 )
-from pixbox.ops.nms import nms as _nms
+from pixbox.compat._d2l_data import (  # noqa: F401 - re-exported
+    VOC_CLASSES,
+    VOC_COLORMAP,
+    BananasDataset,
+    VOCSegDataset,
+    load_data_bananas,
+    load_data_voc,
+    read_data_bananas,
+    read_voc_images,
+    voc_colormap2label,
+    voc_label_indices,
+    voc_rand_crop,
+)
+from pixbox.compat._d2l_download import (  # noqa: F401 - re-exported
+    DATA_HUB,
+    DATA_URL,
+    BookDataWarning,
+    download,
+    download_extract,
+    extract,
+)
+from pixbox.compat._d2l_train import (  # noqa: F401 - re-exported
+    accuracy,
+    corr2d,
+    evaluate_accuracy_gpu,
+    init_cnn,
+    resnet18,
+    train_batch_ch13,
+    train_ch13,
+)
+from pixbox.compat._d2l_utils import (  # noqa: F401 - re-exported
+    QUICK_ENV,
+    Accumulator,
+    Timer,
+    cpu,
+    get_dataloader_workers,
+    gpu,
+    num_gpus,
+    try_all_gpus,
+    try_gpu,
+)
+
+#: The plotting names, loaded from :mod:`pixbox.compat._d2l_plot` (matplotlib) on first use.
+PLOT_NAMES = ("Animator", "bbox_to_rect", "plt", "set_axes", "set_figsize", "show_bboxes", "show_images",
+              "use_svg_display")
 
 __all__ = [
-    "box_corner_to_center",
-    "box_center_to_corner",
-    "multibox_prior",
-    "box_iou",
-    "assign_anchor_to_bbox",
-    "offset_boxes",
-    "multibox_target",
-    "offset_inverse",
-    "nms",
-    "multibox_detection",
-    "cls_predictor",
-    "bbox_predictor",
-    "flatten_pred",
-    "concat_preds",
-    "down_sample_blk",
-    "base_net",
+    # boxes and anchors
+    "box_corner_to_center", "box_center_to_corner", "multibox_prior", "box_iou", "assign_anchor_to_bbox",
+    "offset_boxes", "multibox_target", "offset_inverse", "nms", "multibox_detection",
+    "cls_predictor", "bbox_predictor", "flatten_pred", "concat_preds", "down_sample_blk", "base_net",
+    # computation
+    "corr2d", "resnet18", "init_cnn", "accuracy", "evaluate_accuracy_gpu", "train_batch_ch13", "train_ch13",
+    # data
+    "read_data_bananas", "BananasDataset", "load_data_bananas", "VOC_COLORMAP", "VOC_CLASSES",
+    "voc_colormap2label", "voc_label_indices", "voc_rand_crop", "read_voc_images", "VOCSegDataset",
+    "load_data_voc", "DATA_HUB", "DATA_URL", "download", "extract", "download_extract", "BookDataWarning",
+    # utilities
+    "Timer", "Accumulator", "cpu", "gpu", "num_gpus", "try_gpu", "try_all_gpus", "get_dataloader_workers",
+    "Image", "QUICK_ENV",
+    # plotting (matplotlib, loaded on first use)
+    *PLOT_NAMES,
 ]
 
 
-def box_corner_to_center(boxes: Tensor) -> Tensor:
-    """(x1, y1, x2, y2) -> (cx, cy, w, h)."""
-    return _boxes.box_convert(boxes, "xyxy", "cxcywh")
+def __getattr__(name):
+    if name in PLOT_NAMES:
+        try:
+            plot = importlib.import_module("pixbox.compat._d2l_plot")
+        except ImportError as e:
+            if not (e.name or "").startswith("matplotlib"):
+                raise
+            raise ImportError(f"pixbox.compat.d2l.{name} needs matplotlib, which is not installed: "
+                              f"pip install 'pixbox[book]'") from e
+        return getattr(plot, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def box_center_to_corner(boxes: Tensor) -> Tensor:
-    """(cx, cy, w, h) -> (x1, y1, x2, y2)."""
-    return _boxes.box_convert(boxes, "cxcywh", "xyxy")
-
-
-def multibox_prior(data: Tensor, sizes, ratios) -> Tensor:
-    """Anchors centred on each pixel of ``data [B, C, H, W]``: ``[1, H*W*(n+m-1), 4]``."""
-    check_tensor(data, "data")
-    return generate_anchors(data, sizes, ratios).unsqueeze(0)
-
-
-def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise IoU ``[N, M]``."""
-    return _boxes.box_iou(boxes1, boxes2)
-
-
-def assign_anchor_to_bbox(ground_truth: Tensor, anchors: Tensor, device=None, iou_threshold: float = 0.5) -> Tensor:
-    """Index of the ground-truth box assigned to each anchor, or -1 (``device`` is ignored)."""
-    from pixbox.ops.matching import match_anchors
-
-    return match_anchors(anchors, ground_truth, iou_threshold)
-
-
-def offset_boxes(anchors: Tensor, assigned_bb: Tensor, eps: float = 1e-6) -> Tensor:
-    """D2L's offsets: ``10 * (c_b - c_a) / wh_a`` and ``5 * log(eps + wh_b / wh_a)``."""
-    c_anc = box_corner_to_center(anchors)
-    c_bb = box_corner_to_center(assigned_bb)
-    offset_xy = 10 * (c_bb[:, :2] - c_anc[:, :2]) / c_anc[:, 2:]
-    offset_wh = 5 * torch.log(eps + c_bb[:, 2:] / c_anc[:, 2:])
-    return torch.cat([offset_xy, offset_wh], dim=1)
-
-
-def multibox_target(anchors: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Labels anchors for a batch: ``(bbox_offset [B, 4A], bbox_mask [B, 4A], class_labels [B, A])``.
-
-    Args:
-        anchors (Tensor[1, A, 4] or [A, 4]): normalized xyxy.
-        labels (Tensor[B, G, 5]): rows (class, x1, y1, x2, y2); class -1 rows are padding.
-    """
-    check_tensor(anchors, "anchors")
-    anc = anchors[0] if anchors.dim() == 3 and anchors.shape[0] == 1 else anchors
-    check_shape(anc, "anchors", (None, 4), "[1, A, 4] or [A, 4]")
-    check_shape(labels, "labels", (None, None, 5), "[B, G, 5] with rows (class, x1, y1, x2, y2)")
-    b, _, _ = labels.shape
-    a = anc.shape[0]
-    labels = labels.to(anc.dtype)
-    valid = labels[..., 0] >= 0
-    iou = _batched_iou(anc, labels[..., 1:])  # [B, G, A]
-    iou.masked_fill_(~valid[:, :, None], -1.0)
-    assigned = _match(iou, 0.5)  # [B, A]
-    pos = assigned >= 0
-    offsets = anc.new_zeros(b, a, 4)
-    if bool(pos.any()):
-        pb, pa = pos.nonzero().unbind(1)
-        offsets[pb, pa] = offset_boxes(anc[pa], labels[pb, assigned[pb, pa], 1:])
-    class_labels = _class_targets(labels[..., 0], assigned)
-    mask = pos[..., None].expand(b, a, 4).to(anc.dtype)
-    return offsets.reshape(b, -1), mask.reshape(b, -1), class_labels
-
-
-def offset_inverse(anchors: Tensor, offset_preds: Tensor) -> Tensor:
-    """Boxes from anchors ``[A, 4]`` and D2L offsets ``[A, 4]``."""
-    anc = box_corner_to_center(anchors)
-    pred_xy = offset_preds[:, :2] * anc[:, 2:] / 10 + anc[:, :2]
-    pred_wh = torch.exp((offset_preds[:, 2:] / 5).clamp(max=DEFAULT_LOG_CLAMP)) * anc[:, 2:]
-    return box_center_to_corner(torch.cat([pred_xy, pred_wh], dim=1))
-
-
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
-    """Indices of kept boxes by decreasing score (suppress when IoU > threshold)."""
-    return _nms(boxes, scores, iou_threshold)
-
-
-def multibox_detection(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor, nms_threshold: float = 0.5,
-                       pos_threshold: float = 0.009999999) -> Tensor:
-    """Rows (class_id, confidence, x1, y1, x2, y2) per anchor, ``[B, A, 6]`` (see
-    :func:`pixbox.ops.multibox_detection`)."""
-    return _multibox_detection(cls_probs, offset_preds, anchors, nms_threshold, pos_threshold)
+def __dir__():
+    return sorted(set(globals()) | set(PLOT_NAMES))
