@@ -18,6 +18,11 @@ losses of neural style transfer.
 Anchors labelled -1 (ignored, e.g. by mining in ``multibox_target``) never contribute, in either
 mode. A batch without objects gives a finite loss and finite gradients.
 
+Box regression losses on aligned pairs of boxes, as ``torchvision.ops`` has them (same
+formulas, ``eps`` and reductions): :func:`generalized_box_iou_loss` (``1 - GIoU``, Rezatofighi
+et al., 2019), :func:`distance_box_iou_loss` (``1 - DIoU``) and :func:`complete_box_iou_loss`
+(``1 - CIoU``, both Zheng et al., 2020). The pairwise forms are in :mod:`pixbox.ops`.
+
 Style transfer (Gatys et al., 2016, as D2L section 14.12 writes it): :func:`content_loss`, the mean
 squared error of feature maps; :func:`gram`, the channel correlations of a feature map divided by
 ``c * h * w``; :func:`style_loss`, the mean squared error of Gram matrices; :func:`tv_loss`, the
@@ -38,14 +43,27 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_floating, check_number, check_same_device, check_shape, check_tensor
+from pixbox.ops.boxes import _aspect_angle
 from pixbox.ops.matching import hard_negative_mining
 
-__all__ = ["MultiBoxLoss", "content_loss", "gram", "multibox_loss", "style_loss", "tv_loss"]
+__all__ = [
+    "MultiBoxLoss",
+    "complete_box_iou_loss",
+    "content_loss",
+    "distance_box_iou_loss",
+    "generalized_box_iou_loss",
+    "gram",
+    "multibox_loss",
+    "style_loss",
+    "tv_loss",
+]
 
 _BOX_LOSSES = ("smooth_l1", "l1")
 _REDUCTIONS = ("mean", "sum", "none")
@@ -191,6 +209,170 @@ class MultiBoxLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"negative_mining_ratio={self.negative_mining_ratio}, box_loss={self.box_loss}, "
                 f"reduction={self.reduction!r}, min_negatives={self.min_negatives}")
+
+
+# --- IoU losses ------------------------------------------------------------------------------
+
+_IOU_REDUCTIONS = ("none", "mean", "sum")
+_TORCHVISION_EPS = 1e-7  # torchvision's default eps
+
+
+def _check_loss_boxes(boxes1, boxes2) -> tuple[Tensor, Tensor]:
+    """Validated aligned boxes ``[..., 4]``, in float32 unless float64 (torchvision's upcast)."""
+    for name, b in (("boxes1", boxes1), ("boxes2", boxes2)):
+        check_tensor(b, name)
+        if b.dtype == torch.bool or b.is_complex():
+            raise TypeError(f"{name} must be a float or integer tensor, got dtype {b.dtype}")
+        if b.dim() == 0 or b.shape[-1] != 4:
+            raise ValueError(f"{name} must have shape [N, 4] or [4] (xyxy), got {tuple(b.shape)}")
+    check_same_device("boxes1", boxes1, "boxes2", boxes2)
+    try:
+        torch.broadcast_shapes(boxes1.shape, boxes2.shape)
+    except RuntimeError:
+        raise ValueError(f"boxes1 and boxes2 must be aligned pairs of boxes (shapes that broadcast), "
+                         f"got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}") from None
+    out = []
+    for name, b in (("boxes1", boxes1), ("boxes2", boxes2)):
+        if b.dtype not in (torch.float32, torch.float64):
+            b = b.float()
+        if b.numel():
+            d = b.detach()
+            bad = (d[..., 2] < d[..., 0]) | (d[..., 3] < d[..., 1]) | ~torch.isfinite(d).all(-1)
+            if bool(bad.any()):
+                at = tuple(bad.nonzero()[0].tolist())
+                raise ValueError(f"{name} must be well-formed xyxy boxes with x1 <= x2 and y1 <= y2, all finite; "
+                                 f"box {list(at)} is {d[at].tolist()} ({int(bad.sum())} bad boxes in all)")
+        out.append(b)
+    return out[0], out[1]
+
+
+def _reduce_iou_loss(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        # 0 for no boxes, still connected to the inputs so that backward works.
+        return loss.mean() if loss.numel() > 0 else 0.0 * loss.sum()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _check_iou_reduction(reduction) -> str:
+    try:
+        return check_choice(reduction, "reduction", _IOU_REDUCTIONS)
+    except ValueError as e:  # torchvision's tests match "Invalid"
+        raise ValueError(f"Invalid reduction: {e}") from None
+
+
+def _inter_union_enclosing(boxes1: Tensor, boxes2: Tensor):
+    """Elementwise intersection, union and enclosing box ``(xc1, yc1, xc2, yc2)`` of aligned pairs."""
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    x1g, y1g, x2g, y2g = boxes2.unbind(-1)
+    ix1, iy1 = torch.maximum(x1, x1g), torch.maximum(y1, y1g)
+    ix2, iy2 = torch.minimum(x2, x2g), torch.minimum(y2, y2g)
+    overlap = (iy2 > iy1) & (ix2 > ix1)  # a strict overlap: no gradient through touching boxes
+    inter = torch.where(overlap, (ix2 - ix1) * (iy2 - iy1), torch.zeros_like(ix1))
+    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
+    enclosing = (torch.minimum(x1, x1g), torch.minimum(y1, y1g), torch.maximum(x2, x2g), torch.maximum(y2, y2g))
+    return inter, union, enclosing
+
+
+def _diou_loss_iou(boxes1: Tensor, boxes2: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """``1 - DIoU`` and the IoU of aligned pairs (torchvision's arithmetic)."""
+    inter, union, (xc1, yc1, xc2, yc2) = _inter_union_enclosing(boxes1, boxes2)
+    iou = inter / (union + eps)
+    diagonal2 = ((xc2 - xc1) ** 2) + ((yc2 - yc1) ** 2) + eps  # squared diagonal of the enclosing box
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    x1g, y1g, x2g, y2g = boxes2.unbind(-1)
+    centre2 = (((x2 + x1) / 2 - (x1g + x2g) / 2) ** 2) + (((y2 + y1) / 2 - (y1g + y2g) / 2) ** 2)
+    return 1 - iou + (centre2 / diagonal2), iou
+
+
+def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - GIoU`` of aligned pairs of boxes (Rezatofighi et al., 2019), as torchvision's.
+
+    ``GIoU = IoU - (C - U) / C`` with ``IoU = I / (U + eps)`` and ``C`` the area of the smallest
+    box enclosing the pair (divided as ``C + eps``). Symmetric in its two arguments.
+
+    Args:
+        boxes1 (Tensor[N, 4] or Tensor[4]): xyxy, ``x1 <= x2``, ``y1 <= y2`` (e.g. predictions).
+        boxes2 (Tensor[N, 4] or Tensor[4]): xyxy, paired with ``boxes1`` (shapes broadcast).
+        reduction (str): ``"none"`` (one loss per pair), ``"mean"`` (0 for no pairs, still
+            differentiable) or ``"sum"``.
+        eps (float): keeps the divisions finite.
+
+    Returns:
+        Tensor: ``[N]`` (or ``[]`` for single boxes) with ``"none"``, else a scalar; float32
+        unless the boxes are float64 (half precision and integers are computed in float32).
+
+    Example:
+        >>> generalized_box_iou_loss(torch.tensor([0.0, 0, 1, 1]), torch.tensor([1.0, 1, 2, 2]))
+        tensor(1.5000)
+    """
+    reduction = _check_iou_reduction(reduction)
+    eps = check_number(eps, "eps", low=0)
+    boxes1, boxes2 = _check_loss_boxes(boxes1, boxes2)
+    inter, union, (xc1, yc1, xc2, yc2) = _inter_union_enclosing(boxes1, boxes2)
+    iou = inter / (union + eps)
+    area_c = (xc2 - xc1) * (yc2 - yc1)
+    giou = iou - ((area_c - union) / (area_c + eps))
+    return _reduce_iou_loss(1 - giou, reduction)
+
+
+def distance_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - DIoU`` of aligned pairs of boxes (Zheng et al., 2020), as torchvision's.
+
+    ``1 - IoU + d^2 / c^2`` with ``IoU = I / (U + eps)``, ``d`` the distance between the box
+    centres and ``c`` the diagonal of the smallest enclosing box (``c^2 + eps``). Unlike the
+    GIoU loss it still pulls the centres together when one box contains the other.
+
+    Args:
+        boxes1 (Tensor[N, 4] or Tensor[4]): xyxy, ``x1 <= x2``, ``y1 <= y2``.
+        boxes2 (Tensor[N, 4] or Tensor[4]): xyxy, paired with ``boxes1`` (shapes broadcast).
+        reduction (str): ``"none"``, ``"mean"`` (0 for no pairs) or ``"sum"``.
+        eps (float): keeps the divisions finite.
+
+    Returns:
+        Tensor: ``[N]`` with ``"none"``, else a scalar; float32 unless the boxes are float64.
+
+    Example:
+        >>> distance_box_iou_loss(torch.tensor([-1.0, -1, 1, 1]), torch.tensor([0.0, 0, 1, 1]))
+        tensor(0.8125)
+    """
+    reduction = _check_iou_reduction(reduction)
+    eps = check_number(eps, "eps", low=0)
+    boxes1, boxes2 = _check_loss_boxes(boxes1, boxes2)
+    loss, _ = _diou_loss_iou(boxes1, boxes2, eps)
+    return _reduce_iou_loss(loss, reduction)
+
+
+def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
+    """``1 - CIoU`` of aligned pairs of boxes (Zheng et al., 2020), as torchvision's.
+
+    The DIoU loss plus ``alpha * v``, where ``v = 4 / pi^2 * (atan(w1 / h1) - atan(w2 / h2))^2``
+    compares the aspect ratios and ``alpha = v / (1 - IoU + v + eps)`` is a constant for autograd.
+    As in torchvision, ``eps`` enters ``alpha`` only: the DIoU part always uses 1e-7. An empty box
+    (zero width and height) has aspect angle 0 here, where torchvision's gives NaN.
+
+    Args:
+        boxes1 (Tensor[N, 4] or Tensor[4]): xyxy, ``x1 <= x2``, ``y1 <= y2``.
+        boxes2 (Tensor[N, 4] or Tensor[4]): xyxy, paired with ``boxes1`` (shapes broadcast).
+        reduction (str): ``"none"``, ``"mean"`` (0 for no pairs) or ``"sum"``.
+        eps (float): keeps ``alpha`` finite.
+
+    Returns:
+        Tensor: ``[N]`` with ``"none"``, else a scalar; float32 unless the boxes are float64.
+
+    Example:
+        >>> complete_box_iou_loss(torch.tensor([-1.0, -1, 1, 1]), torch.tensor([0.0, 0, 1, 1]))
+        tensor(0.8125)
+    """
+    reduction = _check_iou_reduction(reduction)
+    eps = check_number(eps, "eps", low=0)
+    boxes1, boxes2 = _check_loss_boxes(boxes1, boxes2)
+    diou_loss, iou = _diou_loss_iou(boxes1, boxes2, _TORCHVISION_EPS)
+    a1 = _aspect_angle(boxes1[..., 2] - boxes1[..., 0], boxes1[..., 3] - boxes1[..., 1])
+    a2 = _aspect_angle(boxes2[..., 2] - boxes2[..., 0], boxes2[..., 3] - boxes2[..., 1])
+    v = (4 / (math.pi ** 2)) * torch.pow(a2 - a1, 2)
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return _reduce_iou_loss(diou_loss + alpha * v, reduction)
 
 
 # --- Neural style transfer -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Tests for pixbox.losses: multibox_loss (SSD hard negative mining and D2L's plain loss)."""
+"""Tests for pixbox.losses: multibox_loss (SSD hard negative mining and D2L's plain loss) and the
+IoU losses (GIoU, DIoU, CIoU)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixbox.losses import MultiBoxLoss, multibox_loss
+from pixbox.losses import (
+    MultiBoxLoss,
+    complete_box_iou_loss,
+    distance_box_iou_loss,
+    generalized_box_iou_loss,
+    multibox_loss,
+)
 from pixbox.ops import hard_negative_mining
 
 
@@ -303,3 +310,184 @@ def test_inputs_are_validated():
         MultiBoxLoss(negative_mining_ratio=None, min_negatives=1)
     with pytest.raises(ValueError, match="reduction must be one of"):
         MultiBoxLoss(reduction="avg")
+
+
+# --------------------------------------------------------------------------------------------
+# IoU losses (issue 18): GIoU (Rezatofighi et al., 2019), DIoU and CIoU (Zheng et al., 2020)
+
+IOU_LOSSES = [generalized_box_iou_loss, distance_box_iou_loss, complete_box_iou_loss]
+
+
+def _terms(a, b, eps):
+    """IoU with torchvision's eps on the union, and the enclosing box, of one pair (floats)."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    cw, ch = max(a[2], b[2]) - min(a[0], b[0]), max(a[3], b[3]) - min(a[1], b[1])
+    return inter / (union + eps), union, cw, ch
+
+
+def giou_loss_reference(a, b, eps=1e-7, alpha=None):
+    """1 - GIoU, GIoU = IoU - (C - U) / C (Rezatofighi et al., algorithm 1)."""
+    iou, union, cw, ch = _terms(a, b, eps)
+    return 1 - (iou - (cw * ch - union) / (cw * ch + eps))
+
+
+def diou_loss_reference(a, b, eps=1e-7, alpha=None):
+    """1 - IoU + rho^2(b, b_gt) / c^2 (Zheng et al., eq. 7)."""
+    iou, _, cw, ch = _terms(a, b, eps)
+    rho2 = ((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) ** 2 + ((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) ** 2
+    return 1 - iou + rho2 / (cw ** 2 + ch ** 2 + eps)
+
+
+def _angle(box):
+    w, h = box[2] - box[0], box[3] - box[1]
+    return math.atan(w / h) if h > 0 else (math.pi / 2 if w > 0 else 0.0)
+
+
+def ciou_loss_reference(a, b, eps=1e-7, alpha=None):
+    """1 - IoU + rho^2 / c^2 + alpha v, v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2,
+    alpha = v / ((1 - IoU) + v) (Zheng et al., eqs. 9-11). As torchvision: ``eps`` enters alpha,
+    the DIoU part keeps 1e-7."""
+    v = 4 / math.pi ** 2 * (_angle(b) - _angle(a)) ** 2
+    iou = _terms(a, b, 1e-7)[0]
+    if alpha is None:
+        alpha = v / ((1 - iou) + v + eps)
+    return diou_loss_reference(a, b) + alpha * v
+
+
+REFERENCES = {generalized_box_iou_loss: giou_loss_reference, distance_box_iou_loss: diou_loss_reference,
+              complete_box_iou_loss: ciou_loss_reference}
+
+
+def random_box_pairs(seed: int, n: int, integer: bool = False):
+    g = torch.Generator().manual_seed(seed)
+    if integer:  # ties, touching, contained and degenerate boxes
+        xy = torch.randint(0, 8, (2, n, 2), generator=g).double()
+        wh = torch.randint(0, 5, (2, n, 2), generator=g).double()
+    else:
+        xy = torch.rand(2, n, 2, generator=g, dtype=torch.float64) * 10 - 3
+        wh = torch.rand(2, n, 2, generator=g, dtype=torch.float64) * 6 + 0.01
+    boxes = torch.cat([xy, xy + wh], dim=2)
+    return boxes[0], boxes[1]
+
+
+@pytest.mark.parametrize("fn", IOU_LOSSES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_iou_losses_match_reference(fn, dtype, seed):
+    a, b = random_box_pairs(seed, [0, 1, 40][seed % 3], integer=seed % 2 == 1)
+    ref = REFERENCES[fn]
+    expected = torch.tensor([ref(p, q) for p, q in zip(a.tolist(), b.tolist())], dtype=torch.float64)
+    got = fn(a.to(dtype), b.to(dtype))
+    assert got.dtype == dtype and got.shape == (a.shape[0],)
+    assert not torch.isnan(got).any()
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.double(), expected, **tol)
+    torch.testing.assert_close(fn(b.to(dtype), a.to(dtype)), got)  # symmetric
+    if a.shape[0]:
+        torch.testing.assert_close(fn(a.to(dtype), b.to(dtype), reduction="sum").double(), expected.sum(), **tol)
+        torch.testing.assert_close(fn(a.to(dtype), b.to(dtype), reduction="mean").double(), expected.mean(), **tol)
+
+
+def test_iou_losses_golden():
+    """torchvision's test values (hand computed): box1 [-1,-1,1,1] contains box2 [0,0,1,1] ..."""
+    box1, box2 = torch.tensor([-1.0, -1, 1, 1]), torch.tensor([0.0, 0, 1, 1])
+    box3, box4 = torch.tensor([0.0, 1, 1, 2]), torch.tensor([1.0, 1, 2, 2])
+    pairs1, pairs2 = torch.stack([box2, box2]), torch.stack([box3, box4])
+    # GIoU: quarter box inside (IoU 1/4), side by side (GIoU 0), diagonal (GIoU -1/2).
+    assert [generalized_box_iou_loss(box2, b).item() for b in (box2, box3, box4)] == pytest.approx([0, 1.0, 1.5], abs=1e-6)
+    assert generalized_box_iou_loss(box1, box2).item() == pytest.approx(0.75)
+    assert generalized_box_iou_loss(pairs1, pairs2, reduction="sum").item() == pytest.approx(2.5)
+    for fn in (distance_box_iou_loss, complete_box_iou_loss):  # same aspect ratios: CIoU = DIoU
+        assert [fn(box1, b).item() for b in (box1, box2, box3, box4)] == pytest.approx([0, 0.8125, 1.1923, 1.25],
+                                                                                      abs=1e-4)
+        assert fn(pairs1, pairs2, reduction="mean").item() == pytest.approx(1.225, abs=1e-4)
+    # Different aspect ratios: CIoU adds alpha * v. [0,0,2,2] vs [0,0,4,2]: IoU 1/2, rho^2 1, c^2 20.
+    a, b = torch.tensor([0.0, 0, 2, 2], dtype=torch.float64), torch.tensor([0.0, 0, 4, 2], dtype=torch.float64)
+    v = 4 / math.pi ** 2 * (math.atan(2) - math.pi / 4) ** 2
+    assert complete_box_iou_loss(a, b, eps=0.0).item() == pytest.approx(1 - 0.5 + 1 / 20 + v / (0.5 + v) * v, abs=1e-6)
+
+
+@pytest.mark.parametrize("fn", IOU_LOSSES, ids=lambda f: f.__name__)
+def test_iou_losses_dtypes_shapes_and_broadcasting(fn):
+    a, b = random_box_pairs(0, 5, integer=True)
+    ref = fn(a.float(), b.float())
+    for dtype in (torch.float16, torch.bfloat16, torch.int32, torch.int64):  # computed in float32, as torchvision
+        out = fn(a.to(dtype), b.to(dtype))
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    assert fn(a, b).dtype == torch.float64
+    single = fn(a[0].float(), b[0].float())
+    assert single.shape == () and single.item() == ref[0].item()
+    torch.testing.assert_close(fn(a.float(), b[0].float()), fn(a.float(), b[0].float().expand(5, 4)))
+
+
+@pytest.mark.parametrize("fn", IOU_LOSSES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_iou_losses_empty_inputs(fn, dtype):
+    a = torch.zeros(0, 4, dtype=dtype, requires_grad=True)
+    b = torch.zeros(0, 4, dtype=dtype, requires_grad=True)
+    loss = fn(a, b, reduction="mean")
+    assert loss.item() == 0.0 and loss.dtype == torch.float32
+    loss.backward()  # still connected to the inputs
+    assert a.grad is not None and b.grad is not None
+    assert fn(a, b).shape == (0,) and fn(a, b, reduction="sum").item() == 0.0
+
+
+@pytest.mark.parametrize("fn", [generalized_box_iou_loss, distance_box_iou_loss], ids=lambda f: f.__name__)
+def test_giou_and_diou_losses_gradcheck(fn):
+    a = torch.tensor([[0.0, 0.1, 2.3, 2.0], [1.05, 0.95, 4.2, 3.1], [6.0, 6.2, 7.1, 8.3]], dtype=torch.float64)
+    b = torch.tensor([[1.1, 0.55, 3.25, 2.7], [5.0, 5.05, 6.45, 7.0], [6.5, 5.0, 9.0, 7.7]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p, q: fn(p, q, reduction="sum"), (a.requires_grad_(), b.requires_grad_()))
+
+
+def test_ciou_loss_gradient_keeps_alpha_constant():
+    """alpha is a constant for autograd: the gradient is that of the reference with alpha frozen."""
+    a = torch.tensor([[0.0, 0.1, 2.3, 2.0], [1.05, 0.95, 4.2, 3.1]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[1.1, 0.55, 3.25, 2.7], [0.5, 1.5, 3.0, 5.5]], dtype=torch.float64)
+    complete_box_iou_loss(a, b, reduction="sum").backward()
+    rows_a, rows_b = a.detach().tolist(), b.tolist()
+    alphas = []
+    for p, q in zip(rows_a, rows_b):
+        v = 4 / math.pi ** 2 * (_angle(q) - _angle(p)) ** 2
+        alphas.append(v / ((1 - _terms(p, q, 1e-7)[0]) + v + 1e-7))
+    h = 1e-6
+    for i in range(2):
+        for k in range(4):
+            up, down = [r[:] for r in rows_a], [r[:] for r in rows_a]
+            up[i][k] += h
+            down[i][k] -= h
+            numeric = (ciou_loss_reference(up[i], rows_b[i], alpha=alphas[i])
+                       - ciou_loss_reference(down[i], rows_b[i], alpha=alphas[i])) / (2 * h)
+            assert abs(a.grad[i, k].item() - numeric) < 1e-6, (i, k)
+
+
+def test_iou_losses_eps_and_reduction_change_the_output():
+    a, b = torch.tensor([[0.0, 0, 1, 1]]), torch.tensor([[2.0, 0, 3, 2]])
+    for fn in IOU_LOSSES:
+        assert fn(a, b, eps=1.0).item() != fn(a, b).item()
+        assert fn(a, b).shape == (1,) and fn(a, b, reduction="sum").shape == ()
+    # complete_box_iou_loss: eps enters alpha only, as torchvision's (the DIoU part keeps 1e-7).
+    ref = ciou_loss_reference(a[0].tolist(), b[0].tolist(), eps=0.5)
+    assert complete_box_iou_loss(a.double(), b.double(), eps=0.5).item() == pytest.approx(ref, abs=1e-12)
+
+
+def test_iou_losses_bad_input():
+    good = torch.tensor([[0.0, 0, 1, 1]])
+    for fn in IOU_LOSSES:
+        with pytest.raises(ValueError, match="Invalid reduction.*'none', 'mean', 'sum'.*'xyz'"):
+            fn(good, good, reduction="xyz")
+        with pytest.raises(ValueError, match="boxes2 must be well-formed"):
+            fn(good, torch.tensor([[1.0, 0, 0, 1]]))  # x2 < x1
+        with pytest.raises(ValueError, match="boxes1"):
+            fn(torch.tensor([[0.0, 0, float("nan"), 1]]), good)
+        with pytest.raises(ValueError, match="boxes1 must have shape"):
+            fn(torch.zeros(2, 3), good)
+        with pytest.raises(ValueError, match="aligned pairs"):
+            fn(torch.zeros(3, 4), torch.zeros(2, 4))
+        with pytest.raises(TypeError, match="boxes2"):
+            fn(good, torch.ones(1, 4, dtype=torch.bool))
+        with pytest.raises(ValueError, match="eps"):
+            fn(good, good, eps=-1.0)

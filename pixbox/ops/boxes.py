@@ -6,10 +6,17 @@ with :func:`box_convert`.
 
 Degenerate boxes (zero width or height) are valid input everywhere and never produce
 NaN: their IoU with anything is 0.
+
+Integer boxes are accepted by the area and the IoU family with torchvision's dtypes:
+:func:`box_area` keeps an integer dtype (int8, int16, uint8 and int32 give int32; int64 stays),
+and the IoU functions return floats (the default float dtype, float32). The pairwise
+:func:`distance_box_iou` and :func:`complete_box_iou` (Zheng et al., 2020) complete the
+family; their losses live in :mod:`pixbox.losses`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Sequence
 
 import torch
@@ -23,6 +30,8 @@ __all__ = [
     "box_area",
     "box_iou",
     "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
     "clip_boxes",
     "sanitize_boxes",
     "remove_small_boxes",
@@ -35,10 +44,38 @@ _FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
 def _upcast(t: Tensor) -> Tensor:
-    # Products of half-precision coordinates overflow easily; compute areas in float32 at least.
+    """torchvision's upcast: half precision to float32, small integers to int32 (int32, int64,
+    float32 and float64 are kept). It fixes the dtypes of :func:`box_area`."""
     if t.is_floating_point():
         return t if t.dtype in (torch.float32, torch.float64) else t.float()
-    return t.double() if t.dtype in (torch.int32, torch.int64) else t.float()
+    return t if t.dtype in (torch.int32, torch.int64) else t.int()
+
+
+def _compute_pair(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    """Both box sets in one dtype to compute IoUs in: float32 or float64 for floats (half precision
+    products overflow easily), int64 for integers (exact, no overflow)."""
+    dtype = torch.promote_types(_upcast(boxes1).dtype, _upcast(boxes2).dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.int64
+    return boxes1.to(dtype), boxes2.to(dtype)
+
+
+def _check_real_boxes(boxes, name: str) -> Tensor:
+    """Like :func:`check_boxes`, for float or integer ``[N, 4]`` boxes (torchvision takes both)."""
+    check_tensor(boxes, name)
+    if boxes.is_floating_point():
+        return check_boxes(boxes, name)
+    if boxes.dtype == torch.bool or boxes.is_complex():
+        raise TypeError(f"{name} must be a float or integer tensor, got dtype {boxes.dtype}")
+    check_shape(boxes, name, (None, 4), "[N, 4]")
+    check_boxes(boxes.double(), name)  # x1 <= x2, y1 <= y2 on an exact copy
+    return boxes
+
+
+def _tiny(t: Tensor) -> float:
+    """The smallest positive value of ``t``'s dtype (1 for integers): ``x / max(y, tiny)`` is
+    ``x / y`` for ``y > 0`` and 0 for ``x = y = 0``."""
+    return torch.finfo(t.dtype).tiny if t.is_floating_point() else 1
 
 
 def box_convert(boxes: Tensor, in_fmt: BoxFormat, out_fmt: BoxFormat) -> Tensor:
@@ -82,13 +119,14 @@ def box_area(boxes: Tensor) -> Tensor:
     """Area of each box.
 
     Args:
-        boxes (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``.
+        boxes (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
 
     Returns:
-        Tensor[N]: areas; half-precision inputs are computed (and returned) in float32.
+        Tensor[N]: areas, in torchvision's dtypes: float32 and float64 are kept, half precision
+        is computed (and returned) in float32, int8, int16, uint8 and int32 give int32, int64
+        gives int64.
     """
-    check_boxes(boxes, "boxes")
-    boxes = _upcast(boxes)
+    boxes = _upcast(_check_real_boxes(boxes, "boxes"))
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
@@ -117,23 +155,32 @@ def _box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Unchecked :func:`box_iou` for internal hot paths (inputs already validated and upcast)."""
     inter, union = _inter_union(boxes1, boxes2)
     # union == 0 only when both boxes are degenerate and inter == 0: IoU 0, never NaN.
-    return inter / union.clamp(min=torch.finfo(union.dtype).tiny)
+    return inter / union.clamp(min=_tiny(union))
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise intersection over union (Jaccard index).
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``.
-        boxes2 (Tensor[M, 4]): xyxy, same dtype and device.
+        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4]): xyxy, on the same device.
 
     Returns:
         Tensor[N, M]: IoU in [0, 1]. Pairs of degenerate boxes have IoU 0 (never NaN).
-        Half-precision inputs are computed in float32.
+        Half-precision inputs are computed (and returned) in float32; integer inputs give the
+        default float dtype (float32), as torchvision's.
     """
-    check_boxes(boxes1, "boxes1")
-    check_boxes(boxes2, "boxes2")
-    return _box_iou(_upcast(boxes1), _upcast(boxes2))
+    boxes1 = _check_real_boxes(boxes1, "boxes1")
+    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    return _box_iou(*_compute_pair(boxes1, boxes2))
+
+
+def _enclosing_wh(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    """Width and height of the smallest box enclosing each pair, ``[N, M]`` each."""
+    lt = torch.minimum(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
+    rb = torch.maximum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
+    wh = (rb - lt).clamp(min=0)  # [N, M, 2], >= 0 for well-formed boxes anyway
+    return wh[..., 0], wh[..., 1]
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -142,23 +189,93 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     ``C`` is the area of the smallest box enclosing both boxes.
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``.
+        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
         boxes2 (Tensor[M, 4]): xyxy.
 
     Returns:
-        Tensor[N, M]: GIoU in [-1, 1]. Degenerate pairs never give NaN.
+        Tensor[N, M]: GIoU in [-1, 1] (float; integer inputs give float32). Degenerate pairs
+        never give NaN.
     """
-    check_boxes(boxes1, "boxes1")
-    check_boxes(boxes2, "boxes2")
-    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
+    boxes1 = _check_real_boxes(boxes1, "boxes1")
+    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    boxes1, boxes2 = _compute_pair(boxes1, boxes2)
     inter, union = _inter_union(boxes1, boxes2)
-    tiny = torch.finfo(union.dtype).tiny
-    iou = inter / union.clamp(min=tiny)
-    lt = torch.minimum(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    rb = torch.maximum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-    wh = rb - lt  # [N, M, 2], >= 0 for well-formed boxes
-    hull = wh[..., 0] * wh[..., 1]  # [N, M]
-    return iou - (hull - union) / hull.clamp(min=tiny)
+    iou = inter / union.clamp(min=_tiny(union))
+    w, h = _enclosing_wh(boxes1, boxes2)
+    hull = w * h  # [N, M]
+    return iou - (hull - union) / hull.clamp(min=_tiny(hull))
+
+
+def _diou_iou(boxes1: Tensor, boxes2: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Pairwise distance IoU and IoU, ``[N, M]`` each (inputs checked and in a compute dtype)."""
+    iou = _box_iou(boxes1, boxes2)
+    w, h = _enclosing_wh(boxes1, boxes2)
+    diagonal2 = (w ** 2) + (h ** 2) + eps  # squared diagonal of the enclosing box  [N, M]
+    cx1, cy1 = (boxes1[:, 0] + boxes1[:, 2]) / 2, (boxes1[:, 1] + boxes1[:, 3]) / 2  # [N]
+    cx2, cy2 = (boxes2[:, 0] + boxes2[:, 2]) / 2, (boxes2[:, 1] + boxes2[:, 3]) / 2  # [M]
+    centre2 = ((cx1[:, None] - cx2[None, :]) ** 2) + ((cy1[:, None] - cy2[None, :]) ** 2)  # [N, M]
+    return iou - (centre2 / diagonal2), iou
+
+
+def _aspect_angle(w: Tensor, h: Tensor) -> Tensor:
+    """``atan(w / h)``, the aspect term of CIoU; pi/2 for ``h = 0 < w`` (as ``atan(inf)``) and 0
+    for an empty box (where ``atan(0 / 0)`` is NaN), with no NaN gradient either."""
+    positive = h > 0
+    angle = torch.atan(w / torch.where(positive, h, torch.ones_like(h)))
+    return torch.where(positive, angle, (w > 0).to(angle.dtype) * (math.pi / 2))
+
+
+def distance_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """Pairwise distance IoU (DIoU, Zheng et al., 2020): ``IoU - d^2 / (c^2 + eps)``.
+
+    ``d`` is the distance between the two box centres and ``c`` the diagonal of the smallest
+    box enclosing both. Same formula, ``eps`` and dtypes as ``torchvision.ops.distance_box_iou``,
+    except that two degenerate boxes have IoU 0 rather than NaN.
+
+    Args:
+        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4]): xyxy.
+        eps (float): added to ``c^2`` so that it is never 0.
+
+    Returns:
+        Tensor[N, M]: DIoU in [-1, 1] (float; integer inputs give float32, half precision
+        float32), differentiable.
+    """
+    boxes1 = _check_real_boxes(boxes1, "boxes1")
+    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    eps = check_number(eps, "eps", low=0)
+    diou, _ = _diou_iou(*_compute_pair(boxes1, boxes2), eps)
+    return diou
+
+
+def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
+    """Pairwise complete IoU (CIoU, Zheng et al., 2020): ``DIoU - alpha * v``.
+
+    ``v = 4 / pi^2 * (atan(w1 / h1) - atan(w2 / h2))^2`` measures the difference of aspect
+    ratios and ``alpha = v / (1 - IoU + v + eps)`` weighs it; ``alpha`` is a constant for
+    autograd (computed without gradient), as in the paper and torchvision. Same formula, ``eps``
+    and dtypes as ``torchvision.ops.complete_box_iou``, except that degenerate boxes never give
+    NaN (IoU 0 for two empty boxes; an empty box's aspect angle is 0).
+
+    Args:
+        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4]): xyxy.
+        eps (float): added to ``c^2`` and to the denominator of ``alpha``.
+
+    Returns:
+        Tensor[N, M]: CIoU (float; integer inputs give float32), differentiable.
+    """
+    boxes1 = _check_real_boxes(boxes1, "boxes1")
+    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    eps = check_number(eps, "eps", low=0)
+    boxes1, boxes2 = _compute_pair(boxes1, boxes2)
+    diou, iou = _diou_iou(boxes1, boxes2, eps)
+    a1 = _aspect_angle(boxes1[:, 2] - boxes1[:, 0], boxes1[:, 3] - boxes1[:, 1])  # [N]
+    a2 = _aspect_angle(boxes2[:, 2] - boxes2[:, 0], boxes2[:, 3] - boxes2[:, 1])  # [M]
+    v = (4 / (math.pi ** 2)) * torch.pow(a1[:, None] - a2[None, :], 2)  # [N, M]
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return diou - alpha * v
 
 
 def _check_size(size, name: str = "size") -> tuple[float, float]:

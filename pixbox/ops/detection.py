@@ -13,16 +13,22 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from pixbox._checks import check_floating, check_number, check_same_device, check_tensor
+from pixbox._checks import check_boxes, check_floating, check_number, check_same_device, check_tensor
 from pixbox.ops.coder import DEFAULT_LOG_CLAMP, DEFAULT_MEANS, DEFAULT_STDS, _check_means_stds, _decode
-from pixbox.ops.nms import batched_nms
+from pixbox.ops.nms import _nms_ranked, batched_nms
 
 __all__ = ["multibox_detection", "decode_detections"]
 
 
-def _check_inputs(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor) -> tuple[Tensor, int, int, int]:
+def _check_inputs(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor) -> tuple[Tensor, Tensor, int, int, int]:
+    """Validated inputs; integer ``offset_preds`` (the book passes ``torch.tensor([0] * 16)``)
+    become ``cls_probs``' dtype. Returns ``(anchors [A, 4], offset_preds, B, C, A)``."""
     check_floating(cls_probs, "cls_probs")
-    check_floating(offset_preds, "offset_preds")
+    check_tensor(offset_preds, "offset_preds")
+    if offset_preds.dtype == torch.bool or offset_preds.is_complex():
+        raise TypeError(f"offset_preds must be a real tensor, got dtype {offset_preds.dtype}")
+    if not offset_preds.is_floating_point():
+        offset_preds = offset_preds.to(cls_probs.dtype)
     check_tensor(anchors, "anchors")
     if anchors.dim() == 3 and anchors.shape[0] == 1:
         anchors = anchors[0]
@@ -38,7 +44,20 @@ def _check_inputs(cls_probs: Tensor, offset_preds: Tensor, anchors: Tensor) -> t
         raise ValueError(f"offset_preds must have shape [B, 4A] = [{b}, {4 * a}], got {tuple(offset_preds.shape)}")
     check_same_device("cls_probs", cls_probs, "offset_preds", offset_preds)
     check_same_device("cls_probs", cls_probs, "anchors", anchors)
-    return anchors, b, c1 - 1, a
+    return anchors, offset_preds, b, c1 - 1, a
+
+
+def _rank_desc(conf: Tensor) -> Tensor:
+    """``torch.sort(conf, dim=1, descending=True, stable=True).indices`` for ``[B, A]``: by decreasing
+    confidence, ties to the lower index. float32 sorts unique int64 keys (the float's bits made
+    monotone, then the reversed index), which needs no stable sort."""
+    a = conf.shape[1]
+    if conf.dtype != torch.float32 or a >= 1 << 31:
+        return torch.sort(conf, dim=1, descending=True, stable=True).indices
+    bits = (conf + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into +0.0, which sorts equal to it
+    key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long() << 32  # negative floats: all but the sign flipped
+    key |= (a - 1) - torch.arange(a, device=conf.device)  # equal confidences: the lower index first
+    return torch.sort(key, dim=1, descending=True).indices
 
 
 def multibox_detection(
@@ -58,8 +77,9 @@ def multibox_detection(
     confidence (ties: lower anchor index first), then the suppressed anchors by index.
 
     Args:
-        cls_probs (Tensor[B, C + 1, A]): class probabilities, background at index 0.
-        offset_preds (Tensor[B, 4A]): predicted offsets per anchor.
+        cls_probs (Tensor[B, C + 1, A]): float class probabilities, background at index 0.
+        offset_preds (Tensor[B, 4A]): predicted offsets per anchor; integer offsets (the book's
+            ``torch.tensor([0] * 16)``) are taken in ``cls_probs``' dtype.
         anchors (Tensor[A, 4] or [1, A, 4]): xyxy.
         nms_threshold (float): NMS IoU threshold (suppress when IoU > threshold).
         pos_threshold (float): rows with confidence below this get class -1 and confidence
@@ -67,36 +87,49 @@ def multibox_detection(
         means, stds (4 floats): offset normalisation.
 
     Returns:
-        Tensor[B, A, 6]: rows ``(class_id, confidence, x1, y1, x2, y2)``; class_id -1 marks
-        background or suppressed rows.
+        Tensor[B, A, 6]: rows ``(class_id, confidence, x1, y1, x2, y2)`` in ``cls_probs``' dtype;
+        class_id -1 marks background or suppressed rows. The rows carry no gradient: inputs that
+        require grad (raw network outputs, as in the book) are read detached.
     """
-    anchors, b, _, a = _check_inputs(cls_probs, offset_preds, anchors)
-    check_number(nms_threshold, "nms_threshold")
+    anchors, offset_preds, b, _, a = _check_inputs(cls_probs, offset_preds, anchors)
+    t = float(check_number(nms_threshold, "nms_threshold"))
     check_number(pos_threshold, "pos_threshold")
     means, stds = _check_means_stds(means, stds)
+    # Post-processing, not training: the rows carry no gradient, even for raw network outputs
+    # that require grad (NMS keeps indices, and no loss is defined on these rows).
+    cls_probs, offset_preds, anchors = cls_probs.detach(), offset_preds.detach(), anchors.detach()
     if bool(torch.isnan(cls_probs).any()):
         raise ValueError("cls_probs must not contain NaN")
     dtype = cls_probs.dtype
+    device = cls_probs.device
     conf, class_id = cls_probs[:, 1:, :].max(dim=1)  # [B, A]
     boxes = _decode(anchors.to(offset_preds.dtype), offset_preds.view(b, a, 4), means, stds, DEFAULT_LOG_CLAMP)
     boxes = boxes.to(dtype)  # [B, A, 4]
     if b * a == 0:
         return cls_probs.new_zeros(b, a, 6)
-    group = torch.arange(b, device=conf.device).repeat_interleave(a)
-    keep = batched_nms(boxes.reshape(-1, 4), conf.reshape(-1), group, nms_threshold)
-    kept = torch.zeros(b * a, dtype=torch.bool, device=conf.device)
-    kept[keep] = True
-    kept = kept.view(b, a)
-    # Sort key: kept rows by confidence (>= 0), then the others by index (all < 0).
-    idx = torch.arange(a, device=conf.device, dtype=torch.float64)
-    key = torch.where(kept, conf.double(), -1.0 - idx)
-    order = torch.sort(key, dim=1, descending=True, stable=True).indices  # [B, A]
+    nms_boxes = check_boxes(boxes.reshape(b * a, 4), "decoded boxes")
+    if nms_boxes.dtype not in (torch.float32, torch.float64):
+        nms_boxes = nms_boxes.float()
+    # Batched NMS, one group per image. Each image's anchors are ranked by decreasing confidence
+    # (ties: lower index first) with one small sort per image, and the ranks are interleaved
+    # across images (rank-major), which is a valid global rank order for NMS since images never
+    # suppress each other: no sort over the whole batch.
+    order = _rank_desc(conf)  # [B, A] anchor of each rank
+    base = torch.arange(b, device=device)[:, None] * a  # [B, 1]
+    ranked = (order + base).t().reshape(-1)  # [A * B] flat rows, rank-major
+    kept_rank = _nms_ranked(nms_boxes.index_select(0, ranked), t, torch.arange(b, device=device).repeat(a))
+    kept_rank = kept_rank.view(a, b).t()  # [B, A]: is the r-th most confident anchor kept
+    # Row order: per image the kept anchors by rank, then the other anchors by index.
+    kept = torch.zeros_like(kept_rank).scatter_(1, order, kept_rank)  # [B, A] by anchor index
+    kept_row = torch.empty_like(order).scatter_(1, order, torch.cumsum(kept_rank, 1).sub_(1))
+    other_row = torch.cumsum(~kept, 1).sub_(1).add_(kept_rank.sum(1, keepdim=True))
+    dest = torch.where(kept, kept_row, other_row)  # [B, A] output row of each anchor
     class_id = torch.where(kept, class_id, torch.full_like(class_id, -1))
     low = conf < pos_threshold
     class_id = torch.where(low, torch.full_like(class_id, -1), class_id)
     conf = torch.where(low, 1 - conf, conf)
     rows = torch.cat([class_id[..., None].to(dtype), conf[..., None], boxes], dim=2)  # [B, A, 6]
-    return rows.gather(1, order[..., None].expand(b, a, 6))
+    return torch.empty_like(rows).scatter_(1, dest[..., None].expand(b, a, 6), rows)
 
 
 def decode_detections(
@@ -119,8 +152,9 @@ def decode_detections(
     highest-scoring detections.
 
     Args:
-        cls_probs (Tensor[B, C + 1, A]): class probabilities, background at index 0.
-        offset_preds (Tensor[B, 4A]): predicted offsets.
+        cls_probs (Tensor[B, C + 1, A]): float class probabilities, background at index 0.
+        offset_preds (Tensor[B, 4A]): predicted offsets (integer offsets are taken in
+            ``cls_probs``' dtype).
         anchors (Tensor[A, 4] or [1, A, 4]): xyxy.
         score_threshold (float): candidates need a probability > this.
         nms_threshold (float): per-class NMS threshold.
@@ -135,9 +169,11 @@ def decode_detections(
 
     Returns:
         list of B dicts: ``boxes`` (Tensor[K, 4] xyxy), ``scores`` (Tensor[K]) and ``labels``
-        (Tensor[K] int64 in ``[0, C)``, background excluded), by decreasing score.
+        (Tensor[K] int64 in ``[0, C)``, background excluded), by decreasing score. ``boxes``
+        and ``scores`` stay differentiable w.r.t. inputs that require grad (NMS itself runs on
+        detached values and needs none).
     """
-    anchors, b, c, a = _check_inputs(cls_probs, offset_preds, anchors)
+    anchors, offset_preds, b, c, a = _check_inputs(cls_probs, offset_preds, anchors)
     check_number(score_threshold, "score_threshold")
     check_number(nms_threshold, "nms_threshold")
     topk = int(check_number(topk, "topk", low=1))

@@ -64,8 +64,11 @@ def _batched_iou(anchors: Tensor, gt: Tensor) -> Tensor:
     """IoU of each image's boxes ``[B, G, 4]`` with anchors ``[A, 4]`` -> ``[B, G, A]``.
 
     Anchors are the long, innermost axis so every broadcast runs over contiguous memory, and
-    images are processed a few at a time so the temporaries stay in cache.
+    images are processed a few at a time so the temporaries stay in cache. Matching needs no
+    gradient: inputs that require grad are read detached (the in-place arithmetic would refuse
+    them).
     """
+    anchors, gt = anchors.detach(), gt.detach()
     b, g, _ = gt.shape
     a = anchors.shape[0]
     out = anchors.new_empty(b, g, a)
@@ -427,6 +430,8 @@ def multibox_target(
         - bbox_mask (Tensor[B, 4A]): 1 for assigned anchors' offsets, 0 elsewhere.
         - class_labels (Tensor[B, A]): int64; 0 background, ``class + 1`` for an assigned
           anchor, -1 ignored (only with mining).
+
+        Targets carry no gradient: anchors (or labels) that require grad are read detached.
     """
     check_tensor(anchors, "anchors")
     if anchors.dim() == 3:
@@ -439,6 +444,8 @@ def multibox_target(
     check_same_device("anchors", anchors, "labels", labels)
     t = check_number(iou_threshold, "iou_threshold", low=0, high=1)
     means, stds = _check_means_stds(means, stds)
+    # Targets carry no gradient, even from anchors or labels that require grad.
+    anchors, labels = anchors.detach(), labels.detach()
     b, g, _ = labels.shape
     a = anchors.shape[0]
     dtype = anchors.dtype

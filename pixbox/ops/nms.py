@@ -28,6 +28,14 @@ How it is fast without a compiled kernel:
 4. *Sparse inputs.* When a sort-and-sweep along x finds few candidate pairs (at most
    ``_SPARSE_PAIRS`` per box: spread-out boxes, or many categories in ``batched_nms``), the whole
    suppression graph is built at once from those pairs and resolved as in 3, with no rounds.
+5. *Memory traffic.* Box features are stored once, in spatial order and as rows (x1, y1, x2, y2,
+   area, ...: structure of arrays), so the tiles of any subset are sequential gathers
+   (``index_select``, never advanced indexing) and broadcast over contiguous memory. In
+   ``batched_nms`` every group's run of boxes is padded to whole tiles when the runs are long,
+   so that no pair needs a group check. The sparse hit masks are reduced and scanned eight
+   booleans at a time (as int64 words).
+
+Inputs that require grad are read detached: NMS returns indices and needs no gradient.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ __all__ = ["nms", "batched_nms"]
 _TILE = 32  # boxes per tile in the edge search
 _CHUNK_ELEMS = 1 << 18  # pair-elements per vectorised step (keeps temporaries in cache)
 _MAX_SWEEPS = 12  # vectorised sweeps before the sequential fallback
-_ROUND = 1024  # boxes resolved in the first round (doubles each round)
+_ROUND = 1024  # boxes resolved in the first round
+_GROWTH = 2  # factor by which the rounds grow
 _KEPT_CHUNK = 8  # kept boxes compared with one tile of the rest at a time
 _SPARSE_PAIRS = 64  # candidate pairs per box below which the whole graph is built at once
 _SPARSE_CHUNK = 1 << 16  # pairs per vectorised step in the sparse path
@@ -63,14 +72,86 @@ def _threshold_below(t: float, dtype: torch.dtype) -> Tensor:
     return v
 
 
-def _pair_ovr_gt(a: Tensor, b: Tensor, area_a: Tensor, area_b: Tensor, thr: Tensor) -> Tensor:
-    """``IoU(a_u, b_v) > thr`` for all u, v of tiles: a, b ``[P, T, 4]`` -> ``[P, T, T]`` bool."""
-    xx1 = torch.maximum(a[:, :, None, 0], b[:, None, :, 0])  # [P, T, T]
-    w = torch.minimum(a[:, :, None, 2], b[:, None, :, 2]).sub_(xx1).clamp_(min=0)
-    yy1 = torch.maximum(a[:, :, None, 1], b[:, None, :, 1], out=xx1)
-    h = torch.minimum(a[:, :, None, 3], b[:, None, :, 3]).sub_(yy1).clamp_(min=0)
+def _rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along dim 0 with ``index_select`` (several times faster than advanced indexing)."""
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, *x.shape[1:])
+
+
+def _cols(x: Tensor, index: Tensor) -> Tensor:
+    """``x[:, index]`` of a ``[F, N]`` feature table with ``index_select``: ``[F, *index.shape]``."""
+    return x.index_select(1, index.reshape(-1)).view(x.shape[0], *index.shape)
+
+
+def _words(mask: Tensor) -> Tensor | None:
+    """A contiguous bool tensor whose last dim is a multiple of 8, viewed as int64 words (eight
+    elements each), or None. Reductions and ``nonzero`` over words scan 8x fewer elements."""
+    if mask.shape[-1] % 8 or not mask.is_contiguous():
+        return None
+    return mask.view(torch.uint8).view(torch.int64)
+
+
+def _any_dim1(mask: Tensor) -> Tensor:
+    """``mask.any(1)`` of a bool ``[P, K, T]`` (an OR of words: much faster than ``any``)."""
+    words = _words(mask)
+    if words is None:
+        return mask.any(1)
+    out = words[:, 0].clone()
+    for k in range(1, mask.shape[1]):
+        out.bitwise_or_(words[:, k])
+    return out.view(torch.uint8).view(torch.bool)
+
+
+def _nonzero(mask: Tensor) -> tuple[Tensor, ...]:
+    """``mask.nonzero().unbind(1)`` of a bool tensor, scanning eight elements at a time.
+
+    Returns the columns: ``nonzero``'s ``[H, D]`` result is column-major, so gathering its rows
+    would be slow, while each column is contiguous.
+    """
+    words = _words(mask)
+    if words is None:
+        return mask.nonzero().unbind(1)
+    at = words.nonzero().unbind(1)  # the words holding a True
+    if at[0].numel() == 0:
+        return at
+    flat = at[-1].clone()
+    stride = words.shape[-1]
+    for d in range(words.dim() - 2, -1, -1):
+        flat.add_(at[d] * stride)
+        stride *= words.shape[d]
+    row, byte = words.reshape(-1).index_select(0, flat).view(torch.uint8).view(-1, 8).nonzero().unbind(1)
+    cols = [c.index_select(0, row) for c in at]
+    cols[-1] = cols[-1].mul_(8).add_(byte)
+    return tuple(cols)
+
+
+def _features(boxes: Tensor) -> Tensor:
+    """Per-box features as rows ``[9, N]``: x1, y1, x2, y2, area, cx, cy, w, h.
+
+    Rows (structure of arrays) keep every coordinate contiguous, so gathered tiles broadcast over
+    contiguous memory. The area is ``(x2 - x1) * (y2 - y1)`` in the boxes' dtype, as torchvision's.
+    """
+    x1, y1, x2, y2 = boxes.t()
+    w, h = x2 - x1, y2 - y1
+    return torch.stack([x1, y1, x2, y2, w * h, (x1 + x2) * 0.5, (y1 + y2) * 0.5, w, h])
+
+
+def _pair_ovr_gt(a: Tensor, b: Tensor, thr: Tensor) -> Tensor:
+    """``IoU(a_u, b_v) > thr`` for all u, v of paired tiles.
+
+    Args:
+        a (Tensor[5, P, U]), b (Tensor[5, P, V]): rows x1, y1, x2, y2, area of ``P`` tile pairs.
+
+    Returns:
+        Tensor[P, U, V] bool, with torchvision's arithmetic: ``inter / (area_a + area_b - inter)``.
+    """
+    ax1, ay1, ax2, ay2, area_a = (r[:, :, None] for r in a[:5].unbind(0))  # [P, U, 1]
+    bx1, by1, bx2, by2, area_b = (r[:, None, :] for r in b[:5].unbind(0))  # [P, 1, V]
+    xx1 = torch.maximum(ax1, bx1)  # [P, U, V]
+    w = torch.minimum(ax2, bx2).sub_(xx1).clamp_(min=0)
+    yy1 = torch.maximum(ay1, by1, out=xx1)
+    h = torch.minimum(ay2, by2).sub_(yy1).clamp_(min=0)
     inter = w.mul_(h)
-    union = torch.add(area_a[:, :, None], area_b[:, None, :], out=h).sub_(inter)
+    union = torch.add(area_a, area_b, out=h).sub_(inter)
     return inter.div_(union) > thr  # 0/0 (two degenerate boxes) is NaN: never suppresses
 
 
@@ -78,29 +159,37 @@ def _spatial_order(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Te
     """A permutation putting boxes that might overlap near each other.
 
     Sort keys, most significant first: group, width class (widths differing by more than a
-    factor 1/t never pass), a slab of x about one reach wide, then the y centre.
+    factor 1/t never pass), a slab of x about one reach wide, then the y centre. One sort on a
+    composite int64 key (the y centre quantised to up to 20 bits); the order only serves the
+    culling, so ties may fall either way.
     """
     n = boxes.shape[0]
     device = boxes.device
-    wh = boxes[:, 2:] - boxes[:, :2]  # [N, 2]
-    ctr = (boxes[:, :2] + boxes[:, 2:]) * 0.5  # [N, 2]
+    x1, y1, x2, y2 = boxes.t()
+    w, cx, cy = x2 - x1, (x1 + x2) * 0.5, (y1 + y2) * 0.5
     wclass = torch.zeros(n, dtype=torch.long, device=device)
-    width = wh[:, 0].amax().clamp(min=1e-12).expand(n)
+    width = w.amax().clamp(min=1e-12).expand(n)
     if thr_value >= 0:
         ratio = max(1.0 / max(thr_value, 1e-6), 2.0)
-        wclass = torch.floor(torch.log(wh[:, 0].clamp(min=1e-12)) / math.log(ratio)).long()
+        wclass = torch.floor(torch.log(w.clamp(min=1e-12)) / math.log(ratio)).long()
         wclass = wclass - wclass.min()
-        wmax = torch.zeros(int(wclass.max()) + 1, dtype=wh.dtype, device=device)
-        wmax = wmax.scatter_reduce(0, wclass, wh[:, 0], reduce="amax", include_self=False)
+        wmax = torch.zeros(int(wclass.max()) + 1, dtype=w.dtype, device=device)
+        wmax = wmax.scatter_reduce(0, wclass, w, reduce="amax", include_self=False)
         width = ((1.0 - thr_value) * 1.05 * wmax).clamp(min=1e-12)[wclass]
-    xslab = torch.floor((ctr[:, 0] - ctr[:, 0].amin()) / width).long()
+    xslab = torch.floor((cx - cx.amin()) / width).long()
     # One integer key for (group, width class, slab): groups < 2**20 (see _compact_groups),
     # classes < 2**7 and slabs <= N keep it well inside int64.
     key = wclass * (int(xslab.max()) + 1) + xslab
     if groups is not None:
         key = key + groups * ((int(wclass.max()) + 1) * (int(xslab.max()) + 1))
-    perm = torch.argsort(ctr[:, 1], stable=True)
-    return perm[torch.argsort(key[perm], stable=True)]
+    bits = min(20, 62 - int(key.max()).bit_length())
+    if bits < 8:  # huge keys: sort by y, then stably by key
+        perm = torch.argsort(cy, stable=True)
+        return perm[torch.argsort(key[perm], stable=True)]
+    lo, span = float(cy.amin()), float(cy.amax() - cy.amin())
+    top = (1 << bits) - 1
+    q = ((cy.double() - lo) * (top / span)).clamp_(0, top).long() if span > 0 else torch.zeros_like(key)
+    return torch.argsort((key << bits) | q)
 
 
 def _compact_groups(groups: Tensor) -> Tensor:
@@ -112,33 +201,67 @@ def _compact_groups(groups: Tensor) -> Tensor:
 
 
 class _Tiles:
-    """A subset of boxes, in a given (spatial) order, cut into tiles with per-tile bounds."""
+    """A subset of boxes, in a given (spatial) order, cut into tiles with per-tile bounds.
 
-    def __init__(self, boxes: Tensor, area: Tensor, groups: Tensor | None, index: Tensor,
-                 tile: int = _TILE) -> None:
+    Padding slots repeat a box of their tile (so the bounds do not change) and are invalid. When
+    the groups form long runs in ``index`` (as in spatial order), every run is padded to whole
+    tiles: no tile then mixes groups, and no pair of boxes needs a group check.
+    """
+
+    def __init__(self, feat: Tensor, groups: Tensor | None, index: Tensor, tile: int = _TILE,
+                 labels: Tensor | None = None) -> None:
+        """``feat`` [9, N] and ``groups`` [N] describe all boxes; ``index`` [n] selects the subset,
+        in order. ``labels`` [N] (default: the positions themselves) is what :meth:`original`
+        returns for a box: keeping ``feat`` in spatial order, with ascending ``index`` and the
+        boxes' ranks as labels, makes every gather here sequential in memory."""
+        self.labels = labels
         n = index.numel()
+        device = index.device
         self.n = n
-        self.t = min(max(n, 1), tile)
-        pad = -n % self.t
-        if pad:  # repeat the last box; padded positions are dropped when hits are mapped back
-            index = torch.cat([index, index[-1:].expand(pad)])
-        self.index = index
-        t = self.t
-        self.boxes = boxes[index].reshape(-1, t, 4)  # [nT, T, 4]
-        self.area = area[index].reshape(-1, t)  # [nT, T]
-        self.groups = groups[index].reshape(-1, t) if groups is not None else None
-        tb = self.boxes
-        ctr = (tb[..., :2] + tb[..., 2:]) * 0.5  # [nT, T, 2]
-        wh = tb[..., 2:] - tb[..., :2]
-        self.cmin, self.cmax = ctr.amin(1), ctr.amax(1)  # [nT, 2]
-        self.whmax, self.whmin = wh.amax(1), wh.amin(1)  # [nT, 2]
-        if self.groups is not None:
+        t = self.t = min(max(n, 1), tile)
+        g = groups.index_select(0, index) if groups is not None else None
+        slots = None
+        if g is not None and t > 1 and n > 0:
+            starts = torch.ones(n, dtype=torch.bool, device=device)
+            torch.ne(g[1:], g[:-1], out=starts[1:])
+            run_start = starts.nonzero().flatten()  # [R] first position of each run of one group
+            if 1 < run_start.numel() <= n // (2 * t):  # long runs: pad each one to whole tiles
+                run_len = torch.diff(run_start, append=run_start.new_tensor([n]))
+                padded = (run_len + t - 1) // t * t
+                run = torch.cumsum(starts, 0) - 1  # [n] run of each position
+                shift = (torch.cumsum(padded, 0) - padded - run_start).index_select(0, run)
+                total = int(padded.sum())
+                slots = torch.full((total,), -1, dtype=torch.long, device=device)
+                ar = torch.arange(n, device=device)
+                slots.index_copy_(0, shift.add_(ar), ar)
+        if slots is None:  # pad at the end only
+            slots = torch.arange(n + (-n % t), device=device)
+            valid = slots < n
+            slots.clamp_(max=max(n - 1, 0))
+        else:
+            valid = slots >= 0
+            # A padding slot repeats the last box before it (of its own run: runs start a tile).
+            last = torch.where(valid, torch.arange(slots.numel(), device=device), 0).cummax(0).values
+            slots = slots.index_select(0, last)
+        self.valid = valid
+        self.index = index.index_select(0, slots)
+        f = _cols(feat, self.index).view(feat.shape[0], -1, t)  # [9, nT, T]
+        self.nt = f.shape[1]
+        self.feat = f[:5]  # x1, y1, x2, y2, area  [5, nT, T]
+        self.cmin, self.cmax = f[5:7].amin(2).t(), f[5:7].amax(2).t()  # [nT, 2] centre bounds
+        self.whmax, self.whmin = f[7:9].amax(2).t(), f[7:9].amin(2).t()  # [nT, 2] size bounds
+        self.groups = None
+        if groups is not None:
+            self.groups = g.index_select(0, slots).view(-1, t)  # [nT, T]
             self.gmin, self.gmax = self.groups.amin(1), self.groups.amax(1)  # [nT]
             self.mixed = self.gmin != self.gmax  # tiles holding more than one group
 
     def original(self, pos: Tensor) -> tuple[Tensor, Tensor]:
-        """Maps positions in the tiled order to box indices; returns (indices, valid mask)."""
-        return self.index[pos], pos < self.n
+        """Maps positions in the tiled order to box labels; returns (labels, valid mask)."""
+        index = self.index.index_select(0, pos)
+        if self.labels is not None:
+            index = self.labels.index_select(0, index)
+        return index, self.valid.index_select(0, pos)
 
 
 def _box_tile_pairs(a: _Tiles, b: _Tiles, thr_value: float) -> tuple[Tensor, Tensor]:
@@ -148,10 +271,10 @@ def _box_tile_pairs(a: _Tiles, b: _Tiles, thr_value: float) -> tuple[Tensor, Ten
     be large, so ``a``'s boxes are sorted by (group, x centre) and each tile of ``b`` takes the
     window of boxes within reach in x (``searchsorted``), which is then culled in y and size.
     """
-    device = a.boxes.device
+    device = a.cmin.device
     ca = a.cmin[:, 0].double()  # [nA] x centres (one box per tile)
     ga = a.gmin.double() if a.groups is not None else torch.zeros_like(ca)
-    gb_lo = b.gmin.double() if b.groups is not None else torch.zeros(b.cmin.shape[0], dtype=torch.float64, device=device)
+    gb_lo = b.gmin.double() if b.groups is not None else torch.zeros(b.nt, dtype=torch.float64, device=device)
     gb_hi = b.gmax.double() if b.groups is not None else gb_lo
     # A pair of boxes within IoU > t has |cx_i - cx_j| < (1 - t)(w_i + w_j) / 2, and the width
     # of the a box is at most wmax_a, and at most w_b / t.
@@ -163,43 +286,48 @@ def _box_tile_pairs(a: _Tiles, b: _Tiles, thr_value: float) -> tuple[Tensor, Ten
     reach = (wb + wa_reach) * (0.5 * (1.0 - thr_value + 2e-3)) + 1e-6 * (max(abs(lo_x), abs(hi_x)) + 1)  # [nB]
     stride = (hi_x - lo_x) + 2.0 * float(reach.amax()) + 1.0  # group offset: windows stay in group
     key_a = ga * stride + (ca - lo_x)
-    order = torch.argsort(key_a)
-    keys = key_a[order]
+    keys, order = torch.sort(key_a)
     start = torch.searchsorted(keys, gb_lo * stride + (b.cmin[:, 0].double() - lo_x) - reach)
     stop = torch.searchsorted(keys, gb_hi * stride + (b.cmax[:, 0].double() - lo_x) + reach, right=True)
     count = (stop - start).clamp_(min=0)
     total = int(count.sum())
     pb = torch.repeat_interleave(torch.arange(count.numel(), device=device), count, output_size=total)
-    pa = order[start[pb] + torch.arange(total, device=device) - (torch.cumsum(count, 0) - count)[pb]]
-    # One gather per side: a's tiles are single boxes (cmin = cmax, whmin = whmax).
-    fa = torch.cat([a.cmin, a.whmax], 1)[pa]  # [P, 4]: cx, cy, w, h
-    fb = torch.cat([b.cmin, b.cmax, b.whmax, b.whmin], 1)[pb]  # [P, 8]
-    gap = torch.maximum(fb[:, 0:2] - fa[:, 0:2], fa[:, 0:2] - fb[:, 2:4]).clamp_(min=0)  # [P, 2]
+    pa = order.index_select(0, (start - (torch.cumsum(count, 0) - count)).index_select(0, pb)
+                            + torch.arange(total, device=device))
+    # One gather per side, as rows: a's tiles are single boxes (cmin = cmax, whmin = whmax).
+    fa = _cols(torch.cat([a.cmin, a.whmax], 1).t(), pa)  # [4, P]: cx, cy, w, h
+    fb = _cols(torch.cat([b.cmin, b.cmax, b.whmax, b.whmin], 1).t(), pb)  # [8, P]
     scale = float(torch.maximum(a.cmax.abs().amax(), b.cmax.abs().amax())) + 1
-    keep = (gap <= (fa[:, 2:4] + fb[:, 4:6]).mul_(0.5 * (1.0 - thr_value + 2e-3)).add_(1e-6 * scale)).all(-1)
-    keep &= (fa[:, 2:4] * (1 + 2e-3) >= thr_value * fb[:, 6:8]).all(-1)
-    keep &= (fb[:, 4:6] * (1 + 2e-3) >= thr_value * fa[:, 2:4]).all(-1)
-    if a.groups is not None:
-        ga_p = a.gmin[pa]
-        keep &= (ga_p <= b.gmax[pb]) & (b.gmin[pb] <= ga_p)
-    return pa[keep], pb[keep]
+    keep = None
+    for d in (0, 1):  # x, then y
+        gap = torch.maximum(fb[d] - fa[d], fa[d] - fb[2 + d]).clamp_(min=0)  # [P]
+        ok = gap <= (fa[2 + d] + fb[4 + d]).mul_(0.5 * (1.0 - thr_value + 2e-3)).add_(1e-6 * scale)
+        ok &= fa[2 + d] * (1 + 2e-3) >= thr_value * fb[6 + d]
+        ok &= fb[4 + d] * (1 + 2e-3) >= thr_value * fa[2 + d]
+        keep = ok if keep is None else keep.logical_and_(ok)
+    if a.groups is not None and bool(b.mixed.any()):  # windows never cross groups otherwise
+        ga_p = a.gmin.index_select(0, pa)
+        keep &= (ga_p <= b.gmax.index_select(0, pb)) & (b.gmin.index_select(0, pb) <= ga_p)
+    sel = keep.nonzero().flatten()
+    return pa.index_select(0, sel), pb.index_select(0, sel)
 
 
 def _tile_pairs(a: _Tiles, b: _Tiles, thr_value: float, cull: bool, upper: bool) -> tuple[Tensor, Tensor]:
     """Tile pairs that may hold a pair of boxes with IoU > threshold (conservative)."""
-    na, nb = a.boxes.shape[0], b.boxes.shape[0]
-    keep = torch.ones(na, nb, dtype=torch.bool, device=a.boxes.device)
+    keep = torch.ones(a.nt, b.nt, dtype=torch.bool, device=a.cmin.device)
     if upper:
         keep.triu_()
     if cull:
-        gap = (torch.maximum(a.cmin[:, None], b.cmin[None]) - torch.minimum(a.cmax[:, None], b.cmax[None])).clamp_(min=0)
         # IoU > t needs |c_i - c_j| < (w_i + w_j) / 2 - t max(w_i, w_j) <= (1 - t)(w_i + w_j) / 2,
         # and min(w) > t max(w). The margins make the culling safe against rounding.
-        half_sum = (a.whmax[:, None] + b.whmax[None]) * 0.5  # [nA, nB, 2]
         scale = torch.maximum(a.cmax.abs().amax(), b.cmax.abs().amax()) + 1
-        keep &= (gap <= half_sum * (1.0 - thr_value + 2e-3) + 1e-6 * scale).all(-1)
-        keep &= (a.whmax[:, None] * (1 + 2e-3) >= thr_value * b.whmin[None]).all(-1)
-        keep &= (b.whmax[None] * (1 + 2e-3) >= thr_value * a.whmin[:, None]).all(-1)
+        for d in (0, 1):  # x, then y  ([nA, nB] each)
+            gap = (torch.maximum(a.cmin[:, None, d], b.cmin[None, :, d])
+                   - torch.minimum(a.cmax[:, None, d], b.cmax[None, :, d])).clamp_(min=0)
+            half_sum = (a.whmax[:, None, d] + b.whmax[None, :, d]) * 0.5
+            keep &= gap <= half_sum * (1.0 - thr_value + 2e-3) + 1e-6 * scale
+            keep &= a.whmax[:, None, d] * (1 + 2e-3) >= thr_value * b.whmin[None, :, d]
+            keep &= b.whmax[None, :, d] * (1 + 2e-3) >= thr_value * a.whmin[:, None, d]
     if a.groups is not None:
         keep &= (a.gmin[:, None] <= b.gmax[None]) & (b.gmin[None] <= a.gmax[:, None])
     return keep.nonzero().unbind(1)
@@ -211,32 +339,33 @@ def _hits(a: _Tiles, b: _Tiles, thr_value: float, *, same: bool):
     With ``same`` (a is b), each unordered pair is yielded once and never a box with itself.
     """
     cull = thr_value >= 0  # below 0 even disjoint boxes suppress each other: compare all pairs
-    thr = _threshold_below(thr_value, a.boxes.dtype).to(a.boxes.device)
+    device = a.cmin.device
+    thr = _threshold_below(thr_value, a.feat.dtype).to(device)
     if cull and a.t == 1 and not same:
         pa, pb = _box_tile_pairs(a, b, thr_value)
     else:
         pa, pb = _tile_pairs(a, b, thr_value, cull, upper=same)
     ta, tb = a.t, b.t
-    local_upper = torch.ones(ta, tb, dtype=torch.bool, device=a.boxes.device).triu_(1) if same else None
+    local_upper = torch.ones(ta, tb, dtype=torch.bool, device=device).triu_(1) if same else None
+    mixed = a.groups is not None and bool(a.mixed.any() | b.mixed.any())
     step = max(1, _CHUNK_ELEMS // (ta * tb))
     for s in range(0, pa.numel(), step):
         ia, ib = pa[s:s + step], pb[s:s + step]
-        hit = _pair_ovr_gt(a.boxes[ia], b.boxes[ib], a.area[ia], b.area[ib], thr)  # [P, Ta, Tb]
+        hit = _pair_ovr_gt(a.feat.index_select(1, ia), b.feat.index_select(1, ib), thr)  # [P, Ta, Tb]
         if same:
             diag = ia == ib
             if bool(diag.any()):
                 hit[diag] &= local_upper
-        if a.groups is not None and not bool((a.mixed[ia] | b.mixed[ib]).any()):
-            pass  # culled pairs of single-group tiles share their group
-        elif a.groups is not None:
-            hit &= a.groups[ia][:, :, None] == b.groups[ib][:, None, :]
-        p, u, v = hit.nonzero().unbind(1)
+        if mixed and bool((a.mixed.index_select(0, ia) | b.mixed.index_select(0, ib)).any()):
+            # culled pairs of single-group tiles share their group; mixed tiles need a check
+            hit &= a.groups.index_select(0, ia)[:, :, None] == b.groups.index_select(0, ib)[:, None, :]
+        p, u, v = _nonzero(hit)
         if p.numel() == 0:
             continue
-        i, ok_i = a.original(ia[p] * ta + u)
-        j, ok_j = b.original(ib[p] * tb + v)
-        ok = ok_i & ok_j
-        yield i[ok], j[ok]
+        i, ok_i = a.original(ia.index_select(0, p) * ta + u)
+        j, ok_j = b.original(ib.index_select(0, p) * tb + v)
+        ok = (ok_i & ok_j).nonzero().flatten()
+        yield i.index_select(0, ok), j.index_select(0, ok)
 
 
 def _sweep_pairs(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: int):
@@ -300,23 +429,23 @@ def _nms_sparse(boxes: Tensor, thr_value: float, groups: Tensor | None, budget: 
     if found is None:
         return None
     order, first, second = found
-    sb = boxes[order]  # [N, 4] in sweep order: pairs index nearby rows
-    x1, y1, x2, y2 = sb.t().contiguous().unbind(0)
+    sf = _features(boxes.index_select(0, order))[:5]  # [5, N] in sweep order: pairs index nearby rows
+    x1, y1, x2, y2 = sf[:4]
     wmin = (x2 - x1) * (thr_value * (1 - 1e-3))
     hmin = (y2 - y1) * (thr_value * (1 - 1e-3))
-    area = (x2 - x1) * (y2 - y1)
     thr = _threshold_below(thr_value, boxes.dtype).to(boxes.device)
     src, dst = [], []
     for s in range(0, first.numel(), _SPARSE_CHUNK):
         a, b = first[s:s + _SPARSE_CHUNK], second[s:s + _SPARSE_CHUNK]
-        ih = torch.minimum(y2[a], y2[b]).sub_(torch.maximum(y1[a], y1[b]))
-        ok = (ih > torch.maximum(hmin[a], hmin[b])) & (ih > 0)
-        iw = torch.minimum(x2[a], x2[b]).sub_(torch.maximum(x1[a], x1[b]))
-        ok &= (iw > torch.maximum(wmin[a], wmin[b])) & (iw > 0)
-        a, b = a[ok], b[ok]
-        hit = _pair_ovr_gt(sb[a][:, None], sb[b][:, None], area[a][:, None], area[b][:, None],
-                           thr).view(-1)  # [P]
-        i, j = order[a[hit]], order[b[hit]]
+        fa, fb = _cols(sf, a), _cols(sf, b)  # [5, P]
+        ih = torch.minimum(fa[3], fb[3]).sub_(torch.maximum(fa[1], fb[1]))
+        ok = (ih > torch.maximum(hmin.index_select(0, a), hmin.index_select(0, b))) & (ih > 0)
+        iw = torch.minimum(fa[2], fb[2]).sub_(torch.maximum(fa[0], fb[0]))
+        ok &= (iw > torch.maximum(wmin.index_select(0, a), wmin.index_select(0, b))) & (iw > 0)
+        sel = ok.nonzero().flatten()
+        hit = _pair_ovr_gt(fa.index_select(1, sel)[:, :, None], fb.index_select(1, sel)[:, :, None], thr)
+        sel = sel.masked_select(hit.view(-1))  # [P'] pairs with IoU > t
+        i, j = order.index_select(0, a.index_select(0, sel)), order.index_select(0, b.index_select(0, sel))
         src.append(torch.minimum(i, j))
         dst.append(torch.maximum(i, j))
     if not src:
@@ -332,36 +461,37 @@ def _suppressed(kept: _Tiles, rest: _Tiles, thr_value: float) -> Tensor:
     gathered once per block rather than once per kept box. Only "hit by any kept box" is needed,
     so the block is reduced over the kept boxes before ``nonzero``.
     """
-    device = rest.boxes.device
+    device = rest.cmin.device
     pa, pb = _box_tile_pairs(kept, rest, thr_value)  # sorted by pb
     if pa.numel() == 0:
         return torch.zeros(0, dtype=torch.long, device=device)
     k, t = _KEPT_CHUNK, rest.t
-    n_tiles = rest.boxes.shape[0]
-    counts = torch.bincount(pb, minlength=n_tiles)  # kept boxes per rest tile
-    run = torch.arange(pa.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[pb]
+    counts = torch.bincount(pb, minlength=rest.nt)  # kept boxes per rest tile
+    run = torch.arange(pa.numel(), device=device) - (torch.cumsum(counts, 0) - counts).index_select(0, pb)
     blocks = (counts + k - 1) // k  # [nT]
-    block = (torch.cumsum(blocks, 0) - blocks)[pb] + torch.div(run, k, rounding_mode="floor")
+    block = (torch.cumsum(blocks, 0) - blocks).index_select(0, pb) + torch.div(run, k, rounding_mode="floor")
     n_blocks = int(blocks.sum())
-    slot = torch.full((n_blocks, k), -1, dtype=torch.long, device=device)
-    slot[block, run % k] = pa
-    block_tile = torch.repeat_interleave(torch.arange(n_tiles, device=device), blocks, output_size=n_blocks)
-    kb, ka, kg = kept.boxes[:, 0], kept.area[:, 0], kept.groups[:, 0] if kept.groups is not None else None
-    mixed = kept.groups is not None and bool(rest.mixed.any())
-    thr = _threshold_below(thr_value, rest.boxes.dtype).to(device)
+    # Empty slots point at an extra all-NaN kept box, whose IoU comparisons are all False.
+    n_kept = kept.nt
+    slot = torch.full((n_blocks * k,), n_kept, dtype=torch.long, device=device)
+    slot.index_copy_(0, block * k + run % k, pa)
+    slot = slot.view(n_blocks, k)
+    block_tile = torch.repeat_interleave(torch.arange(rest.nt, device=device), blocks, output_size=n_blocks)
+    kb = torch.cat([kept.feat[:, :, 0], kept.feat.new_full((5, 1), math.nan)], 1)  # [5, nK + 1]
+    kg = kept.groups[:, 0] if kept.groups is not None else None
+    mixed = kg is not None and bool(rest.mixed.any())
+    thr = _threshold_below(thr_value, rest.feat.dtype).to(device)
     step = max(1, _CHUNK_ELEMS // (k * t))
     out = []
     for s in range(0, n_blocks, step):
         sl, bt = slot[s:s + step], block_tile[s:s + step]
-        valid = sl >= 0  # [P, K]
-        sl = sl.clamp(min=0)
-        hit = _pair_ovr_gt(kb[sl], rest.boxes[bt], ka[sl], rest.area[bt], thr)  # [P, K, T]
-        hit &= valid[:, :, None]
+        hit = _pair_ovr_gt(_cols(kb, sl), rest.feat.index_select(1, bt), thr)  # [P, K, T]
         if mixed:  # culled pairs of single-group tiles share their group; mixed tiles need a check
-            hit &= kg[sl][:, :, None] == rest.groups[bt][:, None, :]
-        p, v = hit.any(1).nonzero().unbind(1)
-        j, ok = rest.original(bt[p] * t + v)
-        out.append(j[ok])
+            kgs = _rows(torch.cat([kg, kg.new_full((1,), -1)]), sl)  # [P, K]
+            hit &= kgs[:, :, None] == rest.groups.index_select(0, bt)[:, None, :]
+        p, v = _any_dim1(hit).nonzero().unbind(1)  # denser than the hits: a plain nonzero
+        j, ok = rest.original(bt.index_select(0, p) * t + v)
+        out.append(j.masked_select(ok))
     return torch.cat(out)
 
 
@@ -386,8 +516,20 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
         sparse = _nms_sparse(boxes, thr_value, groups, _SPARSE_PAIRS * n)
         if sparse is not None:
             return sparse
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    spatial = _spatial_order(boxes, thr_value, groups) if n > _TILE else torch.arange(n, device=device)
+    if n > _TILE:
+        # Boxes are tiled in spatial order; features and groups are stored in that order, so the
+        # tiles of any subset (ascending positions) gather sequential memory.
+        spatial = _spatial_order(boxes, thr_value, groups)
+        boxes = boxes.index_select(0, spatial)
+        groups = groups.index_select(0, spatial) if groups is not None else None
+    else:
+        spatial = torch.arange(n, device=device)
+    feat = _features(boxes)  # [9, N] in spatial order
+
+    def tiles(rank_mask: Tensor, tile: int = _TILE) -> _Tiles:
+        """Tiles of the boxes selected by a mask over ranks, labelled with their ranks."""
+        return _Tiles(feat, groups, rank_mask.index_select(0, spatial).nonzero().flatten(), tile, spatial)
+
     alive = torch.ones(n, dtype=torch.bool, device=device)
     start, m = 0, _ROUND
     while True:
@@ -398,7 +540,7 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
         stop = int(alive_idx[min(m, alive_idx.numel()) - 1]) + 1
         in_head = torch.zeros(n, dtype=torch.bool, device=device)
         in_head[start:stop] = alive[start:stop]
-        head = _Tiles(boxes, area, groups, spatial[in_head[spatial]])
+        head = tiles(in_head)
         src, dst = [], []
         for i, j in _hits(head, head, thr_value, same=True):
             src.append(torch.minimum(i, j))
@@ -408,8 +550,9 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
             # Relabel ranks to 0..h-1 for the resolver (order is preserved).
             pos = torch.full((n,), -1, dtype=torch.long, device=device)
             pos[head_ranks] = torch.arange(head_ranks.numel(), device=device)
-            head_keep = _greedy_keep(head_ranks.numel(), pos[torch.cat(src)], pos[torch.cat(dst)])
-            kept = head_ranks[head_keep]
+            head_keep = _greedy_keep(head_ranks.numel(), pos.index_select(0, torch.cat(src)),
+                                     pos.index_select(0, torch.cat(dst)))
+            kept = head_ranks.masked_select(head_keep)
         else:
             kept = head_ranks
         keep[kept] = True
@@ -419,14 +562,14 @@ def _nms_ranked(boxes: Tensor, thr_value: float, groups: Tensor | None) -> Tenso
             break
         is_kept = torch.zeros(n, dtype=torch.bool, device=device)
         is_kept[kept] = True
-        kept_boxes = _Tiles(boxes, area, groups, spatial[is_kept[spatial]], 1)
-        rest_tiles = _Tiles(boxes, area, groups, spatial[alive[spatial]])
+        kept_boxes = tiles(is_kept, 1)
+        rest_tiles = tiles(alive)
         if thr_value >= 0:
-            alive[_suppressed(kept_boxes, rest_tiles, thr_value)] = False
+            alive.index_fill_(0, _suppressed(kept_boxes, rest_tiles, thr_value), False)
         else:
             for _, j in _hits(kept_boxes, rest_tiles, thr_value, same=False):
                 alive[j] = False
-        m *= 2
+        m *= _GROWTH
     return keep
 
 
@@ -465,6 +608,9 @@ def _prepare(boxes: Tensor, scores: Tensor, iou_threshold) -> tuple[Tensor, Tens
     if scores.is_floating_point() and bool(torch.isnan(scores).any()):
         raise ValueError("scores must not contain NaN")
     t = check_number(iou_threshold, "iou_threshold")
+    # NMS returns indices: no gradient flows through it, so inputs that require grad (raw network
+    # outputs) are used detached, with the same keep list.
+    boxes, scores = boxes.detach(), scores.detach()
     if boxes.dtype not in (torch.float32, torch.float64):
         boxes = boxes.float()
     return boxes, scores, float(t)
@@ -481,13 +627,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
     Returns:
         Tensor[K]: int64 indices of the kept boxes, in decreasing score order (ties: lower index
-        first).
+        first). Inputs that require grad are fine: NMS needs no gradient, the result is the same.
     """
     boxes, scores, t = _prepare(boxes, scores, iou_threshold)
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    return order[_nms_ranked(boxes[order], t, None)]
+    return order.masked_select(_nms_ranked(boxes.index_select(0, order), t, None))
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
@@ -501,8 +647,12 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
 
     Returns:
         Tensor[K]: int64 indices of the kept boxes, in decreasing score order (ties: lower index
-        first). The kept set is exactly that of running :func:`nms` on each category.
+        first). The kept set is exactly that of running :func:`nms` on each category. Empty
+        ``boxes`` (``[0, 4]``, or ``[0]`` as in torchvision's tests) give an empty result without
+        looking at the other arguments, as torchvision's ``batched_nms`` does.
     """
+    if isinstance(boxes, Tensor) and boxes.numel() == 0 and boxes.dim() <= 2:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
     boxes, scores, t = _prepare(boxes, scores, iou_threshold)
     check_tensor(idxs, "idxs")
     check_shape(idxs, "idxs", (boxes.shape[0],), f"[N] with N = {boxes.shape[0]} (one per box)")
@@ -512,4 +662,5 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    return order[_nms_ranked(boxes[order], t, idxs[order].long())]
+    keep = _nms_ranked(boxes.index_select(0, order), t, idxs.detach().index_select(0, order).long())
+    return order.masked_select(keep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ from pixbox.ops import (
     box_convert,
     box_iou,
     clip_boxes,
+    complete_box_iou,
     denormalize_boxes,
+    distance_box_iou,
     generalized_box_iou,
     normalize_boxes,
     remove_small_boxes,
@@ -311,8 +314,8 @@ def test_bad_input_raises_with_argument_name():
         generalized_box_iou(good, torch.tensor([[0.0, 1, 1, 0]]))  # y2 < y1
     with pytest.raises(ValueError, match="boxes1"):
         box_iou(torch.tensor([[0.0, 0, float("nan"), 1]]), good)
-    with pytest.raises(TypeError, match="boxes1"):
-        box_iou(torch.tensor([[0, 0, 1, 1]]), good)
+    with pytest.raises(TypeError, match="boxes1"):  # integer boxes are fine (as torchvision's), bool are not
+        box_iou(torch.tensor([[False, False, True, True]]), good)
     with pytest.raises(TypeError, match="boxes2"):
         box_iou(good, [[0.0, 0, 1, 1]])
     with pytest.raises(ValueError, match="boxes"):
@@ -360,3 +363,194 @@ def test_non_finite_boxes_raise_instead_of_giving_nan(value):
     for fn in (box_iou, generalized_box_iou):
         with pytest.raises(ValueError, match=r"boxes1 must be well-formed xyxy boxes .* all finite; row 1 is"):
             fn(bad, good)
+
+
+# --------------------------------------------------------------------------------------------
+# integer and half-precision boxes (issue 18): torchvision's dtypes, written as facts
+
+INT_DTYPES = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8]
+#: box_area's output dtype for each input dtype, as torchvision 0.28's box_area.
+AREA_DTYPE = {torch.int8: torch.int32, torch.int16: torch.int32, torch.int32: torch.int32,
+              torch.int64: torch.int64, torch.uint8: torch.int32, torch.float16: torch.float32,
+              torch.bfloat16: torch.float32, torch.float32: torch.float32, torch.float64: torch.float64}
+#: the IoU family's output dtype for each input dtype (integers: the default float dtype).
+IOU_DTYPE = {torch.int8: torch.float32, torch.int16: torch.float32, torch.int32: torch.float32,
+             torch.int64: torch.float32, torch.uint8: torch.float32, torch.float16: torch.float32,
+             torch.bfloat16: torch.float32, torch.float32: torch.float32, torch.float64: torch.float64}
+IOU_FAMILY = [box_iou, generalized_box_iou, distance_box_iou, complete_box_iou]
+
+
+@pytest.mark.parametrize("dtype", list(AREA_DTYPE))
+def test_integer_and_half_boxes_give_torchvisions_dtypes(dtype):
+    g = torch.Generator().manual_seed(0)
+    a = random_boxes(g, 9, canvas=60, max_side=40)  # small integers: exact in every dtype
+    b = random_boxes(g, 5, canvas=60, max_side=40)
+    area = box_area(a.to(dtype))
+    assert area.dtype == AREA_DTYPE[dtype]
+    assert area.tolist() == box_area(a).tolist()
+    for fn in IOU_FAMILY:
+        out = fn(a.to(dtype), b.to(dtype))
+        assert out.dtype == IOU_DTYPE[dtype], fn.__name__
+        torch.testing.assert_close(out.double(), fn(a, b), rtol=0, atol=1e-6)
+
+
+def test_integer_boxes_torchvision_test_values():
+    """torchvision's TestBoxIou / TestGeneralizedBoxIou / TestDistanceBoxIoU integer cases."""
+    a = torch.tensor([[0, 0, 100, 100], [0, 0, 50, 50], [200, 200, 300, 300], [0, 0, 25, 25]])
+    b = a[:3]
+    iou = [[1.0, 0.25, 0.0], [0.25, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0625, 0.25, 0.0]]
+    giou = [[1.0, 0.25, -0.7778], [0.25, 1.0, -0.8611], [-0.7778, -0.8611, 1.0], [0.0625, 0.25, -0.8819]]
+    diou = [[1.0, 0.1875, -0.4444], [0.1875, 1.0, -0.5625], [-0.4444, -0.5625, 1.0], [-0.0781, 0.1875, -0.6267]]
+    for dtype in (torch.int16, torch.int32, torch.int64):
+        for fn, want in ((box_iou, iou), (generalized_box_iou, giou), (distance_box_iou, diou), (complete_box_iou, diou)):
+            torch.testing.assert_close(fn(a.to(dtype), b.to(dtype)), torch.tensor(want), rtol=0, atol=1e-4)
+    assert box_area(a.to(torch.int8).clamp(max=100)).dtype == torch.int32
+
+
+def test_uint8_boxes_do_not_wrap_around():
+    # Disjoint boxes: in uint8, x1 of one minus x2 of the other would wrap to a large positive
+    # width (torchvision's box_iou computes it so); pixbox computes in int64.
+    a = torch.tensor([[0, 0, 10, 10]], dtype=torch.uint8)
+    b = torch.tensor([[20, 20, 30, 30]], dtype=torch.uint8)
+    for fn in IOU_FAMILY:
+        assert fn(a, b).item() == fn(a.float(), b.float()).item() <= 0, fn.__name__
+
+
+def test_large_integer_coordinates_do_not_overflow():
+    a = torch.tensor([[0, 0, 60000, 60000]], dtype=torch.int32)  # area 3.6e9 > 2**31
+    b = torch.tensor([[0, 0, 30000, 60000]], dtype=torch.int32)
+    assert box_iou(a, b).item() == 0.5
+    assert generalized_box_iou(a, b).item() == 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# distance and complete IoU (Zheng et al., 2020) against loops written from the paper
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0  # pixbox: two empty boxes have IoU 0
+
+
+def _angle(box) -> float:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return math.atan(w / h) if h > 0 else (math.pi / 2 if w > 0 else 0.0)
+
+
+def diou_reference(a, b, eps: float = 1e-7) -> float:
+    """DIoU = IoU - rho^2(b, b_gt) / c^2 (Zheng et al., eq. 6); eps as torchvision's, on c^2."""
+    rho2 = ((a[0] + a[2]) / 2 - (b[0] + b[2]) / 2) ** 2 + ((a[1] + a[3]) / 2 - (b[1] + b[3]) / 2) ** 2
+    c2 = (max(a[2], b[2]) - min(a[0], b[0])) ** 2 + (max(a[3], b[3]) - min(a[1], b[1])) ** 2
+    return _iou(a, b) - rho2 / (c2 + eps)
+
+
+def ciou_reference(a, b, eps: float = 1e-7, alpha: float | None = None) -> float:
+    """CIoU = DIoU - alpha v, v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2,
+    alpha = v / ((1 - IoU) + v) (Zheng et al., eqs. 8-11); eps as torchvision's."""
+    v = 4 / math.pi ** 2 * (_angle(b) - _angle(a)) ** 2
+    if alpha is None:
+        alpha = v / ((1 - _iou(a, b)) + v + eps)
+    return diou_reference(a, b, eps) - alpha * v
+
+
+def pairwise_reference(fn, boxes1, boxes2, **kw) -> torch.Tensor:
+    rows1, rows2 = boxes1.double().tolist(), boxes2.double().tolist()
+    return torch.tensor([[fn(p, q, **kw) for q in rows2] for p in rows1], dtype=torch.float64).reshape(len(rows1), len(rows2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(12))
+def test_distance_and_complete_box_iou_match_reference(seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    n, m = [(0, 3), (3, 0), (1, 1), (17, 12)][seed % 4]
+    if seed % 2:
+        a, b = random_boxes(g, n), random_boxes(g, m)  # integer corners, ties, degenerate boxes
+    else:
+        xy = torch.rand(n + m, 2, generator=g, dtype=torch.float64) * 10 - 3
+        boxes = torch.cat([xy, xy + torch.rand(n + m, 2, generator=g, dtype=torch.float64) * 6], dim=1)
+        a, b = boxes[:n], boxes[n:]
+    a, b = a.to(dtype), b.to(dtype)
+    tol = dict(rtol=0, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    # DIoU is in (-1, 1]; CIoU subtracts alpha * v <= 1/2 more (v <= 1, alpha = v / (1 - IoU + v)).
+    for fn, ref, low in ((distance_box_iou, diou_reference, -1.0), (complete_box_iou, ciou_reference, -1.5)):
+        got = fn(a, b)
+        assert got.shape == (n, m) and got.dtype == dtype
+        assert not torch.isnan(got).any()
+        assert bool((got >= low - 1e-6).all()) and bool((got <= 1 + 1e-6).all())
+        torch.testing.assert_close(got.double(), pairwise_reference(ref, a, b), **tol)
+
+
+def test_distance_and_complete_box_iou_golden():
+    # [0,0,2,2] vs [1,1,3,3]: IoU 1/7, centres 1,1 and 2,2 -> rho^2 = 2, enclosing 3x3 -> c^2 = 18.
+    a = torch.tensor([[0.0, 0, 2, 2]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 1, 3, 3], [0, 0, 4, 2]], dtype=torch.float64)
+    diou = distance_box_iou(a, b, eps=0.0)
+    torch.testing.assert_close(diou[0, 0], torch.tensor(1 / 7 - 2 / 18, dtype=torch.float64))
+    # Same aspect ratio: v = 0, CIoU = DIoU. [0,0,4,2]: IoU 1/2, rho^2 = 1, c^2 = 20, v = 4/pi^2 (atan 2 - pi/4)^2.
+    ciou = complete_box_iou(a, b, eps=0.0)
+    assert ciou[0, 0] == diou[0, 0]
+    v = 4 / math.pi ** 2 * (math.atan(2) - math.pi / 4) ** 2
+    torch.testing.assert_close(ciou[0, 1].item(), 0.5 - 1 / 20 - v / (0.5 + v) * v, rtol=0, atol=1e-15)
+
+
+def test_distance_and_complete_box_iou_eps_changes_output():
+    a = torch.tensor([[0.0, 0, 1, 1]])
+    b = torch.tensor([[2.0, 0, 3, 2]])
+    for fn in (distance_box_iou, complete_box_iou):
+        assert fn(a, b, eps=1.0).item() > fn(a, b).item()
+        assert fn(a, b).item() == fn(a, b, eps=1e-7).item()
+
+
+def test_distance_and_complete_box_iou_degenerate_boxes_never_give_nan():
+    boxes = torch.tensor([[1.0, 1, 1, 1], [1, 1, 1, 1], [0, 2, 4, 2], [3, 0, 3, 5], [0, 0, 4, 4]])
+    for dtype in DTYPES + [torch.float16, torch.int32]:
+        for fn in (distance_box_iou, complete_box_iou):
+            out = fn(boxes.to(dtype), boxes.to(dtype))
+            assert not torch.isnan(out).any(), (fn.__name__, dtype)
+            assert out[4, 4] == 1.0 and out[0, 1] == 0.0  # two equal points: IoU 0, no distance
+
+
+def test_distance_box_iou_gradcheck():
+    assert torch.autograd.gradcheck(distance_box_iou, _separated_pairs())
+
+
+def test_complete_box_iou_gradient_keeps_alpha_constant():
+    """CIoU's alpha is a constant for autograd (the paper, torchvision): the gradient is that of
+    DIoU - alpha * v with alpha frozen at the point, by central differences on the reference."""
+    a, b = _separated_pairs()
+    complete_box_iou(a, b).sum().backward()
+    rows_a, rows_b = a.detach().tolist(), b.detach().tolist()
+
+    def alpha_at(p, q):
+        v = 4 / math.pi ** 2 * (_angle(q) - _angle(p)) ** 2
+        return v / ((1 - _iou(p, q)) + v + 1e-7)
+
+    alpha = [[alpha_at(p, q) for q in rows_b] for p in rows_a]
+
+    def frozen(rows):
+        return sum(ciou_reference(p, q, alpha=alpha[i][j]) for i, p in enumerate(rows) for j, q in enumerate(rows_b))
+
+    h = 1e-6
+    for i in range(len(rows_a)):
+        for k in range(4):
+            up = [r[:] for r in rows_a]
+            down = [r[:] for r in rows_a]
+            up[i][k] += h
+            down[i][k] -= h
+            numeric = (frozen(up) - frozen(down)) / (2 * h)
+            assert abs(a.grad[i, k].item() - numeric) < 1e-6, (i, k)
+
+
+def test_distance_and_complete_box_iou_bad_input():
+    good = torch.tensor([[0.0, 0, 1, 1]])
+    for fn in (distance_box_iou, complete_box_iou):
+        with pytest.raises(ValueError, match="boxes2"):
+            fn(good, torch.tensor([[1.0, 0, 0, 1]]))  # x2 < x1
+        with pytest.raises(ValueError, match="boxes1"):
+            fn(torch.zeros(2, 3), good)
+        with pytest.raises(TypeError, match="boxes1"):
+            fn(torch.ones(1, 4, dtype=torch.bool), good)
+        with pytest.raises(ValueError, match="eps"):
+            fn(good, good, eps=-1.0)

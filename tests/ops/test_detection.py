@@ -251,8 +251,8 @@ def test_bad_input_raises_with_argument_name(fn):
         fn(probs, torch.zeros(1, 15), anchors)
     with pytest.raises(ValueError, match="offset_preds"):
         fn(probs, torch.zeros(1, 4, 4), anchors)
-    with pytest.raises(TypeError, match="offset_preds"):
-        fn(probs, torch.zeros(1, 16, dtype=torch.long), anchors)
+    with pytest.raises(TypeError, match="offset_preds"):  # integer offsets are fine (the book's), bool are not
+        fn(probs, torch.zeros(1, 16, dtype=torch.bool), anchors)
     with pytest.raises(ValueError, match="anchors"):
         fn(probs, offsets, anchors[:, :3])
     with pytest.raises(ValueError, match="anchors"):
@@ -296,3 +296,73 @@ def test_decode_detections_pre_nms_topk():
             assert set(x["scores"][x["labels"] == c].tolist()) & top5 == kept
     with pytest.raises(ValueError, match="pre_nms_topk"):
         decode_detections(probs, offsets, anchors, pre_nms_topk=0)
+
+
+# --------------------------------------------------------------------------------------------
+# the book's inputs (issue 18): raw network outputs that require grad, integer offsets
+
+
+def test_multibox_detection_on_inputs_that_require_grad():
+    """The book calls multibox_detection on raw network outputs: same rows, and no gradient."""
+    g = torch.Generator().manual_seed(0)
+    probs, offsets, anchors = random_inputs(g, 3, 30, 2, torch.float32, zero_offsets=False)
+    expected = multibox_detection(probs, offsets, anchors, 0.5)
+    logits = probs.clone().requires_grad_()
+    raw = offsets.clone().requires_grad_()
+    out = multibox_detection(logits * 1, raw * 1, anchors.clone().requires_grad_(), 0.5)
+    assert not out.requires_grad and out.grad_fn is None
+    assert torch.equal(out, expected)
+
+
+def test_decode_detections_on_inputs_that_require_grad():
+    """Same detections; boxes and scores stay differentiable (NMS itself needs no gradient)."""
+    g = torch.Generator().manual_seed(1)
+    probs, offsets, anchors = random_inputs(g, 2, 40, 2, torch.float64, zero_offsets=False)
+    expected = decode_detections(probs, offsets, anchors)
+    p, o = probs.clone().requires_grad_(), offsets.clone().requires_grad_()
+    got = decode_detections(p, o, anchors)
+    for e, d in zip(expected, got):
+        assert torch.equal(e["labels"], d["labels"])
+        assert torch.equal(e["boxes"], d["boxes"].detach()) and torch.equal(e["scores"], d["scores"].detach())
+    sum(d["boxes"].sum() + d["scores"].sum() for d in got).backward()
+    assert o.grad is not None and p.grad is not None
+
+
+def test_multibox_detection_takes_the_books_integer_offsets():
+    """D2L 14.4.4 passes ``offset_preds = torch.tensor([0] * anchors.numel())`` (int64)."""
+    offsets = torch.tensor([0] * D2L_ANCHORS.numel())
+    assert offsets.dtype == torch.int64
+    out = multibox_detection(D2L_PROBS[None], offsets[None], D2L_ANCHORS[None], nms_threshold=0.5)
+    assert out.dtype == torch.float32  # the dtype of cls_probs
+    assert torch.equal(out, multibox_detection(D2L_PROBS[None], torch.zeros(1, 16), D2L_ANCHORS[None], 0.5))
+    dets = decode_detections(D2L_PROBS[None], offsets[None].int(), D2L_ANCHORS)
+    assert dets[0]["boxes"].dtype == torch.float32 and dets[0]["labels"].tolist() == [0, 1, 1, 0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_multibox_detection_many_images_with_ties_matches_reference(seed):
+    """Images are ranked separately and interleaved for one batched NMS: ties within and across
+    images (quantised probabilities) must still give each image's own D2L rows."""
+    g = torch.Generator().manual_seed(seed)
+    probs, offsets, anchors = random_inputs(g, 7, 60, 2, torch.float64, zero_offsets=seed % 2 == 0)
+    probs[3] = probs[1]  # two identical images
+    out = multibox_detection(probs, offsets, anchors, 0.5)
+    ref = R.multibox_detection(probs, offsets, anchors, 0.5)
+    assert out[..., 0].tolist() == ref[..., 0].tolist()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for i in range(probs.shape[0]):  # the batch is the images one at a time
+        assert torch.equal(out[i:i + 1], multibox_detection(probs[i:i + 1], offsets[i:i + 1], anchors, 0.5))
+
+
+def test_ranking_by_confidence_is_a_stable_descending_sort():
+    """multibox_detection ranks float32 confidences with int64 keys instead of a stable sort."""
+    from pixbox.ops.detection import _rank_desc
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        conf = torch.randint(-5, 6, (4, 300), generator=g).float() / 4  # many ties
+        conf[0, :10], conf[0, 10:20] = -0.0, 0.0  # equal, though their bits differ
+        conf[1] = torch.randn(300, generator=g) * 1e30
+        conf[2, ::3], conf[2, 1::3] = float("inf"), float("-inf")
+        for c in (conf, conf.double(), conf.half()):
+            assert torch.equal(_rank_desc(c), torch.sort(c, dim=1, descending=True, stable=True).indices)

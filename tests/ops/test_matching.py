@@ -434,3 +434,25 @@ def test_bad_input_raises_with_argument_name():
         hard_negative_mining(torch.zeros(1, 5, 3), labels_2d, -1.0)
     with pytest.raises(ValueError, match="min_negative_samples"):
         hard_negative_mining(torch.zeros(1, 5, 3), labels_2d, min_negative_samples=-2)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs that require grad (issue 18)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_targets_from_anchors_that_require_grad(dtype):
+    """Anchors computed by a network (requires_grad) give the same targets, with no gradient."""
+    gen = torch.Generator().manual_seed(7)
+    anchors = grid_boxes(gen, 24).to(dtype)
+    labels = random_labels(gen, 3, 4, padding=1).to(dtype)
+    logits = random_logits(gen, 3, 24, 4, ties=False).to(dtype)
+    kwargs = dict(cls_preds=logits, negative_mining_ratio=1.0)
+    expected = multibox_target(anchors, labels, **kwargs)
+    got = multibox_target((anchors.clone().requires_grad_() * 1)[None], labels.clone().requires_grad_(),
+                          cls_preds=logits.clone().requires_grad_(), negative_mining_ratio=1.0)
+    for e, t in zip(expected, got):
+        assert not t.requires_grad and torch.equal(e, t)
+    gt = grid_boxes(gen, 5).to(dtype)
+    assert torch.equal(match_anchors(anchors.clone().requires_grad_(), gt.clone().requires_grad_()),
+                       match_anchors(anchors, gt))

@@ -374,3 +374,59 @@ def test_auto_choice_takes_the_sparse_path_for_spread_out_groups(monkeypatch, nm
     before = len(calls)
     nms(dense, scores, 0.5)
     assert all(c is None for c in calls[before:])  # every pair is a candidate: rounds
+
+
+# --------------------------------------------------------------------------------------------
+# torchvision's inputs (issue 18): requires grad, empty batched_nms, long group runs
+
+
+def test_inputs_that_require_grad_give_the_same_keep_list():
+    """NMS returns indices and needs no gradient: raw network outputs (requires_grad) work."""
+    g = torch.Generator().manual_seed(3)
+    boxes, scores = clustered_boxes(g, 300), torch.rand(300, generator=g, dtype=torch.float64)
+    idxs = torch.randint(0, 3, (300,), generator=g)
+    expected = nms(boxes, scores, 0.5)
+    expected_batched = batched_nms(boxes, scores, idxs, 0.5)
+    for dtype in DTYPES:
+        b = boxes.to(dtype).requires_grad_()
+        s = scores.to(dtype).requires_grad_()
+        assert torch.equal(nms(b, s, 0.5), expected)
+        assert torch.equal(batched_nms(b, s, idxs, 0.5), expected_batched)
+        assert torch.equal(batched_nms(b * 2, s * 1, idxs, 0.5), expected_batched)  # non-leaf tensors too
+    assert torch.equal(expected, R.nms(boxes, scores, 0.5))
+
+
+def test_batched_nms_empty_inputs_as_torchvision_tests_them():
+    # torchvision's test_batched_nms_implementations: batched_nms(empty, None, None, None).
+    empty = torch.empty((0,), dtype=torch.int64)
+    out = batched_nms(empty, None, None, None)
+    assert out.dtype == torch.int64 and out.shape == (0,)
+    # The issue's case, and float boxes of shape [0, 4] with real arguments.
+    out = batched_nms(torch.empty((0, 4)), torch.empty(0), torch.empty(0, dtype=torch.int64), 0.5)
+    assert out.dtype == torch.int64 and out.shape == (0,)
+    assert nms(torch.empty((0, 4)), torch.empty(0), 0.5).dtype == torch.int64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batched_nms_with_long_group_runs_matches_reference(dtype):
+    """Groups of hundreds of boxes get tiles of their own (padded), as in multibox_detection."""
+    g = torch.Generator().manual_seed(5)
+    n = 900
+    boxes = clustered_boxes(g, n).to(dtype)
+    scores = quantised_scores(g, n, levels=50).to(dtype)
+    idxs = torch.arange(n) % 3  # 3 groups of 300 boxes, interleaved in rank order
+    assert torch.equal(batched_nms(boxes, scores, idxs, 0.5), R.batched_nms(boxes, scores, idxs, 0.5))
+    idxs = torch.randint(0, 4, (n,), generator=g) * 1000 - 1500  # negative and large ids
+    assert torch.equal(batched_nms(boxes, scores, idxs, 0.3), R.batched_nms(boxes, scores, idxs, 0.3))
+
+
+@pytest.mark.parametrize("shape", [(7, 3, 32), (5, 16), (3, 4, 5, 8), (0, 8), (2, 3, 7), (4, 8, 1)])
+def test_word_helpers_equal_torch(shape):
+    """The word-at-a-time ``nonzero`` and ``any(1)`` of the NMS inner loops are exact."""
+    g = torch.Generator().manual_seed(0)
+    for density in (0.0, 0.02, 0.5, 1.0):
+        mask = torch.rand(shape, generator=g) < density
+        got, want = nms_module._nonzero(mask), mask.nonzero().unbind(1)
+        assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want))
+        if mask.dim() == 3:
+            assert torch.equal(nms_module._any_dim1(mask), mask.any(1))

@@ -305,3 +305,57 @@ def test_roi_pool_values_at_or_below_float_max():
     assert out[1].abs().sum() == 0  # outside the map: empty bins
     out.sum().backward()
     assert x.grad.sum() == 1.0 and x.grad[0, 0, 0, 0] == 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# autocast and half precision (issue 18): computed in float32, as torchvision's ops
+
+
+def _autocast_dtype(device: str) -> torch.dtype:
+    return torch.bfloat16 if device == "cpu" else torch.float16
+
+
+@pytest.mark.parametrize("fn", [roi_align, roi_pool])
+def test_float32_input_gives_float32_under_autocast(fn, device):
+    """Autocast must not turn the internal products into bfloat16/float16: float32 in, float32 out,
+    the same values as without autocast."""
+    for seed in range(4):
+        x, rois, size, scale = random_case(seed, torch.float32)
+        x, rois = x.to(device), rois.to(device)
+        expected = fn(x, rois, size, scale)
+        with torch.autocast(device, dtype=_autocast_dtype(device)):
+            out = fn(x, rois, size, scale)
+            modules = (RoIAlign(size, scale) if fn is roi_align else RoIPool(size, scale))(x, rois)
+        assert out.dtype == torch.float32 and modules.dtype == torch.float32
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("aligned", [False, True])
+def test_half_precision_roi_align_is_within_5e_3_of_a_float64_reference(dtype, aligned):
+    """torchvision's forward test: maps of torch.rand in [0, 1), RoIs in the map's dtype. Computed in
+    float32 and rounded once, the result is within 5e-3 (half a bfloat16 ulp is <= 2**-9 here)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 50, 10, 10, generator=g).to(dtype)
+    rois = torch.tensor([[0, 0, 0, 9, 9], [0, 0, 5, 4, 9], [0, 5, 5, 9, 9], [1, 0, 0, 9, 9],
+                         [1, 1.3, 2.7, 7.9, 8.1], [0, -2.5, 3.25, 4.75, 11.5]]).to(dtype)
+    for sampling_ratio in (-1, 2):
+        out = roi_align(x, rois, 5, 1.0, sampling_ratio, aligned)
+        ref = R.roi_align_loop(x.double(), rois.double(), (5, 5), 1.0, sampling_ratio, aligned)
+        assert out.dtype == dtype
+        assert (out.double() - ref).abs().max().item() <= 5e-3
+        with torch.autocast("cpu"):
+            assert torch.equal(roi_align(x, rois, 5, 1.0, sampling_ratio, aligned), out)
+    pooled = roi_pool(x, rois, 5, 1.0)
+    assert pooled.dtype == dtype
+    assert torch.equal(pooled.double(), R.roi_pool_loop(x.double(), rois.double(), (5, 5), 1.0)[0].double())
+
+
+def test_half_precision_roi_align_gradient():
+    x = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(1)).bfloat16().requires_grad_()
+    rois = torch.tensor([[0, 0.5, 0.5, 4.5, 5.0]])
+    roi_align(x, rois, 2, 1.0, 2).sum().backward()
+    x32 = x.detach().float().requires_grad_()
+    roi_align(x32, rois, 2, 1.0, 2).sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(x.grad.float(), x32.grad, rtol=0, atol=1e-2)

@@ -5,7 +5,9 @@ Both ops cut a fixed-size ``output_size`` grid of features out of every region o
 RoIs are ``[K, 5]`` rows ``(batch_index, x1, y1, x2, y2)`` in image coordinates, mapped onto
 the feature map by ``spatial_scale``; a list of per-image ``[K_i, 4]`` boxes is accepted too.
 Outputs equal torchvision's CPU kernels (up to floating-point summation order): box geometry is
-computed in the input's dtype with the same operations in the same order.
+computed in the input's dtype with the same operations in the same order. Half-precision inputs
+(float16, bfloat16) are computed in float32 and the results cast back, and autocast never changes
+the dtype (float32 in, float32 out), as torchvision's autocast rule for these ops.
 
 :func:`roi_pool` (Fast R-CNN): the scaled corners are rounded half away from zero, the RoI is
 at least 1x1 pixel, bin ``(ph, pw)`` covers rows ``[floor(ph * bh), ceil((ph + 1) * bh))``

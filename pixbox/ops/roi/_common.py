@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence, Union
 
@@ -50,8 +51,26 @@ def _check_scale(spatial_scale) -> float:
     return value
 
 
-def _to_rois(boxes: BoxesLike, input: Tensor) -> Tensor:
-    """Validated ``[K, 5]`` RoIs in the input's dtype, from a ``[K, 5]`` tensor or a list of ``[K_i, 4]``."""
+def _compute_dtype(input: Tensor) -> torch.dtype:
+    """The dtype the ops compute in: float32 for half-precision inputs (their results are cast
+    back), else the input's."""
+    return torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+
+
+def _no_autocast(device: torch.device):
+    """A context with autocast off on ``device``, so that internal products (``bmm``) keep the
+    compute dtype: under autocast a float32 input still gives a float32 output, as torchvision's
+    autocast rule for these ops (compute in float32, return the input's dtype)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # a device type without autocast
+        return contextlib.nullcontext()
+
+
+def _to_rois(boxes: BoxesLike, input: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Validated ``[K, 5]`` RoIs in ``dtype`` (default the input's), from a ``[K, 5]`` tensor or a
+    list of ``[K_i, 4]``."""
+    dtype = input.dtype if dtype is None else dtype
     if isinstance(boxes, Tensor):
         if boxes.dim() != 2 or boxes.shape[1] != 5:
             raise ValueError(
@@ -59,7 +78,7 @@ def _to_rois(boxes: BoxesLike, input: Tensor) -> Tensor:
                 f"Tensor[K_i, 4], got a tensor of shape {tuple(boxes.shape)}"
             )
         check_same_device("input", input, "boxes", boxes)
-        rois = boxes.to(input.dtype)
+        rois = boxes.to(dtype)
     elif isinstance(boxes, (list, tuple)):
         parts = []
         for i, b in enumerate(boxes):
@@ -68,9 +87,9 @@ def _to_rois(boxes: BoxesLike, input: Tensor) -> Tensor:
             if b.dim() != 2 or b.shape[1] != 4:
                 raise ValueError(f"boxes[{i}] must have shape [K_i, 4], got {tuple(b.shape)}")
             check_same_device("input", input, f"boxes[{i}]", b)
-            b = b.to(input.dtype)
+            b = b.to(dtype)
             parts.append(torch.cat([b.new_full((b.shape[0], 1), float(i)), b], dim=1))  # [K_i, 5]
-        rois = torch.cat(parts) if parts else input.new_zeros((0, 5))
+        rois = torch.cat(parts) if parts else input.new_zeros((0, 5), dtype=dtype)
     else:
         raise TypeError(f"boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4], got {type(boxes).__name__}")
     rois = rois.detach()

@@ -12,7 +12,9 @@ from pixbox.ops.roi._common import (
     _check_output_size,
     _check_scale,
     _chunks,
+    _compute_dtype,
     _empty_output,
+    _no_autocast,
     _span,
     _to_rois,
     _window_index,
@@ -100,7 +102,7 @@ def roi_align(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int
         input (Tensor[N, C, H, W]): float feature maps.
         boxes (Tensor[K, 5] or list[Tensor[K_i, 4]]): RoIs as ``(batch_index, x1, y1, x2, y2)``
             rows in image coordinates, or one ``[K_i, 4]`` xyxy tensor per image. Converted to
-            the input's dtype; batch indices are truncated and must lie in ``[0, N)``.
+            the compute dtype; batch indices are truncated and must lie in ``[0, N)``.
         output_size (int or tuple[int, int]): ``oh`` and ``ow`` (an int means square), ``>= 1``.
         spatial_scale (float): factor mapping box coordinates to feature-map pixels, ``> 0``.
         sampling_ratio (int): samples per bin along each axis; ``<= 0`` means adaptive.
@@ -108,7 +110,10 @@ def roi_align(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int
 
     Returns:
         Tensor[K, C, oh, ow]: aligned features, same dtype and device as ``input``;
-        ``[0, C, oh, ow]`` when there are no RoIs.
+        ``[0, C, oh, ow]`` when there are no RoIs. Half-precision inputs (float16, bfloat16)
+        are computed in float32 (RoIs too, without rounding them to the input's dtype) and the
+        result is cast back; autocast does not change the dtype (float32 in, float32 out), as
+        with torchvision's op.
 
     Raises:
         TypeError: ``input`` is not a float tensor, or arguments have the wrong type.
@@ -127,13 +132,22 @@ def roi_align(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int
         raise TypeError(f"sampling_ratio must be an int, got {type(sampling_ratio).__name__}")
     if not isinstance(aligned, (bool, np.bool_)):
         raise TypeError(f"aligned must be a bool, got {type(aligned).__name__}")
-    rois = _to_rois(boxes, input)
+    dtype = _compute_dtype(input)
+    rois = _to_rois(boxes, input, dtype)
+    if rois.shape[0] == 0:
+        return _empty_output(input, oh, ow)
+    with _no_autocast(input.device):
+        out = _roi_align(input.to(dtype), rois, oh, ow, scale, int(sampling_ratio), bool(aligned))
+    return out.to(input.dtype)
+
+
+def _roi_align(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float, sampling_ratio: int,
+               aligned: bool) -> Tensor:
+    """:func:`roi_align` on checked arguments, in the dtype of ``input`` (float32 or float64)."""
     N, C, H, W = input.shape
     K = rois.shape[0]
-    if K == 0:
-        return _empty_output(input, oh, ow)
     with torch.no_grad():
-        start, bin_size, grid, count = _align_geometry(rois, oh, ow, scale, int(sampling_ratio), bool(aligned))
+        start, bin_size, grid, count = _align_geometry(rois, oh, ow, scale, sampling_ratio, aligned)
         ay = _axis_weights(start[:, 1], bin_size[:, 1], grid[:, 1], oh, H)  # [K, oh, H]
         ax = _axis_weights(start[:, 0], bin_size[:, 0], grid[:, 0], ow, W)  # [K, ow, W]
         ay /= count.to(ay.dtype)[:, None, None]

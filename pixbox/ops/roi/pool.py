@@ -15,8 +15,10 @@ from pixbox.ops.roi._common import (
     _check_output_size,
     _check_scale,
     _chunks,
+    _compute_dtype,
     _empty_output,
     _gather_rows,
+    _no_autocast,
     _to_rois,
     _window_index,
 )
@@ -274,7 +276,7 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
         input (Tensor[N, C, H, W]): float feature maps.
         boxes (Tensor[K, 5] or list[Tensor[K_i, 4]]): RoIs as ``(batch_index, x1, y1, x2, y2)``
             rows in image coordinates, or one ``[K_i, 4]`` xyxy tensor per image (image ``i``
-            gets batch index ``i``). Converted to the input's dtype; batch indices are truncated
+            gets batch index ``i``). Converted to the compute dtype; batch indices are truncated
             to integers and must lie in ``[0, N)``.
         output_size (int or tuple[int, int]): ``oh`` and ``ow`` (an int means square), ``>= 1``.
         spatial_scale (float): factor mapping box coordinates to feature-map pixels, ``> 0``
@@ -282,7 +284,9 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
 
     Returns:
         Tensor[K, C, oh, ow]: pooled features, same dtype and device as ``input``;
-        ``[0, C, oh, ow]`` when there are no RoIs.
+        ``[0, C, oh, ow]`` when there are no RoIs. Half-precision inputs are pooled in float32
+        (the RoI geometry too) and cast back, which changes no value; autocast does not change
+        the dtype.
 
     Raises:
         TypeError: ``input`` is not a float tensor, or arguments have the wrong type.
@@ -297,9 +301,17 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
     input = _check_input(input)
     oh, ow = _check_output_size(output_size)
     scale = _check_scale(spatial_scale)
-    rois = _to_rois(boxes, input)
+    dtype = _compute_dtype(input)
+    rois = _to_rois(boxes, input, dtype)
     if rois.shape[0] == 0:
         return _empty_output(input, oh, ow)
+    with _no_autocast(input.device):
+        out = _roi_pool(input.to(dtype), rois, oh, ow, scale)
+    return out.to(input.dtype)
+
+
+def _roi_pool(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> Tensor:
+    """:func:`roi_pool` on checked arguments, in the dtype of ``input`` (float32 or float64)."""
     found = None
     if input.dtype != torch.float64:
         # Channels last: the table's layout, and each output row's C maxima are then read
