@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -152,7 +153,7 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str], ta
     cfg = resume_config(config_class.from_dict(state["config"]), config, resume_keys)
     repaired = repair_best(ckpt_path) if ckpt_path.name == "last.pt" and is_main_process() else None
     if repaired:
-        print(repaired, flush=True)
+        logging.getLogger(__name__).warning(repaired)
     if int(state["epoch"]) >= cfg.epochs:
         raise ValueError(f"{ckpt_path}: the run already finished its {cfg.epochs} epochs; to train longer, "
                          f"resume with more epochs (e.g. --epochs {cfg.epochs + 10})")

@@ -85,7 +85,7 @@ def test_a_kill_between_the_writes_leaves_best_consistent(monkeypatch, improving
     assert not list(run.glob(".*.tmp"))
 
 
-def test_a_run_killed_by_the_old_order_is_repaired_on_resume(data, tmp_path, capsys):
+def test_a_run_killed_by_the_old_order_is_repaired_on_resume(data, tmp_path, caplog):
     """What the old write order left: the final epoch's last.pt claims it is the best, no best.pt."""
     cfg = dict(_CONFIG, data=str(data), project=str(tmp_path), name="run")
     pixbox.train_detector(cfg, progress=False, verbose=False)
@@ -97,7 +97,7 @@ def test_a_run_killed_by_the_old_order_is_repaired_on_resume(data, tmp_path, cap
     (run / ".last.pt.abc123.tmp").write_bytes(b"half")
     with pytest.raises(ValueError, match="already finished its 3 epochs"):
         pixbox.train_detector(resume=run / "last.pt", progress=False, verbose=False)
-    assert "best.pt was missing or behind last.pt; rewritten from it (epoch 3)" in capsys.readouterr().out
+    assert "best.pt was missing or behind last.pt; rewritten from it (epoch 3)" in caplog.text
     best = load_checkpoint(run / "best.pt")
     assert best["slim"] and best["epoch"] == 3
     torch.testing.assert_close(best["model"], last["model"])
