@@ -40,6 +40,7 @@ ORDER = ("bounding-box", "anchor", "multiscale-object-detection", "object-detect
          "semantic-segmentation-and-dataset", "transposed-conv", "fcn", "neural-style", "image-augmentation",
          "fine-tuning")
 D2L_IMPORT = "from d2l import torch as d2l"
+DOWNLOADING = re.compile(r"Downloading \S+ from https?://\S+\.\.\.\n")
 COMPAT_IMPORT = "from pixbox.compat import d2l"
 TRAIN_CH13 = re.compile(r"loss \d+\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n[\d.]+ examples/sec on .+\n")
 
@@ -137,18 +138,52 @@ def _needs_network(notebook: str, src: str) -> bool:
     return any(nb == notebook and piece in src for nb, piece in NEEDS_NETWORK)
 
 
-def code_cells(nb_path: Path) -> list[str]:
-    """The notebook's code cells, without shell-only cells (Colab's ``!pip install``)."""
+def _text(value) -> str:
+    return value if isinstance(value, str) else "".join(value)
+
+
+def _notebook_cells(nb_path: Path) -> list[dict]:
     nb = json.loads(Path(nb_path).read_text())
     cells = []
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        src = _text(cell["source"])
         if all(not line.strip() or line.lstrip().startswith("!") for line in src.splitlines()):
             continue
-        cells.append(src)
+        cells.append(cell)
     return cells
+
+
+def code_cells(nb_path: Path) -> list[str]:
+    """The notebook's code cells, without shell-only cells (Colab's ``!pip install``)."""
+    return [_text(cell["source"]) for cell in _notebook_cells(nb_path)]
+
+
+def recorded_outputs(nb_path: Path) -> list[tuple[str, str | None]] | None:
+    """The printed output the notebook file records for each code cell (as :func:`code_cells`).
+
+    ``(stdout, shown)``: the cell's stdout streams (without the book's ``Downloading ...`` lines),
+    and the ``text/plain`` of its ``execute_result`` (None without one). Figures
+    (``display_data``) and stderr are left out.
+    None when the file records no output at all (an unexecuted notebook).
+    """
+    cells = _notebook_cells(nb_path)
+    if not any(cell.get("outputs") for cell in cells):
+        return None
+    out = []
+    for cell in cells:
+        stdout, shown = "", None
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                stdout += _text(o["text"])
+            elif o.get("output_type") == "execute_result":
+                shown = _text(o.get("data", {}).get("text/plain", ""))
+        # the book's `download` says "Downloading F from URL..." when F is not cached yet: a fact of the
+        # machine the book was built on, not an output of the code
+        stdout = "".join(line for line in stdout.splitlines(keepends=True) if not DOWNLOADING.fullmatch(line))
+        out.append((stdout, shown))
+    return out
 
 
 def make_book_images(img_dir: Path) -> list[str]:
@@ -256,6 +291,7 @@ def run_notebook(nb_path: Path, *, stub_torchvision: bool = False) -> list[dict]
     except ImportError:
         shell = _ExecShell()
     results = []
+    recorded = recorded_outputs(nb_path)
     for k, src in enumerate(code_cells(nb_path), start=1):
         src = src.replace(D2L_IMPORT, COMPAT_IMPORT)
         out, err = io.StringIO(), io.StringIO()
@@ -266,6 +302,14 @@ def run_notebook(nb_path: Path, *, stub_torchvision: bool = False) -> list[dict]
         except Exception as e:  # noqa: BLE001 - a failing cell is a result
             error = "".join(traceback.format_exception_only(type(e), e)).strip().splitlines()[-1][:400]
         listed, want = _expected(name, src)
+        book = recorded[k - 1] if recorded is not None else None
+        # the notebook file's own record is the book's output; BOOK_OUTPUTS states it for runs on
+        # unexecuted copies, and gives patterns (training lines) and None (photo-dependent) cells
+        book_agrees = None
+        if book is not None and want is not None and not isinstance(want[0], re.Pattern):
+            book_agrees = book == want
+        if book is not None and not listed:
+            want = book
         # IPython's clear_output (the book's Animator) writes this outside a Jupyter kernel;
         # a kernel sends it as a message instead, so it is not part of the cell's output.
         stdout = out.getvalue().replace("\x1b[2K\r", "")
@@ -277,10 +321,12 @@ def run_notebook(nb_path: Path, *, stub_torchvision: bool = False) -> list[dict]
             verdict = "format" if want[0].fullmatch(stdout) and shown == want[1] else "differs"
         else:
             verdict = "equal" if (stdout, shown) == want else "differs"
-        results.append({"cell": k, "listed": listed, "verdict": verdict, "seconds": round(time.time() - start, 1),
+        results.append({"cell": k, "listed": listed, "book_agrees": book_agrees, "verdict": verdict,
+                        "seconds": round(time.time() - start, 1),
                         "stdout": stdout, "shown": shown, "stderr": err.getvalue()[-2000:], "error": error,
                         "code": src[:80]})
-        print(f"  [{k:2d}] {verdict:9s} {time.time() - start:6.1f}s" + (f"  {error}" if error else ""),
+        note = "  (BOOK_OUTPUTS differs from the notebook's record)" if book_agrees is False else ""
+        print(f"  [{k:2d}] {verdict:9s} {time.time() - start:6.1f}s" + (f"  {error}" if error else "") + note,
               file=sys.__stderr__, flush=True)
     return results
 
@@ -337,12 +383,12 @@ def main(argv=None):
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
             print(f"  failed: {e}", file=sys.stderr)
             table[name] = []
-    print(f"{'notebook':36s} cells  ran  equal  format  unchecked  offline  differs  errors")
+    print(f"{'notebook':36s} cells  ran  equal  format  unchecked  offline  differs  errors  listed!=book")
     for name, cells in table.items():
         v = [c["verdict"] for c in cells]
         print(f"{name:36s} {len(v):5d}  {sum(x not in ('error', 'offline') for x in v):3d}  {v.count('equal'):5d}  "
               f"{v.count('format'):6d}  {v.count('unchecked'):9d}  {v.count('offline'):7d}  {v.count('differs'):7d}  "
-              f"{v.count('error'):6d}")
+              f"{v.count('error'):6d}  {sum(c.get('book_agrees') is False for c in cells):12d}")
     if args.report:
         Path(args.report).write_text(json.dumps(table, indent=1))
 
