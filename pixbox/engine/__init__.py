@@ -19,16 +19,8 @@ Example:
     >>> run = fit(TASKS["detect"], {"data": "data/bananas", "epochs": 10})  # doctest: +SKIP
 """
 
-from pixbox.engine.callbacks import (
-    Callback,
-    CheckpointCallback,
-    CSVLogger,
-    EarlyStopping,
-    EpochLogger,
-    EvalCallback,
-    PlotCallback,
-    ProgressBar,
-)
+from pixbox.engine.callbacks import (Callback, CheckpointCallback, CSVLogger, EarlyStopping, EpochLogger,
+    EvalCallback, PlotCallback, ProgressBar)
 from pixbox.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from pixbox.engine.config import RunConfig
 from pixbox.engine.device import epoch_seed, seed_everything, select_device
@@ -38,30 +30,7 @@ from pixbox.engine.runs import fit
 from pixbox.engine.task import Task, TaskData, TaskTrainer
 from pixbox.engine.trainer import Trainer
 
-__all__ = [
-    "CSVLogger",
-    "Callback",
-    "CheckpointCallback",
-    "EarlyStopping",
-    "EpochLogger",
-    "EvalCallback",
-    "FrozenBatchNorm2d",
-    "PlotCallback",
-    "ProgressBar",
-    "RunConfig",
-    "Task",
-    "TaskData",
-    "TaskTrainer",
-    "Trainer",
-    "epoch_seed",
-    "finetune",
-    "fit",
-    "freeze_batchnorm",
-    "get_rng_state",
-    "load_checkpoint",
-    "lr_schedule",
-    "save_checkpoint",
-    "seed_everything",
-    "select_device",
-    "set_rng_state",
-]
+__all__ = ["CSVLogger", "Callback", "CheckpointCallback", "EarlyStopping", "EpochLogger", "EvalCallback",
+           "FrozenBatchNorm2d", "PlotCallback", "ProgressBar", "RunConfig", "Task", "TaskData", "TaskTrainer",
+           "Trainer", "epoch_seed", "finetune", "fit", "freeze_batchnorm", "get_rng_state", "load_checkpoint",
+           "lr_schedule", "save_checkpoint", "seed_everything", "select_device", "set_rng_state"]

@@ -1,20 +1,19 @@
-"""Training callbacks: evaluation, CSV log, checkpoints, plots, early stopping, progress bar.
+"""Training callbacks: evaluation, CSV log, checkpoints, plots, early stopping, progress bar, epoch line.
 
-A callback is any object with some of the hook methods of :class:`Callback` (see
-:mod:`pixbox.engine.trainer` for when each runs); each takes the trainer. The callbacks of a run
-are given to the :class:`~pixbox.engine.trainer.Trainer` in the order they must run, typically::
+A callback is any object with some of :class:`Callback`'s hooks (when each runs: :mod:`pixbox.engine.trainer`),
+each taking the trainer. A run gives them to the :class:`~pixbox.engine.trainer.Trainer` in the order they must
+run, typically::
 
     [ProgressBar(), EvalCallback(every), EarlyStopping(patience), CSVLogger(dir / "metrics.csv"),
      CheckpointCallback(dir), PlotCallback(dir, plots)]
 
-so that the evaluation metrics are in the epoch's row (``trainer.epoch_log``) before it is logged,
-checkpointed and plotted. The CSV file and the plots are rebuilt from ``trainer.history`` (which
-checkpoints carry), so a resumed run writes every epoch exactly once.
+so that the evaluation metrics are in the epoch's row (``trainer.epoch_log``) before it is logged, checkpointed
+and plotted. The CSV file and the plots are rebuilt from ``trainer.history`` (which checkpoints carry), so a
+resumed run writes every epoch exactly once.
 
-With several processes (``torchrun``), a callback whose class sets ``main_process_only = True``
-runs only on rank 0: here the writers (CSV, checkpoints, plots) and the progress bar.
-:class:`EvalCallback` evaluates on rank 0 and sends the scalar metrics to the other ranks, so
-:class:`EarlyStopping` (which runs everywhere) stops every rank at the same epoch.
+With several processes (``torchrun``), a callback whose class sets ``main_process_only = True`` (the writers and
+the progress bar) runs only on rank 0. :class:`EvalCallback` evaluates on rank 0 and sends the scalar metrics to
+the other ranks, so :class:`EarlyStopping` (which runs everywhere) stops every rank at the same epoch.
 """
 
 from __future__ import annotations
@@ -30,17 +29,8 @@ from typing import Any, Sequence
 from pixbox._files import atomic_open
 from pixbox.engine.checkpoint import remove_partial_checkpoints, save_checkpoint, slim_checkpoint
 
-__all__ = [
-    "CSVLogger",
-    "Callback",
-    "CheckpointCallback",
-    "EarlyStopping",
-    "EpochLogger",
-    "EvalCallback",
-    "PlotCallback",
-    "ProgressBar",
-    "history_csv",
-]
+__all__ = ["CSVLogger", "Callback", "CheckpointCallback", "EarlyStopping", "EpochLogger", "EvalCallback",
+           "PlotCallback", "ProgressBar", "history_csv"]
 
 
 def _finite(value) -> bool:
@@ -48,7 +38,7 @@ def _finite(value) -> bool:
 
 
 class Callback:
-    """The hooks, all doing nothing; subclass and override the ones you need.
+    """The hooks (see :mod:`pixbox.engine.trainer`), all doing nothing; subclass and override the ones you need.
 
     Attributes:
         main_process_only (bool): run only on rank 0 when training on several processes.
@@ -56,30 +46,18 @@ class Callback:
 
     main_process_only = False
 
-    def on_train_start(self, trainer) -> None:
-        pass
-
-    def on_epoch_start(self, trainer) -> None:
-        pass
-
-    def on_batch_start(self, trainer) -> None:
-        pass
-
-    def on_batch_end(self, trainer) -> None:
-        pass
-
-    def on_epoch_end(self, trainer) -> None:
-        pass
-
-    def on_train_end(self, trainer) -> None:
-        pass
+    def on_train_start(self, trainer) -> None: ...
+    def on_epoch_start(self, trainer) -> None: ...
+    def on_batch_start(self, trainer) -> None: ...
+    def on_batch_end(self, trainer) -> None: ...
+    def on_epoch_end(self, trainer) -> None: ...
+    def on_train_end(self, trainer) -> None: ...
 
 
 class EvalCallback(Callback):
-    """Runs ``trainer.evaluate()`` every ``every`` epochs and after the last epoch.
+    """Runs ``trainer.evaluate()`` into ``trainer.metrics`` every ``every`` epochs and after the last one.
 
-    The result goes to ``trainer.metrics``; its int and float entries become columns of the
-    epoch's row, and the evaluation time is added to its ``epoch_time``.
+    The int and float metrics become columns of the epoch's row; the evaluation time is added to its ``epoch_time``.
 
     Args:
         every (int): evaluate after epochs ``every``, ``2 * every``, ... (1-based), >= 1.
@@ -131,8 +109,8 @@ class EvalCallback(Callback):
 class EarlyStopping(Callback):
     """Stops training when ``monitor`` (higher is better) has not improved for ``patience`` epochs.
 
-    The best epoch is read from ``trainer.history``, so the count survives a resume. Epochs
-    without the metric (not evaluated) do not count as improvements.
+    The best epoch is read from ``trainer.history``, so the count survives a resume; epochs without the metric
+    (not evaluated) are no improvement.
 
     Args:
         patience (int): epochs without improvement before stopping, >= 1.
@@ -158,10 +136,8 @@ class EarlyStopping(Callback):
 
 
 def history_csv(history: Sequence[dict[str, Any]], columns: Sequence[str] = ()) -> str:
-    """The rows as CSV text: the columns of ``columns`` first, then the others in first-seen order.
-
-    Floats are written with ``repr`` (round-trip exact); missing values are empty.
-    """
+    """The rows as CSV text: ``columns`` first, then the others in first-seen order; floats as ``repr`` (exact),
+    missing values empty."""
     names = list(columns)
     for row in history:
         names += [k for k in row if k not in names]
@@ -175,10 +151,7 @@ def history_csv(history: Sequence[dict[str, Any]], columns: Sequence[str] = ()) 
 
 
 class CSVLogger(Callback):
-    """Writes ``trainer.history`` to a CSV file (one header line, one row per epoch) every epoch.
-
-    The whole file is rewritten atomically from the history, which checkpoints carry, so a run
-    resumed after a crash never duplicates or loses a row.
+    """Rewrites the CSV file atomically from ``trainer.history`` every epoch (see the module docstring).
 
     Args:
         path (str or PathLike): the CSV file, e.g. ``runs/detect/train/metrics.csv``.
@@ -197,26 +170,15 @@ class CSVLogger(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Saves ``last.pt`` after every epoch and ``best.pt`` when ``monitor`` improves.
+    """Saves ``last.pt`` (the full state, for ``--resume``) every epoch and ``best.pt`` when ``monitor`` improves.
 
-    Both are written atomically (:func:`~pixbox.engine.checkpoint.save_checkpoint`) from
-    ``trainer.state_dict()``, and hold the best score so far, so a resumed run keeps comparing
-    against it. When the metric is never available (no validation split), ``best.pt`` is the
-    last epoch's checkpoint, written at the end of training.
-
-    ``best.pt`` is written before ``last.pt``, so that a kill between the two never leaves
-    ``best.pt`` behind what ``last.pt`` records (:func:`~pixbox.engine.checkpoint.repair_best`
-    mends runs written otherwise); the temporary files of an interrupted write are removed when
-    training starts.
-
-    ``last.pt`` holds the full state, for ``--resume``. ``best.pt`` is slim
-    (:func:`~pixbox.engine.checkpoint.slim_checkpoint`): everything but the parts only a resume
-    needs (optimizer, scheduler, scaler, RNG and loader states), plus ``"slim": True``. It keeps
-    the weights, ``epoch``, ``best_score``, ``best_epoch``, ``history``, ``config``, ``task``,
-    ``model_name``, ``class_names``, ``num_classes``, ``imgsz`` and ``pixbox_version``, all that
-    :func:`pixbox.load`, ``val``, ``export`` and the reports read, at about half the size of
-    ``last.pt`` (a third with AdamW). Resuming from ``best.pt`` is refused with a ValueError that
-    points to ``last.pt``.
+    Both are written atomically (:func:`~pixbox.engine.checkpoint.save_checkpoint`) from ``trainer.state_dict()``
+    and hold the best score so far, so a resumed run keeps comparing against it. Without the metric (no validation
+    split), ``best.pt`` is the last epoch's. ``best.pt`` is written first, so a kill between the two leaves it ahead
+    of ``last.pt`` (the resumed epoch repeats exactly), never behind (:func:`~pixbox.engine.checkpoint.repair_best`
+    mends runs written otherwise); an interrupted write's temporary files are removed when training starts.
+    ``best.pt`` is slim (:func:`~pixbox.engine.checkpoint.slim_checkpoint`, see :mod:`pixbox.engine.checkpoint`):
+    resuming from it is refused with a ValueError that points to ``last.pt``.
 
     Args:
         folder (str or PathLike): where ``last.pt`` and ``best.pt`` go.
@@ -246,9 +208,7 @@ class CheckpointCallback(Callback):
         if improved:
             trainer.best_score, trainer.best_epoch = float(value), trainer.epoch + 1
         state = trainer.state_dict()
-        # best.pt first: a kill between the two writes leaves best.pt ahead of last.pt (the resumed
-        # epoch repeats exactly), never behind what last.pt claims; without a metric best.pt is
-        # the last epoch, kept current the same way
+        # best.pt first (see the class docstring); without a metric best.pt is the last epoch, kept current
         if improved or (trainer.best_score is None and not _finite(value)):
             save_checkpoint(slim_checkpoint(state), self.best)
         save_checkpoint(state, self.last)
@@ -263,9 +223,8 @@ class PlotCallback(Callback):
 
     Args:
         folder (str or PathLike): where the PNG files go.
-        plots (dict): file name -> ``(title, ylabel, columns)``; each column with at least one
-            finite value becomes a series against the epoch number. For example
-            ``{"loss.png": ("Training loss", "loss", ["train_loss", "train_cls", "train_box"])}``.
+        plots (dict): file name -> ``(title, ylabel, columns)``; each column with a finite value is a series against
+            the epoch, e.g. ``{"loss.png": ("Training loss", "loss", ["train_loss", "train_cls", "train_box"])}``.
     """
 
     main_process_only = True
@@ -291,8 +250,7 @@ class ProgressBar(Callback):
     """A tqdm bar per epoch showing the running loss and the speed in images per second.
 
     Args:
-        enabled (bool): False shows nothing. When True the bar still only shows when stderr
-            is a terminal (no bars in log files).
+        enabled (bool): False shows nothing; True shows the bar only if the stream is a terminal (not in log files).
         file: the stream (default ``sys.stderr``).
     """
 
@@ -347,15 +305,12 @@ def _duration(seconds: float) -> str:
 
 
 class EpochLogger(Callback):
-    """Logs one line per epoch with ``trainer.log``: the losses, the metrics of an evaluated epoch,
-    the speed, the epoch's time and the estimated time left, e.g.::
+    """Logs one line per epoch with ``trainer.log`` (so also to its ``log_file``, ``train.log``): the losses, an
+    evaluated epoch's metrics, the speed, the epoch's time and the ETA (the mean time of this process's epochs,
+    evaluation included, times the epochs left). It stays after the progress bar, and is the progress in log
+    files (no bars there)::
 
         epoch 3/16  loss 0.4321  map_50 0.8123  14.2 img/s  61 s  ETA 13.2 min
-
-    On a terminal the progress bar shows the epoch as it runs and this line stays after it; in
-    a log file (output not a terminal, where bars are hidden) it is the progress. With a
-    ``log_file`` the trainer also appends it there (``train.log``). The ETA is the mean time
-    of the epochs this process ran (evaluation included) times the epochs left.
 
     Args:
         metric_keys (sequence of str): the evaluation metrics shown when present.

@@ -1,19 +1,17 @@
 """Atomic checkpoint files and the random number generator states they carry.
 
-:func:`save_checkpoint` writes to a temporary file next to the target and moves it over the
-target with :func:`os.replace` only once it is complete, so a crash (or a full disk) while
-saving leaves the previous checkpoint intact and never a half-written ``last.pt``.
+:func:`save_checkpoint` writes to a temporary file next to the target, flushes it to disk and moves it over the
+target with :func:`os.replace` only once it is complete (on any error it removes it), so a crash (or a full disk)
+while saving leaves the previous checkpoint intact and never a half-written ``last.pt``. Checkpoints hold only
+tensors and plain Python values (dicts, lists, tuples, str, numbers, None; the numpy RNG state is stored as a list),
+read back with ``torch.load(..., weights_only=True)``, which cannot run code from the file.
 
-Checkpoints hold only tensors and plain Python values (dicts, lists, tuples, str, numbers,
-None): the numpy RNG state is stored as a list. They are read back with
-``torch.load(..., weights_only=True)``, which cannot run code from the file.
-
-A training run keeps two: ``last.pt``, the full :meth:`~pixbox.engine.trainer.Trainer.state_dict`
-that ``--resume`` continues from, and ``best.pt``, the same state without the parts only a resume
-needs (:data:`RESUME_ONLY_KEYS`: optimizer, scheduler, scaler and RNG states), marked
-``"slim": True`` (:func:`slim_checkpoint`). That halves the file of a model trained with SGD and
-momentum (a third with AdamW); the weights, config, class names, history and scores that
-:func:`pixbox.load`, ``val``, ``export`` and the reports read are all there.
+A training run keeps two: ``last.pt``, the full :meth:`~pixbox.engine.trainer.Trainer.state_dict` that ``--resume``
+continues from, and ``best.pt``, the same state without the parts only a resume needs (:data:`RESUME_ONLY_KEYS`:
+optimizer, scheduler, scaler, RNG and weight-average states; its weights are the moving average's when the run kept
+one), marked ``"slim": True`` (:func:`slim_checkpoint`). That halves the file of a model trained with SGD and
+momentum (a third with AdamW); the weights, config, class names, history and scores that :func:`pixbox.load`,
+``val``, ``export`` and the reports read are all there.
 
 Example:
     >>> state = {"epoch": 3, "rng": get_rng_state()}  # doctest: +SKIP
@@ -48,11 +46,7 @@ def _check_path(path, name: str = "path") -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], path) -> Path:
-    """Saves ``state`` with :func:`torch.save`, atomically.
-
-    The parent folder is created when missing. The state goes to a temporary file in the same
-    folder, which is flushed to disk and then renamed over ``path``; on any error the temporary
-    file is removed and ``path`` keeps its previous content.
+    """Saves ``state`` with :func:`torch.save`, atomically (see the module docstring), creating the parent folder.
 
     Args:
         state (dict): tensors and plain Python values.
@@ -72,13 +66,8 @@ def save_checkpoint(state: dict[str, Any], path) -> Path:
 
 
 def slim_checkpoint(state: dict[str, Any]) -> dict[str, Any]:
-    """The state without the parts only a resume needs: what ``best.pt`` holds.
-
-    Everything but :data:`RESUME_ONLY_KEYS` is kept (the weights, which are the moving average's
-    when the run kept one (``"ema"``), ``epoch``, ``best_score``,
-    ``history``, ``config``, ``class_names``, ... are small and read by :func:`pixbox.load`,
-    ``val`` and the reports). When a key was left out the result has ``"slim": True``, which
-    tells a resume to use ``last.pt`` instead.
+    """What ``best.pt`` holds (see the module docstring): ``state`` without :data:`RESUME_ONLY_KEYS`, with
+    ``"slim": True`` when a key was left out (which tells a resume to use ``last.pt`` instead).
 
     Args:
         state (dict): a training state (:meth:`~pixbox.engine.trainer.Trainer.state_dict`).
@@ -108,10 +97,9 @@ def remove_partial_checkpoints(folder) -> list[Path]:
 def repair_best(last_path) -> str | None:
     """Makes a run's ``best.pt`` agree with what its ``last.pt`` records, where it can.
 
-    A run killed between its two writes by an older pixbox (which wrote ``last.pt`` first) has a
-    ``best.pt`` of an earlier epoch than ``last.pt``'s ``best_epoch``, or none at all. When the
-    best epoch is ``last.pt``'s own epoch (or the run has no metric), ``best.pt`` is rewritten
-    from it.
+    A run killed between its two writes by an older pixbox (which wrote ``last.pt`` first) has a ``best.pt`` of an
+    earlier epoch than ``last.pt``'s ``best_epoch``, or none at all. When the best epoch is ``last.pt``'s own epoch
+    (or the run has no metric), ``best.pt`` is rewritten from it.
 
     Args:
         last_path (str or PathLike): the run's ``last.pt``.
@@ -176,9 +164,8 @@ def get_rng_state() -> dict[str, Any]:
     """The global random number generator states: torch (CPU and CUDA), numpy and Python.
 
     Returns:
-        dict: ``"torch"`` (uint8 Tensor), ``"cuda"`` (list of uint8 Tensors, empty without
-        CUDA), ``"numpy"`` (list: name, key as a list of ints, pos, has_gauss, cached_gaussian)
-        and ``"python"`` (the tuple of :func:`random.getstate`).
+        dict: ``"torch"`` (uint8 Tensor), ``"cuda"`` (list of uint8 Tensors, empty without CUDA), ``"numpy"``
+        (list: name, key as a list of ints, pos, has_gauss, cached_gaussian) and ``"python"`` (:func:`random.getstate`).
     """
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {

@@ -1,14 +1,12 @@
 """The configuration of a training run: :class:`RunConfig`, one flat, validated, frozen dataclass.
 
-:class:`RunConfig` declares every key the training loop reads (optimizer, schedule, device, run
-folder, evaluation cadence, precision, splits); a task's config (``DetectConfig``,
-``ClassifyConfig``, ``SegmentConfig`` in :mod:`pixbox.tasks`) subclasses it, adds its own keys
-and changes defaults, nothing more. A config comes from keyword arguments, a dict
-(:meth:`RunConfig.from_dict`), a YAML file (:meth:`RunConfig.from_yaml`) or the command line
-(flags override the file's values, :meth:`RunConfig.replace`). Every value is checked when the
-config is made: an unknown key gets the nearest valid name, a bad value a message naming the key,
-what it must be and what it is. The config is saved whole in every checkpoint and as
-``runs/<task>/<name>/config.yaml``, so a run can be repeated or resumed from it.
+:class:`RunConfig` declares every key the training loop reads; a task's config (``DetectConfig``, ``ClassifyConfig``,
+``SegmentConfig`` in :mod:`pixbox.tasks`) subclasses it, adds its own keys and changes defaults, nothing more. A
+config comes from keyword arguments, a dict (:meth:`RunConfig.from_dict`), a YAML file (:meth:`RunConfig.from_yaml`)
+or the command line (flags override the file's values, :meth:`RunConfig.replace`). Every value is checked when the
+config is made: an unknown key gets the nearest valid name, a bad value a message naming the key, what it must be
+and what it is. The config is saved whole in every checkpoint and as ``runs/<task>/<name>/config.yaml``, so a run
+can be repeated or resumed from it.
 
 Example:
     >>> cfg = RunConfig(data="data/x", epochs=3, batch=8)
@@ -32,7 +30,7 @@ from typing import Any, ClassVar
 import yaml
 
 from pixbox._checks import (amp_value, bool_value, choice_value, float_value, int_value, preset_value,
-                            run_name_value, text_value)
+                            pretrained_value, run_name_value, text_value)
 from pixbox._files import atomic_open
 from pixbox.data._yaml import load_yaml
 from pixbox.engine.device import check_device_name
@@ -49,59 +47,50 @@ class _CombinationError(ValueError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    """The keys of every training run; a task config subclasses it (more keys, other defaults).
-
-    A subclass is a frozen dataclass too, with ``_CHECKS`` (field name -> ``check(value, name)
-    -> value``) extending :data:`RunConfig._CHECKS` for its own keys.
+    """The keys of every training run (see the module docstring); a subclass is a frozen dataclass too, with
+    ``_CHECKS`` (field name -> ``check(value, name) -> value``) extending :data:`RunConfig._CHECKS` for its own keys.
 
     Attributes:
         data (str | None): the dataset folder (required to train).
         model (str): the model's name in the task's model table.
         epochs (int): >= 1.
-        batch (int): images per training batch, >= 1; under ``torchrun`` the global batch, split
-            evenly over the processes (a multiple of their number).
+        batch (int): images per training batch, >= 1; under ``torchrun`` the global batch, split evenly over the
+            processes (a multiple of their number).
         lr (float): peak learning rate, > 0.
         momentum (float): SGD momentum (AdamW ``beta1``), in [0, 1).
         weight_decay (float): >= 0.
         optimizer (str): ``"sgd"`` or ``"adamw"``.
-        scheduler (str): ``"cosine"`` (down to ``lr * final_lr_ratio``) or ``"step"`` (times
-            ``gamma`` every ``step_epochs``), after the warm-up; applied at every iteration.
+        scheduler (str): ``"cosine"`` (down to ``lr * final_lr_ratio``) or ``"step"`` (times ``gamma`` every
+            ``step_epochs``), after the warm-up; applied at every iteration.
         final_lr_ratio (float): the cosine schedule's last learning rate over ``lr``, in [0, 1].
-        step_epochs (int | None): the step schedule's period in epochs, >= 1; None: a third of
-            ``epochs`` (at least 1).
+        step_epochs (int | None): the step schedule's period in epochs, >= 1; None: a third of ``epochs`` (>= 1).
         gamma (float): the step schedule's factor, in (0, 1].
         warmup_epochs (float): linear warm-up length in epochs (fractions allowed), >= 0.
         grad_clip (float | None): clip the gradient norm to this, > 0; None: no clipping.
-        workers (int): data loading processes, >= 0 (0 loads in the training process). Different
-            values give different (each reproducible) augmentations.
-        device (str): ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
-            or ``"mps"``.
+        workers (int): data loading processes, >= 0 (0 loads in the training process); different values give
+            different (each reproducible) augmentations.
+        device (str): ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         name (str): the run's folder name under ``project``.
         project (str): the folder that holds the runs.
         seed (int): >= 0; the same seed on the CPU gives the same metrics.
-        eval_every (int): evaluate on the validation split every this many epochs (and after
-            the last one), >= 1.
-        patience (int): stop when ``monitor`` has not improved for this many epochs, >= 0;
-            0 never stops early.
-        monitor (str): the validation metric that picks ``best.pt`` and drives early stopping
-            (higher is better); each task lists its metrics.
-        amp (bool | str): mixed precision (:func:`pixbox.engine.precision.resolve_amp`): ``"auto"``
-            (float16 on CUDA, bfloat16 on a CPU with native bfloat16, float32 elsewhere), True
-            (autocast wherever PyTorch has it, emulated bfloat16 on other CPUs) or False
-            (float32). ``--amp`` / ``--no-amp`` on the command line.
+        eval_every (int): evaluate on the validation split every this many epochs (and after the last one), >= 1.
+        patience (int): stop when ``monitor`` has not improved for this many epochs, >= 0; 0 never stops early.
+        monitor (str): the validation metric that picks ``best.pt`` and drives early stopping (higher is better);
+            each task lists its metrics.
+        amp (bool | str): mixed precision, ``"auto"``, True or False (:func:`pixbox.engine.precision.resolve_amp`
+            says what each does); ``--amp`` / ``--no-amp`` on the command line.
         channels_last (bool): train in the ``channels_last`` memory format.
-        sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm
-            statistics across them (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a
-            single process.
+        sync_bn (bool): under ``torchrun`` with several processes, synchronise BatchNorm statistics across them
+            (:class:`torch.nn.SyncBatchNorm`, CUDA only); ignored in a single process.
         ema (bool): evaluate and keep an exponential moving average of the weights
             (:class:`pixbox.engine.ema.ModelEMA`) instead of the last weights; ``--ema``.
-        augment (bool | str): the task's augmentation preset (True and False name its default
-            and its no-augmentation preset).
+        augment (bool | str): the task's augmentation preset; True and False name its default and no-augmentation ones.
         train_split (str): the training split's name.
-        val_split (str | None): the validation split's name; None: no evaluation (``best.pt``
-            is then the last epoch).
+        val_split (str | None): the validation split's name; None: no evaluation (``best.pt`` is the last epoch).
         limit_train (int | None): use only this many training images, >= 1.
         limit_val (int | None): use only this many validation images, >= 1.
+        pretrained (str): the initial weights: ``"default"`` (the model's offline ImageNet weights, where it has
+            them), a local weights file, or ``"none"`` (training from scratch); each task says which models have which.
     """
 
     data: str | None = None
@@ -135,6 +124,7 @@ class RunConfig:
     val_split: str | None = "val"
     limit_train: int | None = None
     limit_val: int | None = None
+    pretrained: str = "default"
 
     _CHECKS: ClassVar[dict] = {}
 
@@ -153,15 +143,13 @@ class RunConfig:
         """A config from a dict; missing keys take their defaults.
 
         Args:
-            values (dict[str, Any]): config keys and values. Keys may use ``-`` for ``_``
-                (``eval-every``).
+            values (dict[str, Any]): config keys (``-`` may stand for ``_``: ``eval-every``) and values.
 
         Returns:
             the validated config (of this class).
 
         Raises:
-            ValueError: an unknown key (with the nearest valid one) or a value out of range.
-            TypeError: a value of the wrong type.
+            ValueError, TypeError: an unknown key or a bad value (TypeError for a wrong type).
         """
         return cls().replace(**_check_keys(values, cls))
 
@@ -177,8 +165,7 @@ class RunConfig:
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError, TypeError: the file is not a YAML mapping, or a key or value is bad; the
-                message starts with the file name.
+            ValueError, TypeError: not a YAML mapping, or a bad key or value; the message starts with the file name.
         """
         return cls().replace(**read_yaml_values(path, cls))
 
@@ -217,8 +204,7 @@ def read_yaml_values(path, config_class: type) -> dict[str, Any]:
 
     Args:
         path (str or PathLike): the YAML file.
-        config_class (type): the config class whose keys and values are checked (a subclass
-            of :class:`RunConfig`).
+        config_class (type): the :class:`RunConfig` subclass whose keys and values are checked.
 
     Returns:
         dict[str, Any]: the values, keys normalized (``-`` -> ``_``) but values not yet checked.
@@ -246,10 +232,6 @@ def read_yaml_values(path, config_class: type) -> dict[str, Any]:
     return values
 
 
-# ----------------------------------------------------------------------------------------------
-# Key and value checks
-
-
 def _check_keys(values, config_class: type) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise TypeError(f"config values must be a dict, got {type(values).__name__}")
@@ -273,6 +255,7 @@ def _device(value, name):
 
 _COMMON_CHECKS = {
     "data": text_value(optional=True),
+    "pretrained": pretrained_value,
     "model": text_value(),
     "epochs": int_value(1),
     "batch": int_value(1),

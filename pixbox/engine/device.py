@@ -22,8 +22,7 @@ def check_device_name(device: str, name: str = "device") -> str:
     """Checks the spelling of a device name (not whether the device exists).
 
     Args:
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"N"`` (CUDA device N) or
-            ``"mps"``.
+        device (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"N"`` (CUDA device N) or ``"mps"``.
         name (str): the argument's name, for the error message.
 
     Returns:
@@ -42,10 +41,9 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
     """The device to run on.
 
     Args:
-        device (str or torch.device): ``"auto"`` picks CUDA when available, else MPS (Apple)
-            when available, else the CPU. Explicit names are checked: ``"cuda:1"`` on a
-            machine without a second GPU is an error, not a silent fallback. ``"0"`` means
-            ``"cuda:0"``.
+        device (str or torch.device): ``"auto"`` picks CUDA when available, else MPS (Apple) when available, else the
+            CPU. Explicit names are checked: ``"cuda:1"`` on a machine without a second GPU is an error, not a silent
+            fallback. ``"0"`` means ``"cuda:0"``.
 
     Returns:
         torch.device: the device.

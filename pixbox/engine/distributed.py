@@ -1,19 +1,17 @@
-"""Training on several processes with ``torchrun``: the process group, DDP, reductions (the data
-shards are :mod:`pixbox.data.sharding`).
+"""Training on several processes with ``torchrun``: the process group, DDP, reductions (the data shards are
+:mod:`pixbox.data.sharding`).
 
-``torchrun --nproc_per_node=N -m pixbox detect train ...`` starts N copies of the
-command with the environment variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR`` and ``MASTER_PORT``. :func:`pixbox.engine.runs.fit` calls
-:func:`init_distributed`, which joins the process group (``nccl`` for CUDA, ``gloo`` on the
-CPU); the :class:`~pixbox.engine.trainer.Trainer` then wraps the model in
-:class:`~torch.nn.parallel.DistributedDataParallel` and every rank trains on its own shard of
-each batch (:class:`pixbox.data.sharding.ShardSampler`).
+``torchrun --nproc_per_node=N -m pixbox detect train ...`` starts N copies of the command with the environment
+variables ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+:func:`pixbox.engine.runs.fit` calls :func:`init_distributed`, which joins the process group (``nccl`` for CUDA,
+``gloo`` on the CPU); the :class:`~pixbox.engine.trainer.Trainer` then wraps the model in
+:class:`~torch.nn.parallel.DistributedDataParallel` and every rank trains on its own shard of each batch
+(:class:`pixbox.data.sharding.ShardSampler`).
 
-The config's ``batch`` is the **global** batch: each of the N ranks loads ``batch / N``
-images per step, and the gradients are averaged over the ranks, so the learning rate, the
-schedule and the number of steps per epoch mean the same as in a single process (up to the
-padding of the last shard). Only rank 0 writes files (checkpoints, logs, plots) and evaluates;
-the metrics it computes are sent to the other ranks, and the training losses are averaged over
+The config's ``batch`` is the **global** batch: each of the N ranks loads ``batch / N`` images per step, and the
+gradients are averaged over the ranks, so the learning rate, the schedule and the number of steps per epoch mean the
+same as in a single process (up to the padding of the last shard). Only rank 0 writes files (checkpoints, logs,
+plots) and evaluates; the metrics it computes are sent to the other ranks, and the training losses are averaged over
 all of them. Without ``torchrun`` (``WORLD_SIZE`` unset or 1) nothing here changes anything.
 """
 
@@ -50,8 +48,8 @@ def is_main_process() -> bool:
 
 
 def local_device(device: str) -> str:
-    """The device of this rank: ``"cuda:LOCAL_RANK"`` for ``"auto"``/``"cuda"`` under a multi-process
-    CUDA run, else ``device`` unchanged.
+    """The device of this rank: ``"cuda:LOCAL_RANK"`` for ``"auto"``/``"cuda"`` under a multi-process CUDA run, else
+    ``device`` unchanged.
 
     Args:
         device (str): the config's device name.
@@ -65,16 +63,13 @@ def local_device(device: str) -> str:
 
 
 def init_distributed(device: str = "auto") -> int:
-    """Joins the process group that ``torchrun`` describes in the environment, once; the process
-    leaves it at exit (:func:`destroy_distributed`) if the caller has not.
-
-    Does nothing when ``WORLD_SIZE`` is unset or 1, or when a process group already exists (for
-    example one made by the caller).
+    """Joins the process group that ``torchrun`` describes in the environment, once; the process leaves it at exit
+    (:func:`destroy_distributed`) if the caller has not. Does nothing in a single process (see the module docstring)
+    or when a process group already exists (for example one made by the caller).
 
     Args:
-        device (str): the config's device: a CUDA device (or ``"auto"`` with CUDA available)
-            uses the ``nccl`` backend and sets this process's CUDA device to ``LOCAL_RANK``;
-            otherwise ``gloo``.
+        device (str): the config's device: a CUDA device (or ``"auto"`` with CUDA available) uses the ``nccl``
+            backend and sets this process's CUDA device to ``LOCAL_RANK``; otherwise ``gloo``.
 
     Returns:
         int: the world size (1 in a single process).
@@ -150,8 +145,8 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
 
 
 class _Forward(nn.Module):
-    """What DistributedDataParallel wraps: calls ``module`` or one of its methods (such as
-    ``detection_losses``), so every training forward goes through DDP's gradient hooks."""
+    """What DDP wraps: calls ``module`` or one of its methods (``detection_losses``, ...), so every training forward
+    goes through DDP's gradient hooks."""
 
     def __init__(self, module: nn.Module):
         super().__init__()
@@ -163,9 +158,9 @@ class _Forward(nn.Module):
 
 
 def wrap_ddp(model: nn.Module, device: torch.device, *, sync_bn: bool = False) -> tuple[nn.Module, nn.Module]:
-    """``(model, ddp)``: the model (its BatchNorms made :class:`~torch.nn.SyncBatchNorm` when
-    ``sync_bn``; parameters are kept, so an optimizer over them still works) and its
-    DistributedDataParallel wrapper, called as ``ddp(method_or_None, *args)``.
+    """``(model, ddp)``: the model (its BatchNorms made :class:`~torch.nn.SyncBatchNorm` when ``sync_bn``; parameters
+    are kept, so an optimizer over them still works) and its DistributedDataParallel wrapper, called as
+    ``ddp(method_or_None, *args)``.
 
     Raises:
         ValueError: ``sync_bn`` on a non-CUDA device (torch's SyncBatchNorm runs only there).

@@ -1,13 +1,11 @@
 """An exponential moving average of a model's weights (model EMA).
 
-After every optimizer step the average moves towards the model:
-``ema = d * ema + (1 - d) * model`` for every floating-point entry of the state dict (the
-parameters and BatchNorm's running statistics; integer buffers such as ``num_batches_tracked`` are
-copied), with the decay ramped up from 0 as in ultralytics and timm,
-``d = decay * (1 - exp(-updates / tau))``, so that the first steps are not dominated by the random
-initialization. Evaluating and keeping the average instead of the last weights smooths the noise
-of the last steps; a run trained with ``ema: true`` (``--ema``) evaluates the average every epoch,
-saves it as ``best.pt``'s weights, and keeps both in ``last.pt`` (a resume continues both).
+After every optimizer step ``ema = d * ema + (1 - d) * model`` for every floating-point entry of the state dict
+(the parameters and BatchNorm's running statistics; integer buffers such as ``num_batches_tracked`` are copied),
+with the decay ramped up from 0 as in ultralytics and timm, ``d = decay * (1 - exp(-updates / tau))``, so that
+the random initialization does not dominate the first steps. Evaluating and keeping the average instead of the
+last weights smooths the noise of the last steps; a run trained with ``ema: true`` (``--ema``) evaluates the
+average every epoch, saves it as ``best.pt``'s weights, and keeps both in ``last.pt`` (a resume continues both).
 
 Example:
     >>> model = torch.nn.Linear(2, 1)
@@ -30,11 +28,10 @@ __all__ = ["ModelEMA"]
 
 
 class ModelEMA:
-    """A frozen copy of ``model`` whose weights follow an exponential moving average of the model's.
+    """A frozen copy of ``model`` whose weights follow a moving average of the model's (see the module docstring).
 
     Args:
-        model (nn.Module): the model being trained (copied; the copy is in eval mode and needs
-            no gradients).
+        model (nn.Module): the model being trained (copied; the copy is in eval mode, without gradients).
         decay (float): the decay once ramped up, in [0, 1).
         tau (float): the ramp's time constant in updates, > 0.
 

@@ -1,12 +1,9 @@
 """Fine-tuning a pretrained classifier on a new task (D2L section 14.2).
 
-The recipe: take a model pretrained on a large dataset (ImageNet), keep every layer but the
-output layer, put a new randomly initialised output layer sized to the target classes, and
-train on the small target dataset with a larger learning rate for the new layer than for the
-copied ones.
-
-:func:`finetune` does the model side of that in place and returns the optimizer's parameter
-groups::
+The recipe: take a model pretrained on a large dataset (ImageNet), keep every layer but the output layer, put a
+new randomly initialised output layer sized to the target classes, and train on the small target dataset with a
+larger learning rate for the new layer than for the copied ones. :func:`finetune` does the model side of that in
+place and returns the optimizer's parameter groups::
 
     model = efficientnet_lite0()
     load_pretrained(model, "default")                     # ImageNet weights, offline
@@ -16,12 +13,11 @@ groups::
 What ``freeze`` does:
 
 - ``"none"``: everything trains (the book's recipe);
-- ``"backbone"``: only the new output layer trains; every other parameter gets
-  ``requires_grad=False`` and every BatchNorm keeps its pretrained statistics, so the copied
-  layers stay exactly as loaded (a linear probe);
-- ``"bn"``: everything trains, but each BatchNorm normalizes with its pretrained running
-  statistics and never updates them (:class:`FrozenBatchNorm2d`). Use it when batches are too
-  small (a few images) for batch statistics to be meaningful.
+- ``"backbone"``: only the new output layer trains; every other parameter gets ``requires_grad=False`` and every
+  BatchNorm keeps its pretrained statistics, so the copied layers stay exactly as loaded (a linear probe);
+- ``"bn"``: everything trains, but each BatchNorm normalizes with its pretrained running statistics and never
+  updates them (:class:`FrozenBatchNorm2d`). Use it when batches are too small (a few images) for batch
+  statistics to be meaningful.
 """
 
 from __future__ import annotations
@@ -30,51 +26,13 @@ from torch import nn
 
 from pixbox._checks import check_choice, check_number
 from pixbox.engine.optim import param_groups
+from pixbox.models.backbones._base import FrozenBatchNorm2d, freeze_batchnorm
 
-#: What fine-tuning freezes: nothing, the whole backbone (only the new head trains), or the
-#: BatchNorm statistics (for tiny batches).
+#: What fine-tuning freezes (see the module docstring).
 FREEZE_MODES: tuple[str, ...] = ("none", "backbone", "bn")
 
 __all__ = ["FREEZE_MODES", "FrozenBatchNorm2d", "finetune", "freeze_batchnorm", "head_parameter_names"]
 
-_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-class FrozenBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm2d that always normalizes with its running statistics and never updates them.
-
-    It stays in eval mode whatever ``model.train()`` says; its affine ``weight`` and ``bias``
-    still train (unless their ``requires_grad`` is off). Its ``state_dict`` is that of a plain
-    ``nn.BatchNorm2d``, so checkpoints load into either.
-    """
-
-    def train(self, mode: bool = True) -> "FrozenBatchNorm2d":
-        return super().train(False)
-
-
-def freeze_batchnorm(module: nn.Module) -> int:
-    """Turns every ``nn.BatchNorm2d`` of ``module`` into a :class:`FrozenBatchNorm2d`, in place.
-
-    The modules keep their parameters and buffers (the class of each object changes), so
-    references to them, optimizers and ``state_dict`` keys stay valid.
-
-    Args:
-        module (nn.Module): the model or sub-module.
-
-    Returns:
-        int: how many BatchNorm layers were frozen.
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
-    count = 0
-    for m in module.modules():
-        if type(m) is nn.BatchNorm2d:
-            m.__class__ = FrozenBatchNorm2d
-            m.eval()
-            count += 1
-        elif isinstance(m, FrozenBatchNorm2d):
-            count += 1
-    return count
 
 
 def head_parameter_names(model: nn.Module) -> list[str]:
@@ -103,14 +61,12 @@ def finetune(model: nn.Module, num_classes: int, *, lr: float = 0.01, head_lr_mu
         lr (float): learning rate of the copied layers, > 0.
         head_lr_mult (float): the new output layer learns at ``lr * head_lr_mult``, > 0.
         freeze (str): ``"none"``, ``"backbone"`` or ``"bn"``.
-        weight_decay (float): applied to weight matrices and kernels (not to biases and
-            normalization scales), >= 0.
+        weight_decay (float): of weight matrices and kernels (not biases and normalization scales), >= 0.
 
     Returns:
-        list[dict]: parameter groups for ``torch.optim``: the copied layers at ``lr`` (absent
-        when frozen) and the head at ``lr * head_lr_mult``, each split into a decayed and an
-        undecayed group; every group carries ``"name"`` (``"backbone"`` or ``"head"``) and its
-        ``"lr"``. Empty groups are left out.
+        list[dict]: parameter groups for ``torch.optim``: the copied layers at ``lr`` (absent when frozen) and the
+        head at ``lr * head_lr_mult``, each split into a decayed and an undecayed group, each with ``"name"``
+        (``"backbone"`` or ``"head"``) and ``"lr"``. Empty groups are left out.
 
     Example:
         >>> from pixbox.models.backbones import resnet18

@@ -1,6 +1,5 @@
 """Optimizers and learning-rate schedules: parameter groups (:func:`param_groups`), the optimizer
-(:func:`build_optimizer`) and the per-iteration schedule (:func:`lr_schedule`,
-:func:`build_scheduler`) of a run's config."""
+(:func:`build_optimizer`) and the per-iteration schedule (:func:`lr_schedule`, :func:`build_scheduler`) of a config."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ def lr_schedule(*, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"
     ``factor(i) = warmup(i) * decay(i)`` where ``warmup(i) = min(1, (i + 1) / warmup_steps)`` and
 
     - ``"cosine"``: ``decay(i) = r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``r = final_ratio`` and
-      ``p = (i - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1] (so the decay
-      starts when the warm-up ends);
+      ``p = (i - warmup_steps) / (total_steps - warmup_steps)`` clamped to [0, 1] (the decay starts after warm-up);
     - ``"step"``: ``decay(i) = gamma ** (i // step_size)``.
 
     Use it with :class:`torch.optim.lr_scheduler.LambdaLR` stepped once per iteration.
@@ -84,9 +82,8 @@ def build_optimizer(groups: nn.Module | list[dict], cfg) -> torch.optim.Optimize
     """The optimizer ``cfg.optimizer`` (``"sgd"`` with momentum, or ``"adamw"``) at ``cfg.lr``.
 
     Args:
-        groups (nn.Module or list of dict): a model (its trainable parameters, split by
-            :func:`param_groups` with ``cfg.weight_decay``) or ready parameter groups; a group
-            with its own ``"lr"`` keeps it.
+        groups (nn.Module or list of dict): a model (its trainable parameters, split by :func:`param_groups` with
+            ``cfg.weight_decay``) or ready parameter groups; a group with its own ``"lr"`` keeps it.
         cfg (RunConfig): reads ``optimizer``, ``lr``, ``momentum``, ``weight_decay``.
 
     Returns:

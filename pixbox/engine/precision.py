@@ -1,20 +1,18 @@
 """Mixed precision: which autocast a run uses (:func:`resolve_amp`) and the layers kept out of it.
 
-**What ``amp`` chooses.** ``"auto"`` autocasts where it is native and fast: float16 with a
-gradient scaler on CUDA, bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX,
-:func:`cpu_bf16_supported`), float32 elsewhere. True forces autocast (bfloat16 on any CPU,
-emulated and slower where not native); False trains in float32. The trainer prints the choice in
-one line.
+**What ``amp`` chooses.** ``"auto"`` autocasts where it is native and fast: float16 with a gradient scaler on
+CUDA, bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX, :func:`cpu_bf16_supported`), float32
+elsewhere. True forces autocast (bfloat16 on any CPU, emulated and slower where not native); False trains in
+float32. The trainer prints the choice in one line.
 
-**Convolutions kept in float32 on the CPU** (:class:`TinyConvGuard`). oneDNN's bfloat16
-weight-gradient kernel (``jit_bf16:avx512_core_bf16`` backward_weights, PyTorch 2.13 / oneDNN
-3.12) returns wrong values for a strided convolution whose output is one pixel high or wide:
-for a 3x3, stride-2 convolution of a 1x1 map the taps that see only padding, whose gradient is
-0, get garbage in 230 of 300 trials, and sometimes inf or NaN (measured here; float32 is exact).
-SSD's extra layers meet such maps at small image sizes (``ssd_resnet18`` at 64 px stopped with a
-NaN loss in 2 of 4 runs). Such layers cost nothing (their maps are tiny), so under bfloat16
-autocast on the CPU every ``Conv2d`` whose input is smaller than its kernel, or whose output is
-one pixel high or wide with a stride above 1, runs in float32.
+**Convolutions kept in float32 on the CPU** (:class:`TinyConvGuard`). oneDNN's bfloat16 weight-gradient kernel
+(``jit_bf16:avx512_core_bf16`` backward_weights, PyTorch 2.13 / oneDNN 3.12) returns wrong values for a strided
+convolution whose output is one pixel high or wide: for a 3x3, stride-2 convolution of a 1x1 map the taps that
+see only padding, whose gradient is 0, get garbage in 230 of 300 trials, and sometimes inf or NaN (measured here;
+float32 is exact). SSD's extra layers meet such maps at small image sizes (``ssd_resnet18`` at 64 px stopped with
+a NaN loss in 2 of 4 runs). Such layers cost nothing (their maps are tiny), so under bfloat16 autocast on the CPU
+every ``Conv2d`` whose input is smaller than its kernel's reach, or whose output is one pixel high or wide with a
+stride above 1, runs in float32.
 """
 
 from __future__ import annotations
@@ -26,11 +24,7 @@ __all__ = ["TinyConvGuard", "cpu_bf16_supported", "non_finite_tensors", "resolve
 
 
 def cpu_bf16_supported() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX).
-
-    Without it, bfloat16 autocast on the CPU is emulated and slower than float32, so
-    ``amp="auto"`` leaves it off.
-    """
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX); see the module docstring."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
@@ -41,14 +35,12 @@ def resolve_amp(amp: bool | str, device: torch.device) -> tuple[torch.dtype | No
     """The autocast dtype of ``amp`` on ``device``, and one line saying what was chosen and why.
 
     Args:
-        amp (bool or "auto"): ``"auto"`` (autocast where it is native and fast: CUDA, or a CPU
-            with native bfloat16), True (autocast wherever PyTorch has it: float16 on CUDA,
-            bfloat16 on any CPU) or False (float32).
+        amp (bool or "auto"): ``"auto"``, True (forced) or False (float32); see the module docstring.
         device (torch.device): the training device.
 
     Returns:
-        tuple: the autocast dtype (None for float32) and a line such as ``"precision: bfloat16
-        autocast (this CPU computes bfloat16 natively ...); --no-amp for float32"``.
+        tuple: the autocast dtype (None for float32) and a line such as ``"precision: bfloat16 autocast (this CPU
+        computes bfloat16 natively ...); --no-amp for float32"``.
     """
     if amp != "auto" and not isinstance(amp, bool):
         raise ValueError(f"amp must be 'auto', True or False, got {amp!r}")
@@ -75,9 +67,7 @@ def _pair(value) -> tuple[int, int]:
 
 
 def is_tiny_conv(conv: nn.Conv2d, x: Tensor) -> bool:
-    """Whether ``conv`` on ``x`` is one whose bfloat16 weight gradient oneDNN gets wrong (or may):
-    its input is smaller than the kernel's reach, or its output is one pixel high or wide with a
-    stride above 1 (see the module docstring)."""
+    """Whether oneDNN's bfloat16 weight gradient of ``conv`` on ``x`` is (or may be) wrong; see the module docstring."""
     if x.dim() < 3:
         return False
     size = tuple(x.shape[-2:])
@@ -96,13 +86,10 @@ def is_tiny_conv(conv: nn.Conv2d, x: Tensor) -> bool:
 
 
 class TinyConvGuard:
-    """Runs the ``Conv2d`` layers of ``model`` that meet tiny maps (:func:`is_tiny_conv`) in float32
-    while CPU bfloat16 autocast is on; other layers and other precisions are untouched.
+    """Runs ``model``'s ``Conv2d`` layers that meet tiny maps (:func:`is_tiny_conv`) in float32 under CPU autocast.
 
-    It hooks each ``Conv2d``: before the call, when CPU autocast is on and the layer is tiny for
-    this input, autocast is turned off for the layer and its input made float32; after the call
-    (even one that raised) autocast is restored. The output is then float32, which the next
-    layer accepts under autocast.
+    Each ``Conv2d`` is hooked: for a tiny call under CPU autocast, autocast is off (and the input made float32)
+    until the call returns, even by raising; the next layer accepts the float32 output.
 
     Args:
         model (nn.Module): the model; its ``Conv2d`` submodules are hooked.

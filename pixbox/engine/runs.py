@@ -1,12 +1,6 @@
-"""The one training skeleton and what it needs: :func:`fit` runs any :class:`~pixbox.engine.task.Task`
-(config, data, model, optimizer, schedule, callbacks, checkpoints, resume, torchrun);
-:func:`build_trainer` assembles its trainer.
-
-- :func:`start_run` validates a new run's config, or finds the checkpoint of a run to resume and
-  applies the few changes a resume may make (:func:`resume_config`);
-- :func:`finish_lines` is what a finished run says last (its score, the ``val`` and ``predict``
-  commands).
-"""
+"""The one training skeleton, :func:`fit`, which runs any :class:`~pixbox.engine.task.Task`, and its parts:
+:func:`start_run` (a new run's config, or a resumed run's checkpoint and config, :func:`resume_config`),
+:func:`build_trainer` and :func:`finish_lines`."""
 
 from __future__ import annotations
 
@@ -18,15 +12,8 @@ from typing import Sequence
 from pixbox._files import unique_dir
 from pixbox.data.loaders import make_loader
 from pixbox.data.sharding import epoch_batches
-from pixbox.engine.callbacks import (
-    CheckpointCallback,
-    CSVLogger,
-    EarlyStopping,
-    EpochLogger,
-    EvalCallback,
-    PlotCallback,
-    ProgressBar,
-)
+from pixbox.engine.callbacks import (CheckpointCallback, CSVLogger, EarlyStopping, EpochLogger, EvalCallback,
+    PlotCallback, ProgressBar)
 from pixbox.engine.checkpoint import load_checkpoint, repair_best
 from pixbox.engine.config import RunConfig, read_yaml_values
 from pixbox.engine.device import seed_everything
@@ -34,18 +21,7 @@ from pixbox.engine.distributed import broadcast_object, init_distributed, is_mai
 from pixbox.engine.optim import build_optimizer, build_scheduler
 from pixbox.engine.task import Task, TaskData, TaskTrainer
 
-__all__ = [
-    "build_trainer",
-    "finish_lines",
-    "fit",
-    "resume_config",
-    "start_run",
-]
-
-
-
-# ----------------------------------------------------------------------------------------------
-# Starting and resuming runs
+__all__ = ["build_trainer", "finish_lines", "fit", "resume_config", "start_run"]
 
 
 def as_config(config, config_class: type):
@@ -116,14 +92,13 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str], ta
 
     Args:
         config: a ``config_class``, a dict or a YAML path (None only when resuming).
-        resume (None, bool, str or PathLike): see :func:`pixbox.tasks.detect.train_detector`.
+        resume (None, bool, str or PathLike): see :func:`fit`.
         config_class (type): :class:`~pixbox.tasks.detect.DetectConfig`, ...
         resume_keys (sequence of str): what a resume may change.
         task (str, optional): the task's name; a checkpoint of another task is refused.
 
     Returns:
-        tuple: ``(config, state, run_dir)``; ``state`` and ``run_dir`` are None for a new run
-        (whose ``data`` is made absolute).
+        tuple: ``(config, state, run_dir)``; ``state`` and ``run_dir`` are None for a new run (``data`` made absolute).
     """
     if resume is None or resume is False:
         if config is None:
@@ -160,10 +135,6 @@ def start_run(config, resume, config_class: type, resume_keys: Sequence[str], ta
     return cfg, state, ckpt_path.parent
 
 
-# ----------------------------------------------------------------------------------------------
-# Images and metric files
-
-
 def _example_image(data: TaskData) -> str | None:
     """The path of one image of the run's data (validation first), or None."""
     for dataset in (data.val_set, data.train_set):
@@ -177,8 +148,7 @@ def _example_image(data: TaskData) -> str | None:
 
 
 def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data: TaskData | None = None) -> list[str]:
-    """What a finished training run says last: its best score and the exact commands that
-    evaluate it and predict with it (one image of its own data as the example).
+    """What a finished training run says last: its best score and the exact ``val`` and ``predict`` commands for it.
 
     Args:
         task (str): the CLI's task name (``"detect"``, ``"classify"``, ``"segment"``).
@@ -203,37 +173,29 @@ def finish_lines(task: str, trainer, run_dir: Path, monitor: str, data: TaskData
             f"  predict:  pixbox {task} predict --weights {weights} {image} --out {out}"]
 
 
-# ----------------------------------------------------------------------------------------------
-# The one training skeleton
-
-
 def fit(task: Task, config=None, *, resume=None, progress: bool = True, verbose: bool = True,
         callbacks: Sequence = ()) -> Path:
     """Trains ``task`` as ``config`` says and returns the run folder: the skeleton every task shares.
 
-    A new run goes to ``<project>/<name>``, or ``<name>2``, ``<name>3``, ... when that exists (a
-    previous run is never overwritten). With ``resume``, the run continues from a checkpoint with
-    the config saved in it and ends exactly as an uninterrupted run would (on the CPU). The
-    steps: the config (:func:`start_run`), the process group under ``torchrun``, the task's data
-    (checked before the folder is made), the model (seeded), the optimizer and LR schedule, the
-    standard callbacks (progress bar, evaluation, a line per epoch, early stopping, CSV,
-    checkpoints, plots), the loop (:class:`~pixbox.engine.task.TaskTrainer`), the task's reports
-    and the closing lines.
+    A new run goes to ``<project>/<name>``, or ``<name>2``, ``<name>3``, ... when that exists (a previous run is never
+    overwritten). With ``resume``, the run continues from a checkpoint with the config saved in it and ends exactly as
+    an uninterrupted run would (on the CPU). The steps: the config (:func:`start_run`), the process group under
+    ``torchrun``, the task's data (checked before the folder is made), the seeded model, the trainer
+    (:func:`build_trainer`) and its loop, the task's reports and the closing lines (:func:`finish_lines`).
 
     Args:
         task (Task): what to train (:data:`pixbox.tasks.TASKS` holds pixbox's).
-        config (RunConfig, dict, YAML path or None): the run's config (``task.config_class``).
-            When resuming it may be None, or change only ``task.resume_keys``.
-        resume (None, True, str or PathLike): None/False starts a new run. True resumes
-            ``<project>/<name>/last.pt``; a run folder, a checkpoint file or a run name (under
-            ``project``) resumes that one.
+        config (RunConfig, dict, YAML path or None): the run's config (``task.config_class``); when resuming it may
+            be None, or change only ``task.resume_keys``.
+        resume (None, True, str or PathLike): None/False starts a new run; True resumes ``<project>/<name>/last.pt``;
+            a run folder, a checkpoint file or a run name (under ``project``) resumes that one.
         progress (bool): show tqdm progress bars (only when stderr is a terminal).
         verbose (bool): print what the run does (also written to ``train.log``).
         callbacks (sequence): extra callbacks, run after the standard ones.
 
     Returns:
-        Path: the run folder: ``config.yaml``, ``last.pt`` (everything to resume), ``best.pt``
-        (weights and metadata), ``metrics.csv``, ``train.log``, the task's plots and reports.
+        Path: the run folder: ``config.yaml``, ``last.pt`` (everything to resume), ``best.pt`` (weights and
+        metadata), ``metrics.csv``, ``train.log``, the task's plots and reports.
 
     Raises:
         ValueError, TypeError: a bad config value (the message names the key).
@@ -279,22 +241,21 @@ def fit(task: Task, config=None, *, resume=None, progress: bool = True, verbose:
 
 def build_trainer(task: Task, cfg: RunConfig, data: TaskData, run_dir: Path, *, progress: bool = True,
                   verbose: bool = True, callbacks: Sequence = (), model=None) -> tuple[TaskTrainer, list[str]]:
-    """The trainer of a run, ready to :meth:`~pixbox.engine.trainer.Trainer.fit` (what :func:`fit`
-    does after reading the config and the data): the validation loader, the epoch loaders, the model (initialized from
-    ``cfg.seed``), the optimizer and LR schedule, the standard callbacks writing to ``run_dir``.
+    """The trainer of a run, ready to :meth:`~pixbox.engine.trainer.Trainer.fit` (what :func:`fit` does after reading
+    the config and the data): the loaders, the model, the optimizer and LR schedule, and the standard callbacks
+    (progress bar, evaluation, a line per epoch, early stopping, CSV, checkpoints, plots) writing to ``run_dir``.
 
     Args:
-        task (Task): the task.
-        cfg (RunConfig): the run's config.
+        task (Task), cfg (RunConfig): the task and the run's config.
         data (TaskData): from ``task.build_data(cfg)``.
         run_dir (Path): the run folder.
         progress, verbose, callbacks: as :func:`fit`.
-        model (tuple, optional): ``task.build_model``'s result, made after seeding the global RNG
-            with ``cfg.seed``; None builds it so (with its pretrained weights).
+        model (tuple, optional): ``task.build_model``'s result, made after seeding the global RNG with ``cfg.seed``;
+            None builds it so (with its pretrained weights).
 
     Returns:
-        tuple: the :class:`~pixbox.engine.task.TaskTrainer` and the lines the task has to say about
-        its model (e.g. the pretrained weights it loaded).
+        tuple: the :class:`~pixbox.engine.task.TaskTrainer` and the lines the task has to say about its model (e.g.
+        the pretrained weights it loaded).
     """
     if data.val_set is not None and data.val_loader is None:
         data.val_loader = make_loader(data.val_set, cfg.batch, shuffle=False, num_workers=cfg.workers,

@@ -1,24 +1,21 @@
 """The Task interface: what a kind of training (detection, classification, ...) tells the engine.
 
-A task is one small class. :func:`pixbox.engine.runs.fit` runs every task with the same
-skeleton (config, data, model, optimizer, schedule, callbacks, checkpoints, resume, torchrun) and
-asks the task only what differs, through these hooks:
+A task is one small class. :func:`pixbox.engine.runs.fit` runs every task with the same skeleton (config, data,
+model, optimizer, schedule, callbacks, checkpoints, resume, torchrun) and asks the task only what differs:
 
-====================================  ==========================================================
+====================================  =============================================================================
 hook                                  what it returns
-====================================  ==========================================================
-:meth:`Task.build_data`               the training and validation sets, class names and collate
-                                      functions (:class:`TaskData`)
+====================================  =============================================================================
+:meth:`Task.build_data`               train and validation sets, class names, collate functions (:class:`TaskData`)
 :meth:`Task.build_model`              the model and its optimizer parameter groups
 :meth:`Task.loss`                     the losses of one training batch
 :meth:`Task.evaluate`                 the metrics of the model on the validation loader
 :meth:`Task.load`                     a predictor, from a checkpoint's state
 :meth:`Task.after_fit` (optional)     nothing: writes reports (confusion matrix, metrics JSON)
-====================================  ==========================================================
+====================================  =============================================================================
 
-plus class attributes naming the task (``name``), its config class, the metrics shown and
-logged, and its plots. Nothing in the engine knows any task: the table of tasks is
-:data:`pixbox.tasks.TASKS`.
+plus class attributes naming the task (``name``), its config class, the metrics shown and logged, and its plots.
+Nothing in the engine knows any task: the table of tasks is :data:`pixbox.tasks.TASKS`.
 
 Example:
     >>> class Regression(Task):  # doctest: +SKIP
@@ -55,10 +52,8 @@ class TaskData:
     """The data of a run, read and checked before its folder is made (:meth:`Task.build_data`).
 
     Attributes:
-        train_set (Dataset): the training samples (with their augmentation).
-        val_set (Dataset, optional): the validation samples; None: no evaluation.
-        collate_fn, val_collate_fn (callable, optional): how samples become a batch (None: the
-            loader's default for the dataset).
+        train_set, val_set (Dataset): the training samples (augmented) and the validation ones (None: no evaluation).
+        collate_fn, val_collate_fn (callable, optional): how samples become a batch (None: the loader's default).
         class_names (list[str]): the classes in label order (default: ``train_set.class_names``).
         extra (dict): anything else the task's hooks keep (e.g. the input normalization).
         val_loader (iterable or None): the validation batches, made by :func:`~pixbox.engine.runs.fit`.
@@ -94,11 +89,9 @@ class ExportSpec:
 
     Attributes:
         module (nn.Module): the graph to export: ``images [B, 3, H, W] -> outputs``.
-        metadata (dict[str, str]): stored in the ONNX file (class names, sizes, settings) and
-            read back by the task's :meth:`Task.onnx_predictor`.
+        metadata (dict[str, str]): stored in the ONNX file (class names, settings), read by :meth:`Task.onnx_predictor`.
         imgsz (int): the example input's side.
-        output_names (list[str]): the graph's outputs, e.g. ``["logits"]`` or
-            ``["boxes", "scores"]`` (a detector's, compared after NMS too).
+        output_names (list[str]): e.g. ``["logits"]`` or ``["boxes", "scores"]`` (a detector's, compared after NMS too).
         check_inputs (callable): ``batch -> (batches, labels, source)``: the parity check's
             input batches, a name per batch (or None) and one line saying what they are.
         dynamic_hw (bool): the height and width are dynamic (multiples of ``metadata["stride"]``).
@@ -118,11 +111,10 @@ class Task:
     Attributes:
         name (str): the command and checkpoint name, e.g. ``"detect"``.
         config_class (type): the task's :class:`~pixbox.engine.config.RunConfig` subclass.
-        resume_keys (tuple[str, ...]): the config keys a resumed run may change.
+        resume_keys (tuple[str, ...]): the config keys a resumed run may change (:data:`RESUME_KEYS`).
         metric_keys (tuple[str, ...]): the evaluation metrics of each epoch's line and of ``metrics.csv``.
-        loss_parts (tuple[str, ...]): the parts of the loss that :meth:`loss` returns (drawn
-            with it in ``loss.png``); other training values are ``train_values``.
-        train_values (tuple[str, ...]): other values :meth:`loss` returns (e.g. ``"acc"``).
+        loss_parts, train_values (tuple[str, ...]): what :meth:`loss` returns besides ``"loss"``: its parts (drawn in
+            ``loss.png``) and other values (e.g. ``"acc"``).
         metric_plot (tuple): ``(file name, title, ylabel, columns)`` of the metrics' chart.
     """
 
@@ -149,31 +141,25 @@ class Task:
             out[file] = (title, ylabel, list(columns))
         return out
 
-    # ------------------------------------------------------------------------------------------
     # The hooks
 
     def build_data(self, cfg: RunConfig) -> TaskData:
-        """The run's splits (:class:`TaskData`: datasets, collate functions, class names); the
-        engine checks that both splits have the same classes and makes the validation loader."""
+        """The run's :class:`TaskData`; the engine checks both splits' classes and makes the validation loader."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_data(cfg)")
 
     def build_model(self, cfg: RunConfig, class_names: Sequence[str], *, load_weights: bool
                     ) -> tuple[nn.Module, list[dict] | None, list[str]]:
-        """The model (initialized from the global RNG, seeded by the caller), its optimizer
-        parameter groups (None: :func:`~pixbox.engine.optim.param_groups` of the model) and lines
-        to print about it (e.g. what pretrained weights loaded). ``load_weights`` is False when
-        resuming: the weights then come from the checkpoint."""
+        """The model (from the seeded global RNG), optimizer groups (None: :func:`~pixbox.engine.optim.param_groups`)
+        and lines to print (e.g. the weights loaded); ``load_weights`` is False on resume (the checkpoint has them)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_model(cfg, class_names, load_weights=)")
 
     def loss(self, trainer: Trainer, batch) -> dict[str, Tensor]:
-        """The losses of one training batch (under autocast when the run uses it): ``"loss"``
-        (backpropagated) and any other scalars to log. ``trainer.to_device`` moves the batch and
-        ``trainer.forward`` runs the model (through DDP under torchrun)."""
+        """The losses of one batch (under autocast if the run uses it): ``"loss"`` (backpropagated) and other scalars
+        to log. ``trainer.to_device`` moves the batch, ``trainer.forward`` runs the model (DDP under torchrun)."""
         raise NotImplementedError(f"{type(self).__name__} must implement loss(trainer, batch)")
 
     def evaluate(self, trainer: Trainer, loader) -> dict[str, Any]:
-        """The metrics of ``trainer.eval_model`` (the model, or its weight average with ``ema``) on the
-        validation ``loader``; the int and float ones become columns of ``metrics.csv``."""
+        """Metrics of ``trainer.eval_model`` (the model or its ``ema``) on ``loader``; numbers go to ``metrics.csv``."""
         raise NotImplementedError(f"{type(self).__name__} must implement evaluate(trainer, loader)")
 
     def load(self, state: dict[str, Any], *, path: str | None, device, batch: int):
@@ -183,7 +169,6 @@ class Task:
     def after_fit(self, trainer: Trainer, run_dir: Path, data: TaskData) -> None:
         """After the last epoch (main process only): reports beyond the metrics (optional)."""
 
-    # ------------------------------------------------------------------------------------------
     # Optional details
 
     def prepare(self, cfg: RunConfig, *, new_run: bool) -> RunConfig:
@@ -216,9 +201,7 @@ class TaskTrainer(Trainer):
     task's, and checkpoints carry the task's name, config and classes.
 
     Args:
-        task (Task): the task.
-        config (RunConfig): the run's config.
-        data (TaskData): the run's data (``val_loader`` is evaluated).
+        task (Task), config (RunConfig), data (TaskData): the run's (``data.val_loader`` is evaluated).
         model, optimizer, train_data, **kwargs: as :class:`~pixbox.engine.trainer.Trainer`.
     """
 

@@ -1,12 +1,10 @@
 """A small training loop: forward, loss, backward, step; everything else is a callback.
 
-:class:`Trainer` runs epochs of ``compute_loss(batch)`` -> backward -> optimizer step ->
-scheduler step, with optional mixed precision (:mod:`pixbox.engine.precision`), ``channels_last``
-and gradient clipping. Evaluation, logging, checkpoints, plots, early stopping and the progress bar are
-callbacks (:mod:`pixbox.engine.callbacks`) that see the trainer at a few hooks:
+:class:`Trainer` runs epochs of ``compute_loss(batch)`` -> backward -> optimizer step -> scheduler step, with
+optional mixed precision (:mod:`pixbox.engine.precision`), ``channels_last`` and gradient clipping. Evaluation,
+logging, checkpoints, plots, early stopping and the progress bar are callbacks (:mod:`pixbox.engine.callbacks`),
+run in the order given, each hook called with the trainer:
 
-====================  ==========================================================================
-hook                  when
 ====================  ==========================================================================
 ``on_train_start``    once, before the first epoch (also after a resume)
 ``on_epoch_start``    before the first batch of each epoch
@@ -17,20 +15,18 @@ hook                  when
 ``on_train_end``      once, after the last epoch (or an early stop)
 ====================  ==========================================================================
 
-Callbacks run in the order given. A task subclasses :class:`Trainer` and overrides a few methods:
-:meth:`Trainer.compute_loss` (required), :meth:`Trainer.evaluate`, :meth:`Trainer.batch_size`
-and :meth:`Trainer.checkpoint_extra`.
+A task subclasses :class:`Trainer` and overrides :meth:`Trainer.compute_loss` (required), :meth:`Trainer.evaluate`,
+:meth:`Trainer.batch_size` and :meth:`Trainer.checkpoint_extra`.
 
-**Reproducibility and resuming.** At the start of epoch ``e`` the global torch, numpy and Python
-RNGs are seeded from ``(seed, e)`` (:func:`epoch_seed`), and ``train_data`` is either a callable
-``epoch -> iterable`` (build the epoch's loader with that seed) or a
-:class:`~torch.utils.data.DataLoader` whose ``generator`` is reseeded from ``(seed, e)``. So the
-shuffling and augmentation of an epoch depend only on the seed and the epoch number, and a run
-resumed from the checkpoint of epoch ``k`` (:meth:`Trainer.load_state_dict`) continues exactly
-as the uninterrupted run would have on the CPU.
+**Reproducibility and resuming.** At the start of epoch ``e`` the global torch, numpy and Python RNGs are seeded
+from ``(seed, e)`` (:func:`epoch_seed`), and ``train_data`` is either a callable ``epoch -> iterable`` (build the
+epoch's loader with that seed) or a :class:`~torch.utils.data.DataLoader` whose ``generator`` is reseeded from
+``(seed, e)``. So an epoch's shuffling and augmentation depend only on the seed and the epoch number, and a run
+resumed from epoch ``k``'s checkpoint (:meth:`Trainer.load_state_dict`) continues exactly as the uninterrupted run
+would have on the CPU.
 
-**Divergence** (a NaN or infinite loss, one over :data:`EXPLODED` times the first, or a
-non-finite weight or buffer) stops the run with a FloatingPointError naming the epoch.
+**Divergence** (a NaN or infinite loss, one over :data:`EXPLODED` times the first, or a non-finite weight or
+buffer) stops the run with a FloatingPointError naming the epoch.
 
 Example:
     >>> class Regression(Trainer):
@@ -39,7 +35,7 @@ Example:
     ...         return {"loss": torch.nn.functional.mse_loss(self.model(x), y)}
     >>> model = torch.nn.Linear(2, 1)
     >>> data = [(torch.randn(8, 2), torch.randn(8, 1)) for _ in range(4)]
-    >>> trainer = Regression(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=2)
+    >>> trainer = Regression(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=2, verbose=False)
     >>> [row["epoch"] for row in trainer.fit()]
     [1, 2]
 """
@@ -64,12 +60,8 @@ from pixbox.engine.precision import TinyConvGuard, non_finite_tensors, resolve_a
 
 __all__ = ["EXPLODED", "Trainer"]
 
-#: A step loss over this many times the run's first one means the run diverged (a finite 1e25
-#: loss with infinite BatchNorm variances, say): training stops with a clear error.
+#: A step loss over this many times the first one means divergence (e.g. 1e25 with infinite BatchNorm variances).
 EXPLODED = 1e4
-
-# ----------------------------------------------------------------------------------------------
-# The loop
 
 
 def _to_device(x, device: torch.device, channels_last: bool):
@@ -91,52 +83,40 @@ class Trainer:
     Args:
         model (nn.Module): moved to ``device`` (and to ``channels_last`` when asked).
         optimizer (torch.optim.Optimizer): over the model's parameters.
-        train_data (DataLoader, iterable or callable): the training batches. A callable is
-            called as ``train_data(epoch)`` at each epoch and returns that epoch's iterable; a
-            DataLoader with a ``generator`` gets it reseeded from ``(seed, epoch)`` at each epoch.
+        train_data (DataLoader, iterable or callable): the batches, or ``epoch -> iterable`` (see the module docstring).
         epochs (int): the last epoch to train (a resumed run continues up to it), >= 1.
         scheduler (LRScheduler, optional): stepped after every optimizer step.
         device (str or torch.device): where to train (see :func:`select_device`).
-        callbacks (sequence): objects with some of the hook methods (see the module docstring),
-            e.g. from :mod:`pixbox.engine.callbacks`; run in this order.
-        amp (bool or "auto"): mixed precision, as :func:`~pixbox.engine.precision.resolve_amp`
-            decides it (float16 with a GradScaler on CUDA, bfloat16 on a CPU that has it natively);
-            under CPU bfloat16, :class:`~pixbox.engine.precision.TinyConvGuard` is applied.
-        channels_last (bool): the model and the 4-D float inputs in the ``channels_last``
-            memory format.
+        callbacks (sequence): objects with some of the hooks (see the module docstring); run in this order.
+        amp (bool or "auto"): mixed precision, as :func:`~pixbox.engine.precision.resolve_amp` decides; under CPU
+            bfloat16, :class:`~pixbox.engine.precision.TinyConvGuard` is applied.
+        channels_last (bool): the model and the 4-D float inputs in the ``channels_last`` memory format.
         grad_clip (float, optional): clip the total gradient norm to this, > 0.
         seed (int): seeds each epoch (see the module docstring), >= 0.
         verbose (bool): print messages (early stop, resume) with :meth:`log` (rank 0 only).
-        sync_bn (bool): with several processes, convert the model's BatchNorms to
-            :class:`~torch.nn.SyncBatchNorm` (CUDA only); ignored in a single process.
-        log_file (str or PathLike, optional): :meth:`log` also appends its lines here (rank 0
-            only, whatever ``verbose``), e.g. the run's ``train.log``.
-        ema (bool): keep an exponential moving average of the weights
-            (:class:`~pixbox.engine.ema.ModelEMA`, updated after every step): :attr:`eval_model`
-            is then the average, checkpoints carry it (``"ema"``), and a slim ``best.pt``'s weights
-            are the average's.
+        sync_bn (bool): with several processes, convert BatchNorms to :class:`~torch.nn.SyncBatchNorm` (CUDA only).
+        log_file (str or PathLike, optional): :meth:`log` also appends here (rank 0 only, whatever ``verbose``),
+            e.g. the run's ``train.log``.
+        ema (bool): keep a moving average of the weights (:mod:`pixbox.engine.ema`) as :attr:`eval_model`.
 
-    **Several processes** (``torchrun``, :mod:`pixbox.engine.distributed`): the model is wrapped
-    in DistributedDataParallel (:attr:`ddp`) and ``train_data`` gives each rank its shard
-    (:func:`~pixbox.data.sharding.shard_loader`). Losses and image counts are summed over the
-    ranks, ``main_process_only`` callbacks (logs, checkpoints, plots, progress bars) run on rank 0
-    only, and :attr:`model` stays the plain module that checkpoints hold.
+    **Several processes** (``torchrun``, :mod:`pixbox.engine.distributed`): the model is wrapped in
+    DistributedDataParallel (:attr:`ddp`) and ``train_data`` gives each rank its shard
+    (:func:`~pixbox.data.sharding.shard_loader`). Losses and image counts are summed over the ranks,
+    ``main_process_only`` callbacks run on rank 0 only, and :attr:`model` stays the plain module checkpoints hold.
 
     Attributes:
         epoch (int): the current epoch index (0-based); ``epoch + 1`` is the epoch number logged.
         start_epoch (int): the first epoch :meth:`fit` runs (> 0 after a resume).
         global_step (int): optimizer steps done.
-        history (list[dict]): one row per finished epoch (``epoch``, ``lr``, ``train_*``,
-            ``img_s``, ``epoch_time`` and what callbacks add).
+        history (list[dict]): a row per finished epoch (``epoch``, ``lr``, ``train_*``, ``img_s``, ``epoch_time``,
+            and what callbacks add).
         epoch_log (dict): the current epoch's row.
         batch_log (dict[str, float]): the losses of the last step.
         metrics (dict): the last evaluation's full result (set by the evaluation callback).
-        best_score (float | None), best_epoch (int | None): the best monitored value so far and
-            its epoch number (kept by the checkpoint callback, saved in checkpoints).
+        best_score (float | None), best_epoch (int | None): the best monitored value and its epoch (checkpointed).
         stop (bool): set by a callback to end training after the current epoch.
         rank (int), world_size (int): this process's rank and the number of processes.
-        ddp (DistributedDataParallel | None): the wrapper the training forward goes through
-            with several processes (None in a single process).
+        ddp (DistributedDataParallel | None): the training forward's wrapper with several processes, else None.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_data, *, epochs: int,
@@ -176,7 +156,6 @@ class Trainer:
         self.seed = seed
         self.verbose = verbose and self.rank == 0
         self.log_file = Path(log_file) if log_file is not None and self.rank == 0 else None
-
         self.epoch = 0
         self.start_epoch = 0
         self.global_step = 0
@@ -193,9 +172,6 @@ class Trainer:
         self.lr = float(optimizer.param_groups[0]["lr"])
         self.first_loss: float | None = None  # this process's first step loss: the yardstick of an explosion
 
-    # ------------------------------------------------------------------------------------------
-    # What a task overrides
-
     def compute_loss(self, batch) -> dict[str, Tensor]:
         """The losses of one training batch (runs under autocast when ``amp`` is on).
 
@@ -203,8 +179,7 @@ class Trainer:
             batch: one item of ``train_data``, as the loader gives it (on the CPU).
 
         Returns:
-            dict[str, Tensor]: ``"loss"`` (scalar, backpropagated) and any other scalar parts to
-            log, e.g. ``"cls"`` and ``"box"``.
+            dict[str, Tensor]: ``"loss"`` (scalar, backpropagated) and other scalar parts to log, e.g. ``"cls"``.
         """
         raise NotImplementedError("a task trainer must implement compute_loss(batch)")
 
@@ -232,8 +207,7 @@ class Trainer:
 
         Args:
             *args, **kwargs: the model's (or the method's) arguments.
-            method (str, optional): call this method of the model (e.g. ``"detection_losses"``)
-                instead of the model itself.
+            method (str, optional): call this method of the model (e.g. ``"detection_losses"``) instead of the model.
 
         Returns:
             what the model or its method returns.
@@ -258,9 +232,6 @@ class Trainer:
             return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
-    # ------------------------------------------------------------------------------------------
-    # The loop
-
     def epoch_batches(self, epoch: int) -> Iterable:
         """The batches of epoch ``epoch``, seeded from ``(seed, epoch)``."""
         s = epoch_seed(self.seed, epoch)
@@ -278,8 +249,7 @@ class Trainer:
             dict[str, float]: the step's losses.
 
         Raises:
-            FloatingPointError: the loss is NaN or infinite, or over :data:`EXPLODED` times the
-                first step's (a diverging run).
+            FloatingPointError: the loss is NaN or infinite, or over :data:`EXPLODED` times the first step's.
         """
         with self.autocast():
             parts = self.compute_loss(batch)
@@ -363,8 +333,7 @@ class Trainer:
                                  f"(--lr; it is {self.lr:g} now)")
 
     def check_finite_weights(self) -> None:
-        """Raises FloatingPointError when a weight or buffer (a BatchNorm variance, say) is NaN or
-        infinite: a diverged run, stopped before it is evaluated or saved."""
+        """Raises FloatingPointError when a weight or buffer is NaN or infinite (before evaluating or saving)."""
         bad = non_finite_tensors(self.model)
         if bad:
             self._diverged(f"the weights are no longer finite ({bad[0]}{f' and {len(bad) - 1} more' * (len(bad) > 1)})")
@@ -378,8 +347,7 @@ class Trainer:
                 fn(self)
 
     def log(self, message: str) -> None:
-        """Prints ``message`` when ``verbose`` (through tqdm, so progress bars stay intact) and
-        appends it to ``log_file`` when there is one."""
+        """Prints ``message`` when ``verbose`` (through tqdm, sparing progress bars); appends it to ``log_file``."""
         if self.verbose:
             from tqdm import tqdm
 
@@ -389,19 +357,15 @@ class Trainer:
             with open(self.log_file, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {message}\n")
 
-    # ------------------------------------------------------------------------------------------
-    # Checkpoint state
-
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run after the current epoch.
 
         Returns:
-            dict: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch``
-            (epochs finished), ``global_step``, ``best_score``, ``best_epoch``, ``history``,
-            ``rng`` (:func:`~pixbox.engine.checkpoint.get_rng_state`), ``loader_generator``
-            (the state of the epoch's DataLoader generator, or None; a resume does not need it,
-            since each epoch reseeds the generator), ``ema`` (the weight average's state, or None)
-            and :meth:`checkpoint_extra`.
+            dict: ``model``, ``optimizer``, ``scheduler``, ``scaler`` (state dicts), ``epoch`` (epochs finished),
+            ``global_step``, ``best_score``, ``best_epoch``, ``history``, ``rng``
+            (:func:`~pixbox.engine.checkpoint.get_rng_state`), ``loader_generator`` (the epoch's DataLoader
+            generator state, or None; unused by a resume, which reseeds it), ``ema`` (the weight average's state,
+            or None) and :meth:`checkpoint_extra`.
         """
         generator = getattr(self.batches, "generator", None)
         return {

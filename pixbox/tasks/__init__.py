@@ -10,8 +10,7 @@ predictor. Nothing else switches on the task: the engine runs any task through
 - :mod:`pixbox.tasks.segment`: FCNs (:func:`train_segmenter`);
 - :mod:`pixbox.tasks.stylize`: neural style transfer (:func:`stylize`; an optimization, no training run).
 
-Adding a task: subclass :class:`~pixbox.engine.task.Task` (its config, data, model, loss,
-evaluation and predictor), and add it here.
+Adding a task: subclass :class:`~pixbox.engine.task.Task` and add it to :data:`TASKS`.
 """
 
 from __future__ import annotations
@@ -28,18 +27,8 @@ from pixbox.tasks.detect import DetectConfig, DetectTask, train_detector
 from pixbox.tasks.segment import SegmentConfig, SegmentTask, train_segmenter
 from pixbox.tasks.stylize import stylize
 
-__all__ = [
-    "ClassifyConfig",
-    "DetectConfig",
-    "SegmentConfig",
-    "TASKS",
-    "get_task",
-    "load",
-    "stylize",
-    "train_classifier",
-    "train_detector",
-    "train_segmenter",
-]
+__all__ = ["ClassifyConfig", "DetectConfig", "SegmentConfig", "TASKS", "get_task", "load", "stylize",
+           "train_classifier", "train_detector", "train_segmenter"]
 
 #: The tasks by name. A checkpoint without a ``"task"`` key (files of early pixbox versions,
 #: ``Predictor.save``) is a detector's.
@@ -59,17 +48,14 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "auto", batch:
     """Loads a trained model for inference, whatever its task: ``load(path).predict(images)``.
 
     Args:
-        path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run, or a file written
-            by a predictor's ``save()``.
+        path (str or PathLike): ``best.pt`` or ``last.pt`` of a training run, or a predictor's ``save()`` file.
         device (str or torch.device): ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda:0"``, ...
         batch (int, optional): images per forward pass (default: the task's).
-        **options: for detectors ``score_threshold``, ``nms_threshold``, ``topk`` (the other
-            tasks ignore them).
+        **options: for detectors ``score_threshold``, ``nms_threshold``, ``topk`` (other tasks ignore them).
 
     Returns:
-        the task's predictor: a detector's :class:`~pixbox.tasks.detect.Predictor`, a
-        :class:`~pixbox.tasks.classify.ClassifierPredictor` or a
-        :class:`~pixbox.tasks.segment.SegmenterPredictor`.
+        the task's predictor: a :class:`~pixbox.tasks.detect.Predictor`, a
+        :class:`~pixbox.tasks.classify.ClassifierPredictor` or a :class:`~pixbox.tasks.segment.SegmenterPredictor`.
 
     Raises:
         FileNotFoundError: no such file.

@@ -1,51 +1,27 @@
 """Neural style transfer (Gatys et al., 2016), as D2L section 14.12 teaches it, made fast.
 
-:func:`stylize` optimizes one variable, the synthesized image (initialised from the content
-image, or noise), so that its features match the content image's at the content layers and its
-Gram matrices match the style image's at the style layers, with total variation for smoothness::
+:func:`stylize` optimizes one variable, the synthesized image (initialised from the content image, or noise), so that
+its features match the content image's at the content layers and its Gram matrices match the style image's at the
+style layers, with total variation for smoothness (:mod:`pixbox.losses`)::
 
     loss = content_weight * sum content_loss + style_weight * sum style_loss + tv_weight * tv_loss
 
-(:mod:`pixbox.losses`). The extractor (:class:`pixbox.models.style.StyleExtractor`) is frozen, in
-eval mode and truncated after the deepest layer used; the content features and the style Gram
-matrices are computed once. The image is optimized in the backbone's normalized space (as D2L
-does) and clamped to the valid pixel range after every step.
+The extractor (:class:`pixbox.models.style.StyleExtractor`) is frozen, in eval mode and truncated after the deepest
+layer used; the content features and the style Gram matrices are computed once. The image is optimized in the
+backbone's normalized space (as D2L does) and clamped to the valid pixel range after every step.
 
-Defaults (EfficientNet-Lite0 with its offline ImageNet weights; layers in
-:mod:`pixbox.models.style`): long side 450 px, 300 Adam steps at lr 0.04 (in normalized units,
-0.02 in [0, 1] pixels) with D2L's ``StepLR(50, 0.8)``, weights content 1, style 1e4, TV 10 (D2L's).
-Measured on this 2-core CPU, ``coffee()`` (300 x 450) as content and ``immunohistochemistry()`` as
-style (scikit-image):
+Defaults: EfficientNet-Lite0 with its offline ImageNet weights (layers in :mod:`pixbox.models.style`), lr 0.04 in
+normalized units (0.02 in [0, 1] pixels), D2L's ``StepLR(50, 0.8)`` and loss weights. Measured on this 2-core CPU
+with ``coffee()`` (300 x 450) as content and ``immunohistochemistry()`` as style (scikit-image), as wall time, style
+loss drop and final content loss / a uniform-noise image's: default run (300 Adam steps) 26 s, 284x, 0.42;
+``multiscale`` 20 s, 312x, 0.51; 500 Adam steps 95 s*, 328x, 0.40; ``lbfgs``, 100 steps 134 s*, 318x, 0.41 (* while
+another job used the CPU; the default run took 46 s then, on one thread). More steps or L-BFGS lower the losses
+little more; ``multiscale`` gives larger, more painterly strokes (its drop is from the first, half-resolution step).
 
-    ==============================  ==========  =================  ==========================
-    run                             wall time   style loss drop    content loss / noise's
-    ==============================  ==========  =================  ==========================
-    default (300 Adam steps)        26 s        284x               0.42
-    ``multiscale``                  20 s        312x               0.51
-    500 Adam steps                  95 s [1]    328x               0.40
-    ``lbfgs``, 100 steps            134 s [1]   318x               0.41
-    ==============================  ==========  =================  ==========================
-
-[1] while another job used the CPU (the default run took 46 s then, on one thread). More steps
-or L-BFGS lower the losses little more; ``multiscale`` gives larger, more painterly strokes (its
-drop is from the first, half-resolution step).
-
-Quality bounds checked by the tests (``chelsea()`` and ``immunohistochemistry()`` at 160 px, 60
-steps) and by the benchmark (the default run): the style loss falls by at least 10x (284x for
-``coffee()`` at 300 x 450, 300 steps), and the final content loss, at the content layer, is at most
-:data:`CONTENT_BOUND` = 0.75 times that of a uniform-noise image of the same size (0.42 for that
-default run; 0.53 .. 0.77 for short runs of 60 .. 80 steps at 128 .. 224 px, where the content
-layer's maps are only 8 .. 14 pixels wide).
-
-Options:
-
-- ``multiscale``: coarse to fine: the first half of the steps at half resolution (four times
-  cheaper per step), then the image is upsampled (bilinear) and refined at full resolution.
-- ``preserve_color``: the stylized image's luminance is recombined with the content's chroma
-  (YCbCr, ITU-R BT.601 full-range coefficients, as JPEG's), the colour-preserving "luminance transfer" of
-  Gatys et al., 2016, "Preserving color in neural artistic style transfer": the style changes
-  the light and texture, the content keeps its colours (Cb and Cr up to clamping to [0, 1]).
-- ``optimizer="lbfgs"``: L-BFGS (strong Wolfe line search, one iteration per step).
+Quality bounds checked by the tests (``chelsea()`` and ``immunohistochemistry()`` at 160 px, 60 steps) and by the
+benchmark (the default run): the style loss falls by at least 10x, and the final content loss, at the content layer,
+is at most :data:`CONTENT_BOUND` = 0.75 times that of a uniform-noise image of the same size (0.53 .. 0.77 for short
+runs of 60 .. 80 steps at 128 .. 224 px, where the content layer's maps are only 8 .. 14 pixels wide).
 
 Example:
     >>> from skimage import data
@@ -73,12 +49,10 @@ from pixbox.models.style import STYLE_TRANSFORMS, StyleExtractor
 
 __all__ = ["CONTENT_BOUND", "MAX_SIZE", "load_style_image", "stylize"]
 
-#: The documented content bound: after :func:`stylize`, the content loss is at most this fraction
-#: of the content loss of a uniform-noise image of the same size (see the module docstring).
+#: After :func:`stylize`, the content loss is at most this fraction of a same-size noise image's (module docstring).
 CONTENT_BOUND = 0.75
 
-#: The largest long side :func:`stylize` optimizes, in pixels: its memory grows with the pixel
-#: count (100000 px would need about 120 GB); larger sizes are refused.
+#: The largest long side :func:`stylize` accepts, in pixels: memory grows with the pixel count (100000 px: ~120 GB).
 MAX_SIZE = 2048
 
 _OPTIMIZERS = ("adam", "lbfgs")
@@ -87,8 +61,7 @@ _DEFAULT_LR = {"adam": 0.04, "lbfgs": 1.0}
 
 
 def load_style_image(image, name: str = "image") -> Tensor:
-    """A content or style image (a path, PIL image, array or tensor; :func:`pixbox.data.inputs.as_image`)
-    as float RGB ``Tensor[3, H, W]`` in [0, 1]."""
+    """A content or style image (see :func:`pixbox.data.inputs.as_image`) as float RGB ``Tensor[3, H, W]`` in [0, 1]."""
     return as_image(image, name)
 
 
@@ -106,10 +79,8 @@ def _resize_long(img: Tensor, long_side: int) -> Tensor:
 class _Objective:
     """The weighted loss of one scale: targets computed once from the content and style images.
 
-    With ``amp`` the extractor runs under autocast (bfloat16 on the CPU, float16 on CUDA) in the
-    channels-last layout; its features are cast back to float32 before the Gram matrices and the
-    losses, which never run in reduced precision.
-    """
+    With ``amp`` the extractor runs under autocast (bfloat16 on the CPU, float16 on CUDA), channels-last; its features
+    are cast back to float32 before the Gram matrices and the losses, which never run in reduced precision."""
 
     def __init__(self, extractor: StyleExtractor, content: Tensor, style: Tensor, weights: tuple[float, float, float],
                  amp: bool = False):
@@ -160,7 +131,6 @@ def _optimize(objective: _Objective, x: Tensor, steps: int, optimizer: str, lr: 
             loss.backward()
             last.update(terms)
             return loss
-
         opt.step(closure)
         if sched is not None:
             sched.step()
@@ -179,7 +149,6 @@ def _optimize(objective: _Objective, x: Tensor, steps: int, optimizer: str, lr: 
                 callback(step, image, dict(last))
             if save_every and step % save_every == 0:
                 from pixbox.data.io import write_image
-
                 write_image(image, Path(out_dir) / f"step_{step:05d}.png", compress_level=1)
     return x.detach()
 
@@ -217,47 +186,44 @@ def stylize(
     """Renders the content image in the style of the style image (see the module docstring).
 
     Args:
-        content: the content image: a path, PIL image, numpy array ``[H, W, 3]`` or tensor
-            ``[3, H, W]`` (``uint8``, or float in [0, 1]).
-        style: the style image, likewise; resized to the same long side as the content.
-        size (int or None): long side of the result in pixels, in [16, :data:`MAX_SIZE`]; None keeps
-            the content's size (at most :data:`MAX_SIZE`).
-        steps (int): optimizer steps in all (>= 1); with ``multiscale``, half at half resolution.
-        content_weight, style_weight, tv_weight (float): the loss weights (>= 0).
-        style_layers, content_layers (sequence of str or int, optional): extractor layers;
-            default per backbone (:data:`pixbox.models.style.STYLE_LAYERS`).
-        optimizer ("adam" or "lbfgs"): Adam with ``StepLR(50, 0.8)``, or L-BFGS.
+        content, style: a path, PIL image, numpy array ``[H, W, 3]`` or tensor ``[3, H, W]`` (``uint8``, or float in
+            [0, 1]); the style image is resized to the same long side as the content.
+        size (int or None): long side of the result in pixels, in [16, :data:`MAX_SIZE`]; None keeps the content's
+            size (at most :data:`MAX_SIZE`).
+        steps (int), content_weight, style_weight, tv_weight (float): total optimizer steps (>= 1); loss weights (>= 0).
+        style_layers, content_layers (sequence of str or int, optional): extractor layers; default per backbone
+            (:data:`pixbox.models.style.STYLE_LAYERS`).
+        optimizer ("adam" or "lbfgs"): Adam with ``StepLR(50, 0.8)``, or L-BFGS (strong Wolfe line search, one
+            iteration per step).
         lr (float, optional): learning rate, in normalized image units; default 0.04 (Adam) or 1 (L-BFGS).
         init ("content" or "noise"): the starting image: the content image, or uniform noise.
         backbone ("efficientnet_lite0" or "vgg19"): the feature extractor.
-        weights (None, "default" or path): the extractor's weights (see
-            :class:`~pixbox.models.style.StyleExtractor`); None is random (tests only).
-        style_transform ("none" or "softmax"), temperature (float): the softmax transformation of
-            the style features, see :class:`~pixbox.models.style.StyleExtractor`.
-        multiscale (bool): optimize at half resolution first, then upsample and refine.
-        preserve_color (bool): keep the content's chroma (YCbCr Cb, Cr); only luminance is styled
-            (applied to the result; ``save_every`` images and ``callback`` see the optimized image).
+        weights (None, "default" or path), style_transform ("none" or "softmax"), temperature (float): the
+            extractor's weights (None is random, for tests) and the softmax transformation of the style features;
+            see :class:`~pixbox.models.style.StyleExtractor`.
+        multiscale (bool): coarse to fine: the first half of the steps at half resolution (four times cheaper per
+            step), then the image is upsampled (bilinear) and refined at full resolution.
+        preserve_color (bool): recombine the result's luminance with the content's chroma (YCbCr, ITU-R BT.601
+            full-range, as JPEG's), the "luminance transfer" of Gatys et al., 2016, "Preserving color in neural
+            artistic style transfer": the style changes the light and texture, the content keeps its colours (Cb and
+            Cr up to clamping to [0, 1]). ``save_every`` images and ``callback`` see the optimized image.
         seed (int): seeds the noise initialisation (a local generator; the global RNG is untouched).
         progress (bool): show a tqdm bar with each loss term.
-        save_every (int, optional): write the current image to ``out_dir/step_NNNNN.png`` every
-            that many steps (needs ``out_dir``).
-        out_dir (str or PathLike, optional): folder of the intermediate images and of ``losses.png``.
-        plot (bool): write a plot of the loss terms to ``out_dir/losses.png`` (needs ``out_dir``).
-        callback (callable, optional): ``callback(step, image [3, H, W] in [0, 1], terms)`` after
-            each step, ``terms`` the dict of unweighted ``content``, ``style``, ``tv`` and the
-            weighted ``total``.
+        save_every (int, optional), plot (bool), out_dir (str or PathLike, optional): write the current image to
+            ``out_dir/step_NNNNN.png`` every ``save_every`` steps, and a plot of the losses to ``out_dir/losses.png``.
+        callback (callable, optional): ``callback(step, image [3, H, W] in [0, 1], terms)`` after each step,
+            ``terms`` the step's losses as in the history.
         return_history (bool): also return the history.
-        extractor (StyleExtractor, optional): a ready extractor (then ``backbone``, ``weights``,
-            the layers, ``style_transform`` and ``temperature`` are ignored), e.g. to reuse one across calls.
-        amp (bool, optional): run the extractor in reduced precision (bfloat16 on the CPU, float16
-            on CUDA) and channels-last; the losses stay float32. None (default): on where it is
-            native (CUDA, or a CPU with AVX512-BF16/AMX); about 2x faster per step here.
+        extractor (StyleExtractor, optional): a ready extractor (then ``backbone``, ``weights``, the layers,
+            ``style_transform`` and ``temperature`` are ignored), e.g. to reuse one across calls.
+        amp (bool, optional): run the extractor in reduced precision (bfloat16 on the CPU, float16 on CUDA) and
+            channels-last; the losses stay float32. None: on where it is native (CUDA, or a CPU with
+            AVX512-BF16/AMX); about 2x faster per step here.
 
     Returns:
-        Tensor[3, H, W]: float32 in [0, 1], the content's aspect ratio at long side ``size``. With
-        ``return_history``, ``(image, history)``: ``history`` maps ``content``, ``style``, ``tv``
-        (unweighted) and ``total`` (weighted) to one float per step (the loss before that step),
-        and ``size`` to the ``(H, W)`` optimized at each step.
+        Tensor[3, H, W]: float32 in [0, 1], the content's aspect ratio at long side ``size``. With ``return_history``,
+        ``(image, history)``: ``history`` maps ``content``, ``style``, ``tv`` (unweighted) and ``total`` (weighted) to
+        one float per step (the loss before that step), and ``size`` to the ``(H, W)`` optimized at each step.
     """
     content_img = load_style_image(content, "content")
     style_img = load_style_image(style, "style")
@@ -288,13 +254,11 @@ def stylize(
     device = extractor.mean.device
     if amp is None:  # reduced precision where it is native: a bfloat16 CPU (AVX512-BF16/AMX) or CUDA
         from pixbox.engine.precision import cpu_bf16_supported
-
         amp = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())
     elif not isinstance(amp, bool):
         raise TypeError(f"amp must be a bool or None (automatic), got {type(amp).__name__}")
     if amp:
         extractor = extractor.to(memory_format=torch.channels_last)
-
     long_side = size if size is not None else max(content_img.shape[-2:])
     if long_side > MAX_SIZE:
         raise ValueError(f"size=None keeps the content's size, and its long side is {long_side} px, over the "
@@ -302,19 +266,16 @@ def stylize(
     content_img = _resize_long(content_img, long_side).to(device)
     scales = [long_side // 2, long_side] if multiscale and long_side // 2 >= 16 and steps >= 2 else [long_side]
     counts = [steps // 2, steps - steps // 2] if len(scales) == 2 else [steps]
-
     if init == "content":
         start = content_img
     else:
         gen = torch.Generator().manual_seed(seed)
         start = torch.rand(content_img.shape, generator=gen).to(device)
     x = extractor.preprocess(start)
-
     history: dict[str, list] = {"content": [], "style": [], "tv": [], "total": [], "size": []}
     bar = None
     if progress and is_terminal():
         from tqdm import tqdm
-
         bar = tqdm(total=steps, desc="stylize", unit="step", leave=False)
     try:
         step0 = 0
@@ -329,7 +290,6 @@ def stylize(
     finally:
         if bar is not None:
             bar.close()
-
     image = extractor.postprocess(x)[0]
     if preserve_color:
         ycc = rgb_to_ycbcr(image)
@@ -337,7 +297,6 @@ def stylize(
         image = ycbcr_to_rgb(torch.cat([ycc[:1], chroma], dim=0)).clamp(0, 1)
     if plot:
         from pixbox.plots import plot_curves
-
         xs = list(range(1, len(history["total"]) + 1))
         series = {"content" if wc == 1 else f"content x {wc:g}": (xs, [wc * v for v in history["content"]]),
                   f"style x {ws:g}": (xs, [ws * v for v in history["style"]]),

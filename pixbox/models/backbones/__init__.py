@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Callable
 
 # _check_num_classes is re-exported for the ssd and fcn builders.
-from pixbox.models.backbones._base import IMAGENET_MEAN, IMAGENET_STD, Backbone, _check_num_classes  # noqa: F401
+from pixbox.models.backbones._base import (  # noqa: F401
+    IMAGENET_MEAN, IMAGENET_STD, Backbone, FrozenBatchNorm2d, _check_num_classes, freeze_batchnorm)
 from pixbox.models.backbones.efficientnet import (
     LITE0_STAGES,
     LITE0_WEIGHTS,
@@ -61,6 +62,7 @@ __all__ = [
     "LITE0_STAGES",
     "LITE0_WEIGHTS",
     "Backbone",
+    "FrozenBatchNorm2d",
     "BasicBlock",
     "Bottleneck",
     "ConvBNAct",
@@ -74,6 +76,7 @@ __all__ = [
     "VGG_CONFIGS",
     "convert_efficientnet_pytorch_state_dict",
     "efficientnet_lite0",
+    "freeze_batchnorm",
     "efficientnet_lite0_weights_path",
     "is_efficientnet_pytorch_state_dict",
     "load_pretrained",

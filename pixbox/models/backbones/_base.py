@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from pixbox._checks import check_floating
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "FrozenBatchNorm2d", "freeze_batchnorm"]
 
 #: ImageNet channel statistics of [0, 1] RGB images (torchvision's pretrained weights).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -234,3 +234,39 @@ class Backbone(nn.Module):
         if features.dim() != 4 or features.shape[1] != self.num_features:
             raise ValueError(f"features must have shape [B, {self.num_features}, h, w], got {tuple(features.shape)}")
         return features
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm2d that always normalizes with its running statistics and never updates them.
+
+    It stays in eval mode whatever ``model.train()`` says; its affine ``weight`` and ``bias`` still train (unless
+    ``requires_grad`` is off). Its ``state_dict`` is a plain ``nn.BatchNorm2d``'s: checkpoints load into either.
+    """
+
+    def train(self, mode: bool = True) -> "FrozenBatchNorm2d":
+        return super().train(False)
+
+
+def freeze_batchnorm(module: nn.Module) -> int:
+    """Turns every ``nn.BatchNorm2d`` of ``module`` into a :class:`FrozenBatchNorm2d`, in place.
+
+    The modules keep their parameters and buffers (the class of each object changes), so
+    references to them, optimizers and ``state_dict`` keys stay valid.
+
+    Args:
+        module (nn.Module): the model or sub-module.
+
+    Returns:
+        int: how many BatchNorm layers were frozen.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+    count = 0
+    for m in module.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = FrozenBatchNorm2d
+            m.eval()
+            count += 1
+        elif isinstance(m, FrozenBatchNorm2d):
+            count += 1
+    return count

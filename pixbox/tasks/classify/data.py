@@ -20,11 +20,10 @@ def classify_transforms(preset: str, imgsz: int, mean: Sequence[float], std: Seq
     """The image pipeline of a classification preset: ``uint8 [3, H, W] -> float32 [3, imgsz, imgsz]``.
 
     Args:
-        preset (str): ``"eval"`` (resize the shorter side to ``round(imgsz / crop_pct)``, cut
-            the centre ``imgsz x imgsz``), ``"none"`` (the same, for training without
-            augmentation), ``"d2l"`` (random resized crop of ``min_scale`` to all of the area,
-            aspect ratio 3/4 to 4/3, then horizontal flip: D2L's fine-tuning recipe) or
-            ``"color"`` (``"d2l"`` plus colour jitter of brightness, contrast and saturation 0.4).
+        preset (str): ``"eval"`` (resize the shorter side to ``round(imgsz / crop_pct)``, cut the centre
+            ``imgsz x imgsz``), ``"none"`` (the same, for training without augmentation), ``"d2l"`` (random resized
+            crop of ``min_scale`` to all of the area, aspect ratio 3/4 to 4/3, then horizontal flip: D2L's
+            fine-tuning recipe) or ``"color"`` (``"d2l"`` plus colour jitter of brightness, contrast, saturation 0.4).
         imgsz (int): output side.
         mean, std (sequence of 3 float): normalization of [0, 1] RGB (the backbone's own).
         crop_pct (float): see ``"eval"``.
@@ -34,7 +33,6 @@ def classify_transforms(preset: str, imgsz: int, mean: Sequence[float], std: Seq
         Compose: called as ``t(image)``.
     """
     from pixbox.data import transforms as T
-
     check_choice(preset, "preset", ("eval", "none", "d2l", "color"))
     if preset in ("eval", "none"):
         steps = [T.Resize(max(imgsz, int(round(imgsz / crop_pct)))), T.CenterCrop(imgsz)]
@@ -58,7 +56,6 @@ def classification_dataset(data, fmt: str, split: str | None, transforms, limit:
     """The split's :class:`~pixbox.data.datasets.ClassificationDataset` (``limit``: a fixed random
     subset of that many images, the same for every run with this seed)."""
     from pixbox.data.datasets import ClassificationDataset
-
     root = Path(data)
     fmt = _resolve_format(root, fmt, split)
     if fmt == "folder" and split is not None and not (root / split).is_dir():
@@ -78,5 +75,4 @@ def classification_dataset(data, fmt: str, split: str | None, transforms, limit:
 
 def loader(dataset, batch: int, workers: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
     from pixbox.data.datasets import make_loader
-
     return make_loader(dataset, batch, shuffle=shuffle, num_workers=workers, seed=seed, drop_last=drop_last)

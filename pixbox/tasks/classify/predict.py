@@ -1,6 +1,5 @@
 """Inference with a trained classifier: :class:`ClassifierPredictor`, :func:`load_classifier`,
-:func:`evaluate_classifier` (``pixbox classify val``) and :func:`predict_classifier`
-(``pixbox classify predict``)."""
+:func:`evaluate_classifier` (``pixbox classify val``) and :func:`predict_classifier` (``pixbox classify predict``)."""
 
 from __future__ import annotations
 
@@ -13,12 +12,9 @@ from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_number
 from pixbox._files import atomic_open, check_outputs
-from pixbox.engine.checkpoint import save_checkpoint
-from pixbox.engine.device import select_device
 from pixbox.data.io import find_images
 from pixbox.data.inputs import as_images
-from pixbox.tasks._common import check_eval_args, check_predictor_args, check_same_classes
-from pixbox.tasks._common import model_from_state
+from pixbox.tasks._common import BasePredictor, check_eval_args, check_same_classes, model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.classify.config import CLASSIFY_FORMATS
 from pixbox.tasks.classify.data import classification_dataset, classify_transforms, loader
@@ -33,7 +29,6 @@ MODEL_KEYS: tuple[str, ...] = ("model", "model_name", "num_classes", "class_name
 @torch.inference_mode()
 def evaluate_loader(model: nn.Module, loader, class_names: Sequence[str], device: torch.device) -> dict[str, Any]:
     from pixbox.metrics.classification import ClassificationEvaluator
-
     evaluator = ClassificationEvaluator(list(class_names))
     model.eval()
     for images, labels in loader:
@@ -42,22 +37,17 @@ def evaluate_loader(model: nn.Module, loader, class_names: Sequence[str], device
     return evaluator.compute()
 
 
-class ClassifierPredictor:
+class ClassifierPredictor(BasePredictor):
     """A classifier ready for inference: the model in eval mode, its classes and preprocessing.
 
     Args:
-        model (nn.Module): returns logits ``[B, num_classes]``.
-        class_names (sequence of str): one per output.
-        imgsz (int): the input side, >= 16.
+        model (nn.Module), class_names (sequence of str): the model returns logits ``[B, C]``; one name per output.
+        imgsz (int), crop_pct (float): images are resized to ``imgsz / crop_pct`` (shorter side) and centre-cropped to
+            ``imgsz``; ``imgsz`` >= 16, ``crop_pct`` in (0, 1].
         mean, std (sequence of 3 float): input normalization of [0, 1] RGB.
-        crop_pct (float): images are resized to ``imgsz / crop_pct`` (shorter side) and
-            centre-cropped to ``imgsz``, in (0, 1].
-        device (str or torch.device): where the model runs.
-        batch (int): images per forward pass.
-        model_name (str, optional): the :data:`~pixbox.models.backbones.BACKBONES` name, needed by
-            :meth:`save`.
+        device (str or torch.device), batch (int): where the model runs, and images per forward pass (>= 1).
+        model_name (str, optional): the :data:`~pixbox.models.backbones.BACKBONES` name, needed by :meth:`save`.
     """
-
     #: The task of the model (:data:`pixbox.tasks.TASKS`).
     task = "classify"
 
@@ -65,21 +55,11 @@ class ClassifierPredictor:
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
                  crop_pct: float = 0.875, device: str | torch.device = "cpu", batch: int = 32,
                  model_name: str | None = None):
-        class_names = check_predictor_args(model, class_names, imgsz)
+        super().__init__(model, class_names, imgsz, device, model_name)
         self.crop_pct = float(check_number(crop_pct, "crop_pct", low=0, high=1, low_open=True))
-        self.device = select_device(device)
-        self.model = model.to(self.device).eval()
-        self.class_names = [str(c) for c in class_names]
-        self.imgsz = imgsz
         self.mean, self.std = [float(v) for v in mean], [float(v) for v in std]
         self.batch = int(check_number(batch, "batch", low=1))
-        self.model_name = model_name
-        self.path: str | None = None
         self._transform = classify_transforms("eval", imgsz, self.mean, self.std, crop_pct=self.crop_pct)
-
-    def __repr__(self) -> str:
-        return (f"ClassifierPredictor({self.model_name or type(self.model).__name__}, {len(self.class_names)} "
-                f"classes, imgsz={self.imgsz}, device={self.device})")
 
     def prepare(self, image: Tensor) -> Tensor:
         """One image (``uint8`` or float in [0, 1], ``[3, H, W]``) as the model's normalized input."""
@@ -92,14 +72,13 @@ class ClassifierPredictor:
         """The most likely classes of one image or several.
 
         Args:
-            images: a path, PIL image, numpy array ``[H, W, 3]``, Tensor ``[3, H, W]``
-                (``uint8`` or float in [0, 1]) or ``[B, 3, H, W]``, or a list of them.
+            images: a path, PIL image, numpy array ``[H, W, 3]``, Tensor ``[3, H, W]`` (``uint8`` or float in [0, 1])
+                or ``[B, 3, H, W]``, or a list of them.
             topk (int): how many classes to list per image (at most the class count), >= 1.
 
         Returns:
-            list[dict]: one per image: ``label`` (int), ``name``, ``score`` (softmax probability
-            of the top class), ``topk`` (list of ``{"label", "name", "score"}``, most likely
-            first) and ``path`` (the file, or None).
+            list[dict]: one per image: ``label`` (int), ``name``, ``score`` (softmax probability of the top class),
+            ``topk`` (list of ``{"label", "name", "score"}``, most likely first) and ``path`` (the file, or None).
         """
         k = min(int(check_number(topk, "topk", low=1)), len(self.class_names))
         pairs = as_images(images)
@@ -115,30 +94,18 @@ class ClassifierPredictor:
                             "path": path})
         return out
 
-    __call__ = predict
-
-    def save(self, path) -> Path:
-        """Writes a model-only file (no optimizer or history) that :func:`pixbox.load` reads."""
-        if self.model_name is None:
-            raise ValueError("this ClassifierPredictor has no model_name, so load() could not rebuild its model; "
-                             "pass model_name= (a pixbox.models.backbones.BACKBONES key) when creating it")
-        return save_checkpoint({"task": "classify", "model": self.model.state_dict(), "model_name": self.model_name,
-                                "num_classes": len(self.class_names), "class_names": list(self.class_names),
-                                "imgsz": self.imgsz, "mean": self.mean, "std": self.std,
-                                "crop_pct": self.crop_pct}, path)
+    def save_extra(self) -> dict:
+        return {"imgsz": self.imgsz, "mean": self.mean, "std": self.std, "crop_pct": self.crop_pct}
 
 
 def load_classifier(state: dict[str, Any], *, path=None, device: str | torch.device = "auto", batch: int = 32,
                     **ignored) -> ClassifierPredictor:
-    """A :class:`ClassifierPredictor` from a classification checkpoint's state (``best.pt``,
-    ``last.pt`` or a :meth:`ClassifierPredictor.save` file; :func:`pixbox.tasks.load` reads the
-    file and dispatches here).
+    """A :class:`ClassifierPredictor` from a classification checkpoint's state (``best.pt``, ``last.pt`` or a
+    :meth:`ClassifierPredictor.save` file; :func:`pixbox.tasks.load` reads the file and dispatches here).
 
     Args:
-        state (dict): the checkpoint.
-        path (str or PathLike, optional): its file, for messages and ``ClassifierPredictor.path``.
-        device (str or torch.device): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
-        batch (int): images per forward pass.
+        state (dict), path (str or PathLike, optional): the checkpoint and its file (for messages and ``.path``).
+        device, batch: as in :class:`ClassifierPredictor`.
         **ignored: detection options (thresholds) that :func:`pixbox.load` may pass.
 
     Returns:
@@ -148,7 +115,6 @@ def load_classifier(state: dict[str, Any], *, path=None, device: str | torch.dev
         ValueError: the state is not a pixbox classification checkpoint.
     """
     from pixbox.models.backbones import BACKBONES
-
     model = model_from_state(state, path, keys=MODEL_KEYS, models=BACKBONES,
                              build=lambda s: BACKBONES[s["model_name"]](int(s["num_classes"])),
                              expected="classification checkpoint; expected best.pt or last.pt of a `pixbox "
@@ -170,15 +136,14 @@ def evaluate_classifier(weights, data, *, fmt: str = "auto", split: str = "val",
     """Accuracy, top-5, per-class precision/recall/F1 and the confusion matrix on one split.
 
     Args:
-        weights (str, PathLike or ClassifierPredictor): a checkpoint (``best.pt``) or a loaded
-            predictor (its preprocessing is used).
-        data (str or PathLike): the dataset folder.
-        fmt (str): ``"auto"``, ``"folder"`` or ``"csv"``.
-        split (str): the split to evaluate.
-        batch (int): images per forward pass, >= 1.
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
-        workers (int): data loading processes, >= 0.
-        limit (int, optional): evaluate a fixed random subset of this many images.
+        weights (str, PathLike or ClassifierPredictor): a checkpoint (``best.pt``) or a loaded predictor (whose
+            preprocessing is used).
+        data (str or PathLike), fmt (str), split (str): the dataset folder, its format (``"auto"``, ``"folder"`` or
+            ``"csv"``) and the split to evaluate.
+        batch (int), device (str): images per forward pass (>= 1); ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
+        workers (int), limit (int, optional): data loading processes (>= 0); evaluate a fixed random subset of this
+            many images.
+        allow_outside (bool): read image paths that lead outside ``data`` (``../``, absolute paths).
 
     Returns:
         dict: :meth:`pixbox.metrics.classification.ClassificationEvaluator.compute`'s metrics.
@@ -200,19 +165,16 @@ def predict_classifier(weights, sources, *, topk: int = 5, out=None, device: str
 
     Args:
         weights (str, PathLike or ClassifierPredictor): a checkpoint or a loaded predictor.
-        sources: image files, folders or glob patterns (see
-            :func:`pixbox.engine.runs.find_images`).
+        sources: image files, folders or glob patterns (see :func:`pixbox.engine.runs.find_images`).
         topk (int): classes listed per image, >= 1.
-        out (str or PathLike, optional): folder for ``predictions.json`` (``{"weights",
-            "class_names", "images": [{"path", "label", "name", "score", "topk"}]}``).
-        device (str): ``"auto"``, ``"cpu"``, ...
-        batch (int): images per forward pass.
+        out (str or PathLike, optional): folder for ``predictions.json`` (``{"weights", "class_names", "images":
+            [{"path", "label", "name", "score", "topk"}]}``).
+        device (str), batch (int): as in :func:`evaluate_classifier`.
 
     Returns:
         list[dict]: :meth:`ClassifierPredictor.predict`'s results, one per image.
     """
     from pixbox.data.io import read_image
-
     predictor = _as_predictor(weights, device=device, batch=batch)
     paths = find_images(sources)
     if out is not None:

@@ -1,15 +1,9 @@
 """The classification task (fine-tuning by default): :class:`ClassifyTask` and :func:`train_classifier`.
 
-A run (:func:`pixbox.engine.runs.fit`) fine-tunes a backbone with (by default) offline pretrained
-weights and a new output layer (:func:`~pixbox.engine.finetune.finetune`; the head group learns
-``head_lr_mult`` times faster), and writes to ``<project>/<name>/``: ``config.yaml``,
-``last.pt``, ``best.pt`` (best validation accuracy), ``metrics.csv``, ``train.log``,
-``loss.png``, ``accuracy.png`` and, after the last evaluation, ``confusion_matrix.png`` and
-``val_metrics.json``.
-
-Training images get the augmentation preset (by default the book's: random resized crop and
-horizontal flip); evaluation and prediction resize the shorter side to ``imgsz / crop_pct`` and
-cut the centre ``imgsz x imgsz``. Both normalize with the backbone's own mean and std.
+A run (:func:`pixbox.engine.runs.fit`) fine-tunes a backbone with (by default) offline pretrained weights and a
+new output layer (:func:`~pixbox.engine.finetune.finetune`) on images normalized with the backbone's own mean and
+std, and writes the usual run folder plus ``accuracy.png`` and, after the last evaluation, ``confusion_matrix.png``
+and ``val_metrics.json``.
 
 Example:
     >>> from pixbox.tasks.classify import ClassifyConfig, train_classifier
@@ -43,7 +37,6 @@ __all__ = ["ClassifyTask", "build_classifier", "train_classifier"]
 
 def _backbone(name: str, num_classes: int = 1000) -> nn.Module:
     from pixbox.models.backbones import BACKBONES
-
     check_choice(name, "model", BACKBONES)
     return BACKBONES[name](num_classes)
 
@@ -58,21 +51,18 @@ def _normalization(name: str) -> tuple[list[float], list[float]]:
 def build_classifier(cfg: ClassifyConfig, num_classes: int, *, load_weights: bool = True):
     """The model of a run and its optimizer parameter groups.
 
-    With pretrained weights (``cfg.pretrained`` not ``"none"``): the backbone is built for
-    ImageNet, loaded (:func:`pixbox.models.backbones.load_pretrained`) and given a new head by
-    :func:`~pixbox.engine.finetune.finetune` (head at ``lr * head_lr_mult``, ``cfg.freeze``
-    applied). From scratch: the backbone is built with ``num_classes`` outputs and every
-    parameter learns at ``lr`` (as D2L's scratch baseline).
+    With pretrained weights (``cfg.pretrained`` not ``"none"``): the backbone is built for ImageNet, loaded
+    (:func:`pixbox.models.backbones.load_pretrained`) and given a new head by :func:`~pixbox.engine.finetune.finetune`
+    (head at ``lr * head_lr_mult``, ``cfg.freeze`` applied). From scratch: the backbone is built with
+    ``num_classes`` outputs and every parameter learns at ``lr`` (as D2L's scratch baseline).
 
     Args:
         cfg (ClassifyConfig): the run's config.
         num_classes (int): the dataset's classes.
-        load_weights (bool): False skips loading the pretrained file (a resumed run gets its
-            weights from the checkpoint).
+        load_weights (bool): False skips loading the pretrained file (a resume gets the checkpoint's weights).
 
     Returns:
-        tuple: ``(model, groups, report)``; ``report`` is the
-        :class:`~pixbox.models.backbones.LoadReport` of the pretrained weights, or None.
+        tuple: ``(model, groups, report)``; ``report``: the :class:`~pixbox.models.backbones.LoadReport` or None.
     """
     if cfg.pretrained == "none":
         if cfg.freeze != "none":
@@ -82,7 +72,6 @@ def build_classifier(cfg: ClassifyConfig, num_classes: int, *, load_weights: boo
         groups = [dict(g, name="all") for g in param_groups(model, cfg.weight_decay, lr=cfg.lr)]
         return model, groups, None
     from pixbox.models.backbones import load_pretrained
-
     model = _backbone(cfg.model)
     report = load_pretrained(model, cfg.pretrained) if load_weights else None
     groups = finetune(model, num_classes, lr=cfg.lr, head_lr_mult=cfg.head_lr_mult, freeze=cfg.freeze,
@@ -139,7 +128,6 @@ class ClassifyTask(Task):
     def after_fit(self, trainer, run_dir: Path, data: TaskData) -> None:
         if trainer.metrics.get("confusion") is not None:
             from pixbox.plots import save_confusion_matrix
-
             save_confusion_matrix(trainer.metrics["confusion"], data.class_names, run_dir / "confusion_matrix.png")
             save_metrics_json(trainer.metrics, run_dir / "val_metrics.json")
 
@@ -164,6 +152,6 @@ class ClassifyTask(Task):
 
 
 def train_classifier(config: ClassifyConfig | dict | str | os.PathLike | None = None, **options) -> Path:
-    """Fine-tunes (or trains from scratch) an image classifier; returns the run folder. The same as ``fit(ClassifyTask(), config, **options)``
-    (:func:`pixbox.engine.runs.fit`: ``resume``, ``progress``, ``verbose``, ``callbacks``)."""
+    """Trains a classifier (fine-tuning by default) and returns the run folder: :func:`~pixbox.engine.runs.fit`
+    with a :class:`ClassifyTask`."""
     return fit(ClassifyTask(), config, **options)

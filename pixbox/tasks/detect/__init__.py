@@ -14,17 +14,6 @@ from pixbox.tasks.detect.evaluate import evaluate_detector
 from pixbox.tasks.detect.predict import Predictor, load_detector, model_from_checkpoint, predict_detector
 from pixbox.tasks.detect.train import DetectTask, train_detector
 
-__all__ = [
-    "AUGMENT_PRESETS",
-    "DetectConfig",
-    "DetectTask",
-    "FORMATS",
-    "Predictor",
-    "build_train_transforms",
-    "evaluate_detector",
-    "load_detector",
-    "model_from_checkpoint",
-    "predict_detector",
-    "prepare_image",
-    "train_detector",
-]
+__all__ = ["AUGMENT_PRESETS", "DetectConfig", "DetectTask", "FORMATS", "Predictor", "build_train_transforms",
+           "evaluate_detector", "load_detector", "model_from_checkpoint", "predict_detector", "prepare_image",
+           "train_detector"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixbox._checks import bool_value, choice_value, float_value, int_value, pretrained_value, text_value
+from pixbox._checks import bool_value, choice_value, float_value, int_value, text_value
 from pixbox.engine.config import RunConfig, _CombinationError
 from pixbox.engine.finetune import FREEZE_MODES
 
@@ -12,16 +12,14 @@ __all__ = ["AUGMENT_PRESETS", "DetectConfig", "FORMATS"]
 
 #: The dataset formats ``format`` takes (``"auto"`` guesses it from the folder layout).
 FORMATS: tuple[str, ...] = ("auto", "csv", "voc", "coco", "yolo")
-#: The augmentation presets ``augment`` takes (True means ``"light"``, False ``"none"``):
-#: ``"none"`` resizes only; ``"light"`` adds the SSD photometric distortion and horizontal flips;
-#: ``"ssd"`` adds the SSD zoom out and IoU crop as well (for long runs).
+#: The augmentation presets ``augment`` takes: ``"none"`` resizes only; ``"light"`` adds the SSD photometric
+#: distortion and horizontal flips; ``"ssd"`` adds the SSD zoom out and IoU crop as well (for long runs).
 AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "ssd")
 _BOX_LOSSES = ("smooth_l1", "l1")
 
 
 def _model_names() -> tuple[str, ...]:
     from pixbox.models import MODELS
-
     return tuple(MODELS)
 
 
@@ -33,19 +31,16 @@ def _augment(value, name):
 
 @dataclass(frozen=True)
 class DetectConfig(RunConfig):
-    """Everything a detection training run depends on: the keys of
-    :class:`~pixbox.engine.config.RunConfig` (other defaults: ``model="tiny_ssd"``, ``epochs=30``,
-    ``weight_decay=5e-4``, ``grad_clip=10``, ``monitor="map_50"``, ``augment="light"``) and:
+    """Everything a detection run depends on: the keys of :class:`~pixbox.engine.config.RunConfig` (some with
+    other defaults, see the signature) and:
 
     Attributes:
         model (str): a key of :data:`pixbox.models.MODELS`, e.g. ``"tiny_ssd"``.
         monitor (str): ``"map"``, ``"map_50"``, ``"map_75"``, ``"voc07_ap50"`` or ``"voc_ap50"``.
-        augment (bool | str): a preset of :data:`AUGMENT_PRESETS`, or True (``"light"``) or
-            False (``"none"``).
+        augment (bool | str): a preset of :data:`AUGMENT_PRESETS`, or True (``"light"``) or False (``"none"``).
         format (str): ``"auto"``, ``"csv"``, ``"voc"``, ``"coco"`` or ``"yolo"``.
-        proposals (str | None): a region proposals file (:mod:`pixbox.data.proposals`, made with
-            ``pixbox detect proposals``) covering the training and validation images; required
-            by the Fast R-CNN models (``fast_rcnn_*``) and refused by the others.
+        proposals (str | None): a region proposals file (``pixbox detect proposals``, :mod:`pixbox.data.proposals`)
+            covering the training and validation images; required by the ``fast_rcnn_*`` models, refused by others.
         imgsz (int): training and inference images are resized to ``imgsz x imgsz``, >= 16.
         negative_mining_ratio (float | None): negatives per positive anchor in the loss
             (SSD hard negative mining), > 0; None uses every anchor (the D2L loss).
@@ -53,9 +48,8 @@ class DetectConfig(RunConfig):
         score_threshold (float): evaluation keeps detections scoring above this, in [0, 1).
         nms_threshold (float): per-class NMS IoU threshold, in (0, 1].
         topk (int): detections kept per image, >= 1.
-        pretrained (str): backbone weights: ``"none"`` (random, the default), ``"default"``
-            (the backbone's offline weights: ``ssd_efficientnet_lite0``) or a local file (a
-            torchvision ResNet checkpoint for the ResNet detectors).
+        pretrained (str): backbone weights: ``"none"`` (random, the default), ``"default"`` (the backbone's offline
+            weights: ``ssd_efficientnet_lite0``) or a local file (a torchvision ResNet checkpoint for ResNet detectors).
         head_lr_mult (float): with pretrained weights, everything but the backbone (extra layers,
             heads) learns at ``lr * head_lr_mult``, > 0 (the lecture's fine-tuning recipe).
         freeze (str): with pretrained weights: ``"none"``, ``"backbone"`` (only the new layers
@@ -87,7 +81,6 @@ class DetectConfig(RunConfig):
     def __post_init__(self):
         super().__post_init__()
         from pixbox.models import needs_proposals
-
         if needs_proposals(self.model) and self.proposals is None:
             raise _CombinationError(f"model {self.model!r} (Fast R-CNN) classifies region proposals: pass "
                                     "--proposals FILE (proposals: FILE in a config), a file made with "
@@ -121,7 +114,6 @@ _DETECT_CHECKS = {
     "nms_threshold": float_value(0, 1, low_open=True),
     "topk": int_value(1),
     "imgsz": int_value(16),
-    "pretrained": pretrained_value,
     "head_lr_mult": float_value(0, low_open=True),
     "freeze": choice_value(FREEZE_MODES),
     "allow_outside_paths": bool_value,

@@ -1,6 +1,5 @@
-"""The detection task's data: training augmentation presets, the evaluation resize, datasets and
-validation loaders (shared by training, :func:`~pixbox.tasks.detect.predict.evaluate_detector`
-and export)."""
+"""The detection task's data: training augmentation presets, the evaluation resize, datasets and validation
+loaders (shared by training, :func:`~pixbox.tasks.detect.evaluate.evaluate_detector` and export)."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ __all__ = ["EvalTransform", "build_train_transforms", "check_val_split", "detect
 def prepare_image(image: Tensor, imgsz: int) -> Tensor:
     """Resizes one image to the model's input: ``imgsz x imgsz``, float in [0, 1].
 
-    ``uint8`` images are resized in ``uint8`` (rounded) and then scaled, exactly as the training
-    and evaluation pipelines do (``Resize`` then ``ToDtype``); float images are resized as they
-    are.
+    ``uint8`` images are resized in ``uint8`` (rounded) and then scaled, exactly as the training and evaluation
+    pipelines do (``Resize`` then ``ToDtype``); float images are resized as they are.
 
     Args:
         image (Tensor[3, H, W]): ``uint8`` or float in [0, 1].
@@ -36,11 +34,10 @@ def prepare_image(image: Tensor, imgsz: int) -> Tensor:
 
 
 def build_train_transforms(preset: str, imgsz: int):
-    """The training pipeline of an augmentation preset (see :data:`~pixbox.tasks.detect.AUGMENT_PRESETS`).
+    """The training pipeline of an augmentation preset.
 
     Args:
-        preset (str): ``"none"`` (resize only), ``"light"`` (horizontal flip, SSD photometric
-            distortion) or ``"ssd"`` (also the SSD zoom out and IoU crop).
+        preset (str): ``"none"``, ``"light"`` or ``"ssd"`` (see :data:`~pixbox.tasks.detect.AUGMENT_PRESETS`).
         imgsz (int): output side.
 
     Returns:
@@ -48,7 +45,6 @@ def build_train_transforms(preset: str, imgsz: int):
         with boxes in the pixels of the output image.
     """
     from pixbox.data import transforms as T
-
     size = (imgsz, imgsz)
     if preset == "none":
         steps = [T.Resize(size), T.SanitizeBoxes(min_size=0.0)]
@@ -63,8 +59,7 @@ def build_train_transforms(preset: str, imgsz: int):
 
 
 class EvalTransform:
-    """Resizes the image like :func:`prepare_image`; the target keeps the
-    original boxes and gains ``"size"``, the original ``(H, W)``."""
+    """Resizes like :func:`prepare_image`; the target keeps its boxes and gains the original ``"size"`` ``(H, W)``."""
 
     def __init__(self, imgsz: int):
         self.imgsz = imgsz
@@ -78,7 +73,6 @@ def _limit(dataset, limit: int | None):
     if limit is None or limit >= len(dataset):
         return dataset
     from pixbox.data.datasets import DetectionDataset
-
     ann = DetectionAnnotations(dataset.class_names, dataset.annotations.records[:limit])
     proposals = None if dataset.proposals is None else dataset.proposals[:limit]
     return DetectionDataset.from_annotations(ann, transforms=dataset.transforms, on_error=dataset.on_error,
@@ -88,7 +82,6 @@ def _limit(dataset, limit: int | None):
 def detection_dataset(data, fmt: str, split: str, transforms, limit: int | None = None, proposals=None, *,
                       allow_outside: bool = False):
     from pixbox.data.datasets import DetectionDataset
-
     ds = DetectionDataset(data, None if fmt == "auto" else fmt, split, transforms=transforms, proposals=proposals,
                           allow_outside=allow_outside)
     if len(ds) == 0:
@@ -98,7 +91,6 @@ def detection_dataset(data, fmt: str, split: str, transforms, limit: int | None 
 
 def check_val_split(cfg: DetectConfig) -> None:
     from pixbox.data.formats import detect_format, list_splits
-
     splits = list_splits(cfg.data, detect_format(cfg.data) if cfg.format == "auto" else cfg.format)
     if cfg.val_split not in splits:
         hint = difflib.get_close_matches(cfg.val_split, splits, n=1)
@@ -109,5 +101,4 @@ def check_val_split(cfg: DetectConfig) -> None:
 
 def val_batches(dataset, batch: int, workers: int):
     from pixbox.data.datasets import collate_detection, make_loader
-
     return make_loader(dataset, batch, shuffle=False, num_workers=workers, collate_fn=collate_detection)

@@ -21,7 +21,6 @@ def evaluate_loader(predictor: Predictor, loader, class_names: Sequence[str], *,
     """COCO and VOC metrics of ``predictor`` on the batches of ``loader`` (whose targets hold the
     original ``boxes``, ``labels``, ``iscrowd``, ``difficult`` and ``size``)."""
     from pixbox.metrics.detection import DetectionEvaluator
-
     evaluator = DetectionEvaluator(list(class_names))
     for images, targets in loader:
         proposals = [t["proposals"] for t in targets] if predictor.needs_proposals else None
@@ -40,24 +39,20 @@ def evaluate_detector(weights_or_model, data, *, fmt: str = "auto", split: str =
     Args:
         weights_or_model: a checkpoint path (``best.pt``), a :class:`~pixbox.tasks.detect.Predictor`
             or a detector ``nn.Module`` (then the dataset's class names are used).
-        data (str or PathLike): the dataset folder.
+        data (str or PathLike), split (str): the dataset folder and the split to evaluate.
         fmt (str): ``"auto"`` or a format of :data:`pixbox.data.formats.DETECTION_FORMATS`.
-        split (str): the split to evaluate.
-        batch (int): images per forward pass, >= 1.
-        imgsz (int, optional): input size; default the checkpoint's (256 for a bare model).
+        batch (int), workers (int): images per forward pass, >= 1; data loading processes, >= 0.
+        imgsz (int, optional): input size, >= 16; default the checkpoint's (256 for a bare model).
         device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
-        score_threshold (float): keep detections scoring above this (low for mAP).
-        nms_threshold (float): per-class NMS IoU threshold.
-        topk (int): detections kept per image.
-        workers (int): data loading processes.
-        limit (int, optional): evaluate only the first this many images.
+        score_threshold, nms_threshold (float), topk (int): as in :class:`~pixbox.tasks.detect.DetectConfig`.
+        limit (int, optional): evaluate only the first this many images, >= 1.
         proposals (str, PathLike or dict, optional): a region proposals file covering the split
             (:mod:`pixbox.data.proposals`); required by a Fast R-CNN, refused by other models.
+        allow_outside (bool): read annotation image paths leading outside the dataset folder.
 
     Returns:
-        dict: :meth:`pixbox.metrics.detection.DetectionEvaluator.compute`'s metrics (``map``,
-        ``map_50``, ``map_75``, ``voc07_ap50``, ``voc_ap50``, ``per_class``, ``pr_curves``, ...),
-        in the pixels of the original images.
+        dict: :meth:`pixbox.metrics.detection.DetectionEvaluator.compute`'s metrics (``map``, ``map_50``, ``map_75``,
+        ``voc07_ap50``, ``voc_ap50``, ``per_class``, ``pr_curves``, ...), in the pixels of the original images.
 
     Raises:
         ValueError: the dataset's classes differ from the model's, or ``proposals`` missing for

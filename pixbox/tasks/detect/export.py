@@ -1,10 +1,8 @@
-"""What ``pixbox export`` writes for a detector: SSD/TinySSD plus its box decoding
-(:class:`SSDGraph`), the metadata of the NMS post-step, and the parity check's inputs (images it
-detects in: its run's validation images, else generated scenes).
+"""What ``pixbox export`` writes for a detector: SSD/TinySSD plus its box decoding (:class:`SSDGraph`), the
+metadata of the NMS post-step, and the parity check's inputs (its run's validation images, else generated scenes).
 
-NMS is not in the graph (see :mod:`pixbox.export`); Fast and Faster R-CNN are refused: their
-region proposals come from outside the network (selective search) or from a data-dependent RPN
-top-k and per-image RoI pooling over a variable number of boxes.
+NMS is not in the graph (see :mod:`pixbox.export`); Fast and Faster R-CNN are refused: their region proposals come
+from outside the network (selective search) or a data-dependent RPN top-k, with per-image RoI pooling.
 """
 
 from __future__ import annotations
@@ -51,7 +49,6 @@ def _val_images(config: dict, count: int) -> tuple[list[Tensor], list[str], str]
         return [], [], "the checkpoint names no validation split"
     from pixbox.data.formats import detect_format, read_detection
     from pixbox.data.io import read_image
-
     try:
         fmt = config.get("format") or "auto"
         records = read_detection(data, detect_format(data) if fmt == "auto" else fmt, split).records
@@ -65,16 +62,14 @@ def _val_images(config: dict, count: int) -> tuple[list[Tensor], list[str], str]
 
 
 def _detection_inputs(config: dict, imgsz: int, batch: int) -> tuple[list[Tensor], list[str], str]:
-    """The detection parity check's batches ``[batch, 3, imgsz, imgsz]`` (float in [0, 1]), their
-    labels and one line saying what they are: the run's validation images when it has them,
-    else two generated shapes scenes, a bananas scene and a noise image."""
+    """The detection parity check's batches ``[batch, 3, imgsz, imgsz]`` (float in [0, 1]), their labels and one
+    line saying what they are: the run's validation images, else two shapes scenes, a bananas scene and noise."""
     images, names, source = _val_images(config, _CHECK_IMAGES)
     if images:
         source = f"{len(images)} {source}, resized to {imgsz} px as the predictor does"
     else:
         from pixbox.data.generators.bananas import render_banana
         from pixbox.data.generators.shapes import render_shapes
-
         size = max(32, imgsz)
         noise = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         images = [render_shapes(size, seed=0).image, render_shapes(size, seed=1).image,
@@ -95,7 +90,6 @@ def detection_export_spec(state: dict[str, Any], *, path, score_threshold: float
     """The :class:`~pixbox.engine.task.ExportSpec` of a detection checkpoint (SSD/TinySSD only)."""
     from pixbox.models import needs_proposals
     from pixbox.models.ssd import SSD
-
     model = model_from_checkpoint(state, path)
     if needs_proposals(model) or not isinstance(model, SSD):
         raise ValueError(

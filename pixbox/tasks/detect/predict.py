@@ -1,15 +1,11 @@
 """Inference with a trained detector: ``pixbox.load(path).predict(images)``.
 
-:func:`load_detector` rebuilds the model from a checkpoint (``best.pt``/``last.pt`` of a training run,
-or a model-only file written by :meth:`Predictor.save`) without the dataset: the checkpoint
-names the model, its number of classes, the class names and the training image size.
-
-:meth:`Predictor.predict` takes images in any common form, resizes them to the training size
-(as training and evaluation do: bilinear with antialiasing on ``uint8`` images, then scaled to
-[0, 1]), runs the model's decoding and per-class NMS, and maps the boxes back to the pixels of
-each original image. A Fast R-CNN (:class:`pixbox.models.FastRCNN`) also takes region proposals
-per image, in the pixels of the original image; without them :meth:`Predictor.predict` runs
-selective search (:func:`pixbox.data.proposals.selective_search`, OpenCV contrib).
+:func:`load_detector` rebuilds the model from a checkpoint (``best.pt``/``last.pt`` of a training run, or a
+model-only file written by :meth:`Predictor.save`) without the dataset: the checkpoint names the model, its number of
+classes, the class names and the training image size. :meth:`Predictor.predict` resizes images to the training size
+(as training and evaluation do: bilinear with antialiasing on ``uint8`` images, then scaled to [0, 1]), runs the
+model's decoding and per-class NMS, and maps the boxes back to the pixels of each original image; a Fast R-CNN
+(:class:`pixbox.models.FastRCNN`) also takes region proposals.
 
 Example:
     >>> import pixbox
@@ -23,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -31,50 +26,34 @@ from torch import Tensor, nn
 
 from pixbox._checks import check_number
 from pixbox._files import atomic_open, check_outputs
-from pixbox.engine.checkpoint import save_checkpoint
-from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
 from pixbox.data.inputs import as_images
-from pixbox.tasks._common import check_predictor_args, model_from_state
+from pixbox.tasks._common import BasePredictor, model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.detect.data import prepare_image
 
-__all__ = [
-    "MODEL_KEYS",
-    "Predictor",
-    "load_detector",
-    "model_from_checkpoint",
-    "predict_detector",
-]
+__all__ = ["MODEL_KEYS", "Predictor", "load_detector", "model_from_checkpoint", "predict_detector"]
 
 #: The keys a checkpoint needs for :func:`load`.
 MODEL_KEYS = ("model", "model_name", "num_classes", "class_names", "imgsz")
 
 
-class Predictor:
-    """A detector ready for inference: the model in eval mode, its class names and input size.
+class Predictor(BasePredictor):
+    """A detector ready for inference. The arguments are kept as attributes (``device`` as a torch.device, ``model``
+    in eval mode on it), plus ``path`` (str | None): the checkpoint it was loaded from (:func:`load`).
 
     Args:
-        model (nn.Module): a detector with ``predict(images, *, score_threshold, nms_threshold,
-            topk)`` returning boxes in input pixels (an :class:`pixbox.models.SSD`).
+        model (nn.Module): a detector with ``predict(images, *, score_threshold, nms_threshold, topk)`` returning
+            boxes in input pixels (an :class:`pixbox.models.SSD`).
         class_names (sequence of str): the names of its classes.
         imgsz (int): the square input size the model was trained at, >= 16.
-        device (str or torch.device): ``"auto"``, ``"cpu"``, ``"cuda"``, ... (see
+        device (str or torch.device): ``"auto"`` (CUDA, MPS or CPU), ``"cpu"``, ``"cuda:0"``, ... (see
             :func:`pixbox.engine.device.select_device`).
-        score_threshold (float): default minimum score of a detection, in [0, 1].
-        nms_threshold (float): default per-class NMS IoU threshold, in [0, 1].
-        topk (int): default maximum detections per image, >= 1.
-        batch (int): images per forward pass, >= 1.
+        score_threshold, nms_threshold (float): default minimum detection score and per-class NMS IoU threshold,
+            in [0, 1].
+        topk, batch (int): default maximum detections per image, and images per forward pass; >= 1.
         model_name (str, optional): the :data:`pixbox.models.MODELS` name, needed by :meth:`save`.
-
-    Attributes:
-        path (str | None): the checkpoint it was loaded from (:func:`load`).
-        model (nn.Module): the model, in eval mode on ``device``.
-        class_names (list[str]): the class names.
-        imgsz (int): the input size.
-        device (torch.device): where the model runs.
     """
-
     #: The task of the model (:data:`pixbox.tasks.TASKS`).
     task = "detect"
 
@@ -83,22 +62,11 @@ class Predictor:
                  topk: int = 100, batch: int = 16, model_name: str | None = None):
         if not isinstance(model, nn.Module) or not callable(getattr(model, "predict", None)):
             raise TypeError(f"model must be an nn.Module with a predict() method (an SSD), got {type(model).__name__}")
-        class_names = check_predictor_args(model, class_names, imgsz)
-        self.device = select_device(device)
-        self.model = model.to(self.device).eval()
-        self.class_names = [str(c) for c in class_names]
-        self.imgsz = imgsz
+        super().__init__(model, class_names, imgsz, device, model_name)
         self.score_threshold = float(check_number(score_threshold, "score_threshold", low=0, high=1))
         self.nms_threshold = float(check_number(nms_threshold, "nms_threshold", low=0, high=1))
         self.topk = int(check_number(topk, "topk", low=1))
         self.batch = int(check_number(batch, "batch", low=1))
-        self.model_name = model_name
-        self.path: str | None = None  # the checkpoint file, set by load()
-
-    def __repr__(self) -> str:
-        n = len(self.class_names)
-        return (f"Predictor({self.model_name or type(self.model).__name__}, {n} class{'' if n == 1 else 'es'}, "
-                f"imgsz={self.imgsz}, device={self.device})")
 
     @property
     def needs_proposals(self) -> bool:
@@ -110,24 +78,18 @@ class Predictor:
         """Detects objects in one image or several.
 
         Args:
-            images: one image or a list of them; each a file path (str or PathLike), a PIL
-                image, a numpy array ``[H, W, 3]`` (``uint8``, or float in [0, 1]) or a Tensor
-                ``[3, H, W]`` (``uint8``, or float in [0, 1]); a Tensor ``[B, 3, H, W]`` is B
-                images. Images may differ in size.
-            score_threshold (float, optional): keep detections scoring above this; default the
-                predictor's.
-            nms_threshold (float, optional): per-class NMS IoU threshold; default the predictor's.
-            topk (int, optional): detections kept per image; default the predictor's.
-            proposals (list of Tensor[P_i, 4], optional): Fast R-CNN only: the region proposals
-                of each image, xyxy pixels of the original image. None runs selective search on
-                each image (needs OpenCV contrib: ``pip install opencv-contrib-python-headless``).
+            images: one image or a list of them, of any sizes: a path, PIL image, numpy array ``[H, W, 3]`` or Tensor
+                ``[3, H, W]`` (``uint8``, or float in [0, 1]); a Tensor ``[B, 3, H, W]`` is B images.
+            score_threshold, nms_threshold, topk (optional): override the predictor's defaults.
+            proposals (list of Tensor[P_i, 4], optional): Fast R-CNN only: each image's region proposals, xyxy pixels
+                of the original image. None runs selective search (:func:`pixbox.data.proposals.selective_search`;
+                needs OpenCV contrib: ``pip install opencv-contrib-python-headless``).
 
         Returns:
-            list[dict]: one per image, in order (a list even for one image), with ``boxes``
-            (Tensor[K, 4] float32, xyxy pixels of the original image, on the CPU), ``scores``
-            (Tensor[K], decreasing), ``labels`` (Tensor[K] int64 in ``[0, C)``), ``names``
-            (list[str], the class name of each box), ``size`` (``(H, W)`` of the original image)
-            and ``path`` (the file, or None).
+            list[dict]: one per image, in order (a list even for one image): ``boxes`` (Tensor[K, 4] float32, xyxy
+            pixels of the original image, on the CPU), ``scores`` (Tensor[K], decreasing), ``labels`` (Tensor[K]
+            int64 in ``[0, C)``), ``names`` (list[str], per box), ``size`` (``(H, W)`` of the original image) and
+            ``path`` (the file, or None).
         """
         pairs = as_images(images)
         if proposals is not None:
@@ -138,7 +100,6 @@ class Predictor:
                 raise ValueError(f"proposals must be a list of one Tensor[P, 4] per image ({len(pairs)}), got {got}")
         elif self.needs_proposals:
             from pixbox.data.proposals import selective_search
-
             try:
                 proposals = [selective_search(img) for img, _ in pairs]
             except ImportError as e:
@@ -158,8 +119,6 @@ class Predictor:
                 results.append(det)
         return results
 
-    __call__ = predict
-
     @torch.inference_mode()
     def predict_batch(self, batch: Tensor, sizes: Sequence[tuple[int, int]], *, score_threshold: float | None = None,
                       nms_threshold: float | None = None, topk: int | None = None,
@@ -169,10 +128,8 @@ class Predictor:
         Args:
             batch (Tensor[B, 3, S, S]): float in [0, 1], ``S = imgsz`` (see :func:`prepare_image`).
             sizes (sequence of (int, int)): the ``(H, W)`` of each original image.
-            score_threshold, nms_threshold, topk: as in :meth:`predict`.
-            proposals (list of B Tensor[P_i, 4], optional): required by a Fast R-CNN: each
-                image's region proposals, xyxy pixels of the ORIGINAL image (scaled here to the
-                ``S x S`` input).
+            score_threshold, nms_threshold, topk, proposals: as in :meth:`predict`; a Fast R-CNN requires
+                ``proposals`` (in original-image pixels, scaled here to the ``S x S`` input).
 
         Returns:
             list[dict]: as :meth:`predict` (without ``path``).
@@ -208,36 +165,21 @@ class Predictor:
                         "names": [self.class_names[i] for i in labels.tolist()], "size": (h, w)})
         return out
 
-    def save(self, path) -> Path:
-        """Writes a model-only file (no optimizer or history) that :func:`load` reads.
-
-        Args:
-            path (str or PathLike): the file, e.g. ``model.pt``; written atomically.
-
-        Returns:
-            Path: ``path``.
-        """
-        if self.model_name is None:
-            raise ValueError("this Predictor has no model_name, so load() could not rebuild its model; "
-                             "pass model_name= (a pixbox.models.MODELS key) when creating it")
-        return save_checkpoint({"model": self.model.state_dict(), "model_name": self.model_name,
-                                "num_classes": len(self.class_names), "class_names": list(self.class_names),
-                                "imgsz": self.imgsz}, path)
+    def save_extra(self) -> dict:
+        return {"imgsz": self.imgsz}
 
 
 def model_from_checkpoint(state: dict[str, Any], path="checkpoint") -> nn.Module:
     """Rebuilds the model a checkpoint describes and loads its weights (strictly).
 
     Args:
-        state (dict): a training checkpoint or a model-only file, with the keys ``model``,
-            ``model_name``, ``num_classes``, ``class_names`` and ``imgsz``.
+        state (dict): a training checkpoint or a model-only file, with the keys :data:`MODEL_KEYS`.
         path: the file name, for error messages.
 
     Returns:
         nn.Module: on the CPU, in eval mode.
     """
     from pixbox.models import MODELS, build_model
-
     return model_from_state(
         state, path, keys=MODEL_KEYS, models=MODELS,
         build=lambda s: build_model(s["model_name"], int(s["num_classes"]), image_size=int(s["imgsz"])),
@@ -248,17 +190,12 @@ def model_from_checkpoint(state: dict[str, Any], path="checkpoint") -> nn.Module
 def load_detector(state: dict[str, Any], *, path=None, device: str | torch.device = "auto",
                   score_threshold: float = 0.25, nms_threshold: float = 0.45, topk: int = 100,
                   batch: int = 16) -> Predictor:
-    """A :class:`Predictor` from a detection checkpoint's state (``best.pt``, ``last.pt`` or a
-    :meth:`Predictor.save` file; :func:`pixbox.tasks.load` reads the file and dispatches here).
+    """A :class:`Predictor` from a detection checkpoint's state (``best.pt``, ``last.pt`` or a :meth:`Predictor.save`
+    file; :func:`pixbox.tasks.load` reads the file and dispatches here).
 
     Args:
-        state (dict): the checkpoint.
-        path (str or PathLike, optional): its file, for messages and ``Predictor.path``.
-        device (str or torch.device): ``"auto"`` (CUDA, MPS, CPU), ``"cpu"``, ``"cuda:0"``, ...
-        score_threshold (float): default minimum detection score, in [0, 1].
-        nms_threshold (float): default NMS IoU threshold, in [0, 1].
-        topk (int): default maximum detections per image.
-        batch (int): images per forward pass.
+        state (dict), path (str or PathLike, optional): the checkpoint and its file (for messages and ``.path``).
+        device, score_threshold, nms_threshold, topk, batch: as in :class:`Predictor`.
 
     Returns:
         Predictor: call ``.predict(images)``.
@@ -272,10 +209,6 @@ def load_detector(state: dict[str, Any], *, path=None, device: str | torch.devic
                           model_name=state["model_name"])
     predictor.path = None if path is None else str(path)
     return predictor
-
-
-# ----------------------------------------------------------------------------------------------
-# Prediction on files
 
 
 def as_predictor(weights, *, device, batch: int = 16) -> Predictor:
@@ -298,34 +231,25 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
     Args:
         weights (str, PathLike or Predictor): a checkpoint (``best.pt``) or a loaded predictor.
         sources: image files, folders or glob patterns (see :func:`find_images`).
-        out (str or PathLike, optional): output folder, created when missing; None writes
-            nothing. It gets ``<stem>.png`` per image (boxes drawn with class names and scores)
-            and ``predictions.json``: ``{"weights", "class_names", "score_threshold",
-            "nms_threshold", "images": [{"path", "output", "width", "height", "detections":
-            [{"box": [x1, y1, x2, y2], "score", "label", "name"}]}]}`` (pixels of the original
-            images).
-        score_threshold (float): minimum score, in [0, 1].
-        nms_threshold (float): per-class NMS IoU threshold, in [0, 1].
-        topk (int): detections kept per image.
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
-        batch (int): images per forward pass.
-        proposals (str, PathLike or dict, optional): Fast R-CNN only: a region proposals file;
-            each image is found by the end of its path (e.g. ``images/val/a.png`` or ``a.png``;
-            see :func:`pixbox.data.proposals.proposals_for`). None runs selective search on each
-            image (OpenCV contrib), or raises ImportError without it.
+        out (str or PathLike, optional): output folder, created when missing; None writes nothing. It gets
+            ``<stem>.png`` per image (boxes drawn with class names and scores) and ``predictions.json``:
+            ``{"weights", "class_names", "score_threshold", "nms_threshold", "images": [{"path", "output", "width",
+            "height", "detections": [{"box": [x1, y1, x2, y2], "score", "label", "name"}]}]}`` (original pixels).
+        score_threshold, nms_threshold, topk, device, batch: as in :class:`Predictor`.
+        proposals (str, PathLike or dict, optional): Fast R-CNN only: a region proposals file, where each image is
+            found by the end of its path (e.g. ``images/val/a.png`` or ``a.png``; see
+            :func:`pixbox.data.proposals.proposals_for`); None runs selective search as :meth:`Predictor.predict`.
 
     Returns:
         list[dict]: :meth:`~pixbox.tasks.detect.Predictor.predict`'s results, one per image.
     """
     from pixbox.data.io import read_image
     from pixbox.viz import draw_boxes, save_image
-
     predictor = as_predictor(weights, device=device, batch=batch)
     paths = find_images(sources)
     table = None
     if proposals is not None:
         from pixbox.data.proposals import proposals_for
-
         if not predictor.needs_proposals:
             check_proposals_arg(False, proposals, weights)
         table = proposals_for(paths, proposals)  # fails on a missing image before any work
@@ -360,5 +284,3 @@ def predict_detector(weights, sources, *, out=None, score_threshold: float = 0.2
         with atomic_open(out_dir / "predictions.json", "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
     return results
-
-

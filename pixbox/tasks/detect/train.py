@@ -1,20 +1,15 @@
 """The detection task (SSD, TinySSD, Faster and Fast R-CNN): :class:`DetectTask` and :func:`train_detector`.
 
-A run (:func:`pixbox.engine.runs.fit`) writes ``<project>/<name>/``: ``config.yaml``, ``last.pt``
-(resume from it), ``best.pt`` (the best validation ``monitor``, ``map_50`` by default),
-``metrics.csv`` (lr, training losses, validation mAPs, img/s, time per epoch), ``train.log``,
-``loss.png`` and ``map.png``.
+A run (:func:`pixbox.engine.runs.fit`) writes the usual run folder, plus ``map.png`` (the validation mAPs).
 
-Training: images are resized to ``imgsz x imgsz`` (after the augmentation preset), labelled
-with :func:`pixbox.ops.multibox_target` on the whole batch and scored with
-:func:`pixbox.losses.multibox_loss` (two-stage detectors compute their own losses). Evaluation
-resizes the images the same way and maps the detections back to the original image pixels,
-where the ground truth is (:mod:`pixbox.tasks.detect.predict`).
+Training: images are resized to ``imgsz x imgsz`` (after the augmentation preset), labelled with
+:func:`pixbox.ops.multibox_target` on the whole batch and scored with :func:`pixbox.losses.multibox_loss`
+(two-stage detectors compute their own losses). Evaluation resizes the images the same way and maps the
+detections back to the original image pixels, where the ground truth is (:mod:`pixbox.tasks.detect.predict`).
 
-Fast R-CNN (``fast_rcnn_*`` models) classifies region proposals read from a file
-(``proposals`` / ``--proposals``, :mod:`pixbox.data.proposals`) keyed by image path: the
-training transforms move them with the boxes, evaluation scales them to the ``imgsz`` input,
-and the detections come back in original pixels as for every detector.
+Fast R-CNN (``fast_rcnn_*`` models) classifies region proposals read from a file (``proposals`` /
+``--proposals``, :mod:`pixbox.data.proposals`) keyed by image path: the training transforms move them with the
+boxes, evaluation scales them to the ``imgsz`` input, and the detections come back in original pixels.
 
 Example:
     >>> from pixbox.tasks.detect import DetectConfig, train_detector
@@ -52,11 +47,9 @@ class DetectTask(Task):
 
     def build_data(self, cfg: DetectConfig) -> TaskData:
         from pixbox.data.datasets import collate_detection, collate_multibox
-
         proposals = None
         if cfg.proposals is not None:  # read once for both splits
             from pixbox.data.proposals import load_proposals
-
             proposals = load_proposals(cfg.proposals)
         transforms = build_train_transforms(cfg.augment_preset, cfg.imgsz)
         train_set = detection_dataset(cfg.data, cfg.format, cfg.train_split, transforms, cfg.limit_train, proposals,
@@ -74,12 +67,10 @@ class DetectTask(Task):
         return absolute_weights(cfg, new_run, "backbone's offline weights, or 'none' to train from scratch")
 
     def build_model(self, cfg: DetectConfig, class_names, *, load_weights: bool):
-        """The detector; with pretrained backbone weights, the lecture's recipe: the backbone at
-        ``lr``, the new layers at ``lr * head_lr_mult``, ``freeze`` applied."""
+        """The detector; with pretrained weights, the lecture's fine-tuning recipe (``head_lr_mult``, ``freeze``)."""
         from pixbox.engine.finetune import freeze_batchnorm
         from pixbox.engine.optim import param_groups
         from pixbox.models import build_model
-
         if cfg.pretrained == "none":
             return build_model(cfg.model, len(class_names), image_size=cfg.imgsz), None, []
         if cfg.model == "tiny_ssd":
@@ -102,7 +93,6 @@ class DetectTask(Task):
     def loss(self, trainer, batch) -> dict[str, Tensor]:
         from pixbox.losses import multibox_loss
         from pixbox.ops import multibox_target
-
         images, labels, *rest = trainer.to_device(batch)
         if getattr(trainer.model, "needs_proposals", False):  # Fast R-CNN: the batch's third element
             if not rest:
@@ -131,16 +121,13 @@ class DetectTask(Task):
 
     def export_spec(self, state: dict[str, Any], **options):
         from pixbox.tasks.detect.export import detection_export_spec
-
         return detection_export_spec(state, **options)
 
     def onnx_predictor(self, model, metadata: dict[str, str], **options):
         from pixbox.tasks.detect.export import onnx_detector
-
         return onnx_detector(model, metadata, **options)
 
 
 def train_detector(config: DetectConfig | dict | str | os.PathLike | None = None, **options) -> Path:
-    """Trains a detector; returns the run folder. The same as ``fit(DetectTask(), config, **options)``
-    (:func:`pixbox.engine.runs.fit`: ``resume``, ``progress``, ``verbose``, ``callbacks``)."""
+    """Trains a detector and returns the run folder: :func:`~pixbox.engine.runs.fit` with a :class:`DetectTask`."""
     return fit(DetectTask(), config, **options)

@@ -12,16 +12,6 @@ from pixbox.tasks.segment.data import IGNORE_INDEX, collate_padded, segment_tran
 from pixbox.tasks.segment.predict import SegmenterPredictor, evaluate_segmenter, load_segmenter, predict_segmenter
 from pixbox.tasks.segment.train import SegmentTask, train_segmenter
 
-__all__ = [
-    "IGNORE_INDEX",
-    "SEGMENT_AUGMENT_PRESETS",
-    "SegmentConfig",
-    "SegmentTask",
-    "SegmenterPredictor",
-    "collate_padded",
-    "evaluate_segmenter",
-    "load_segmenter",
-    "predict_segmenter",
-    "segment_transforms",
-    "train_segmenter",
-]
+__all__ = ["IGNORE_INDEX", "SEGMENT_AUGMENT_PRESETS", "SegmentConfig", "SegmentTask", "SegmenterPredictor",
+           "collate_padded", "evaluate_segmenter", "load_segmenter", "predict_segmenter",
+           "segment_transforms", "train_segmenter"]

@@ -5,19 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pixbox._checks import bool_value, choice_value, pretrained_value
+from pixbox._checks import bool_value, choice_value
 from pixbox.engine.config import RunConfig
 
 __all__ = ["SEGMENT_AUGMENT_PRESETS", "SegmentConfig"]
 
-#: The segmentation augmentation presets: ``"crop"`` (a random ``crop`` window, as D2L),
-#: ``"flip"`` (plus horizontal flips), ``"scale"`` (plus a random rescale by 0.5x .. 2x first).
+#: The segmentation augmentation presets (see :func:`~pixbox.tasks.segment.data.segment_transforms`).
 SEGMENT_AUGMENT_PRESETS: tuple[str, ...] = ("crop", "flip", "scale")
 
 
 def _segmenter_names() -> tuple[str, ...]:
     from pixbox.models.fcn import SEGMENTATION_MODELS
-
     return tuple(SEGMENTATION_MODELS)
 
 
@@ -40,21 +38,16 @@ def _crop(value, name):
 
 @dataclass(frozen=True)
 class SegmentConfig(RunConfig):
-    """Everything a semantic segmentation run depends on (Pascal VOC-format data).
-
-    The keys of :class:`~pixbox.engine.config.RunConfig` (other defaults: ``batch=8``,
-    ``monitor="miou"``, ``channels_last=True``, ``augment="flip"``) and:
+    """Everything a semantic segmentation run depends on (Pascal VOC-format data): the keys of
+    :class:`~pixbox.engine.config.RunConfig` (some with other defaults, see the signature) and:
 
     Attributes:
-        model (str): a key of :data:`pixbox.models.fcn.SEGMENTATION_MODELS`: ``"fcn_resnet18"``
-            (the book's FCN-32s), ``"fcn8s_efficientnet_lite0"`` (the default: FCN-8s skips on
-            the backbone with offline ImageNet weights), ...
-        pretrained (str): backbone weights: ``"default"`` (the backbone's offline weights; only
-            EfficientNet-Lite0 has them), a local file (e.g. torchvision's
-            ``resnet18-f37072fd.pth``) or ``"none"`` (random initialization).
-        crop (tuple[int, int]): the ``(height, width)`` of the random training window; images
-            smaller than it are padded (image 0, mask 255: ignored), never dropped. Given as
-            ``"320x480"``, ``[320, 480]`` or one int for a square.
+        model (str): a key of :data:`pixbox.models.fcn.SEGMENTATION_MODELS`: ``"fcn_resnet18"`` (the book's FCN-32s),
+            ``"fcn8s_efficientnet_lite0"`` (the default: FCN-8s skips on a backbone with offline ImageNet weights), ...
+        pretrained (str): the backbone's (only EfficientNet-Lite0 has ``"default"`` weights; for ResNets a local file
+            such as torchvision's ``resnet18-f37072fd.pth``).
+        crop (tuple[int, int]): the ``(height, width)`` of the random training window (smaller images are padded,
+            see :mod:`pixbox.tasks.segment.data`); ``"320x480"``, ``[320, 480]`` or one int for a square.
         augment (str): a preset of :data:`SEGMENT_AUGMENT_PRESETS`.
         freeze_upsample (bool): keep the transposed convolution at its bilinear initialization.
         monitor (str): ``"miou"``, ``"pixel_accuracy"`` or ``"mean_class_accuracy"``.
@@ -66,7 +59,6 @@ class SegmentConfig(RunConfig):
     monitor: str = "miou"
     channels_last: bool = True
     augment: str = "flip"
-    pretrained: str = "default"
     crop: tuple = (320, 480)
     freeze_upsample: bool = False
 
@@ -79,7 +71,6 @@ class SegmentConfig(RunConfig):
 _SEGMENT_CHECKS = {
     **RunConfig._CHECKS,
     "model": choice_value(_segmenter_names),
-    "pretrained": pretrained_value,
     "crop": _crop,
     "monitor": choice_value(("miou", "pixel_accuracy", "mean_class_accuracy")),
     "augment": choice_value(SEGMENT_AUGMENT_PRESETS),

@@ -1,9 +1,8 @@
 """The segmentation task's data: the joint image and mask pipeline, padded batches, VOC datasets.
 
-Training cuts a random ``crop`` window from each image; an image smaller than the window is
-padded (mask 255, so the padding is ignored) instead of being dropped as D2L's loader does.
-Evaluation runs on whole images of any size; images of different sizes in one batch are padded
-to the largest, with ignored mask pixels (:func:`collate_padded`).
+Training cuts a random ``crop`` window from each image; an image smaller than the window is padded (image 0,
+mask 255, so the padding is ignored) instead of being dropped as D2L's loader does. Evaluation runs on whole
+images of any size; images of different sizes in one batch are padded to the largest (:func:`collate_padded`).
 """
 
 from __future__ import annotations
@@ -25,16 +24,14 @@ def segment_transforms(preset: str, crop: tuple[int, int] | None):
     """The joint image and mask pipeline: ``(uint8 [3, H, W], {"mask"}) -> (float32 in [0, 1], {"mask"})``.
 
     Args:
-        preset (str): ``"eval"`` (no change but the dtype), ``"crop"`` (a random ``crop``
-            window; smaller images are padded with image 0 and mask 255), ``"flip"`` (plus a
-            horizontal flip) or ``"scale"`` (a random rescale by 0.5x to 2x first).
+        preset (str): ``"eval"`` (no change but the dtype), ``"crop"`` (a random ``crop`` window, see the module
+            docstring), ``"flip"`` (plus a horizontal flip) or ``"scale"`` (a random rescale by 0.5x to 2x first).
         crop (tuple[int, int] or None): ``(height, width)`` of the window.
 
     Returns:
         Compose: called as ``t(image, {"mask": mask})``.
     """
     from pixbox.data import transforms as T
-
     steps = []
     if preset != "eval":
         if preset == "scale":
@@ -53,7 +50,6 @@ class _RandomScale:
 
     def __call__(self, image: Tensor, target: dict):
         from pixbox.data import transforms as T
-
         factor = self.low + (self.high - self.low) * float(torch.rand(()))
         h, w = image.shape[-2:]
         size = (max(1, round(h * factor)), max(1, round(w * factor)))
@@ -80,12 +76,10 @@ def collate_padded(batch) -> tuple[Tensor, Tensor]:
 def segmentation_dataset(data, split: str, transforms, limit: int | None = None, *, seed: int = 0):
     from pixbox.data.datasets import SegmentationDataset
     from pixbox.data.formats.segmentation import list_voc_segmentation_splits
-
     root = Path(data)
     splits = list_voc_segmentation_splits(root) if (root / "ImageSets").is_dir() else []
     if split not in splits:
         import difflib
-
         hint = difflib.get_close_matches(split, splits, n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
         raise FileNotFoundError(f"split {split!r} not found in {root} (its splits: {splits}){extra}. A VOC "
@@ -100,6 +94,5 @@ def segmentation_dataset(data, split: str, transforms, limit: int | None = None,
 def loader(dataset, batch: int, workers: int, *, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
             collate_fn=None):
     from pixbox.data.datasets import make_loader
-
     return make_loader(dataset, batch, shuffle=shuffle, num_workers=workers, seed=seed, drop_last=drop_last,
                        collate_fn=collate_fn)

@@ -1,12 +1,9 @@
-"""Inference with a trained FCN: :class:`SegmenterPredictor`, :func:`load_segmenter`,
-:func:`evaluate_segmenter` (``pixbox segment val``: pixel accuracy, mean class accuracy, per-class
-IoU and mIoU on whole images) and :func:`predict_segmenter` (``pixbox segment predict``: label maps
-as VOC palette PNGs and overlays)."""
+"""Inference with a trained FCN: :class:`SegmenterPredictor`, :func:`load_segmenter`, :func:`evaluate_segmenter`
+(``pixbox segment val``) and :func:`predict_segmenter` (``pixbox segment predict``)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -15,12 +12,9 @@ from torch import nn
 from pixbox._checks import check_number
 from pixbox._files import atomic_open, check_outputs
 from pixbox.data.transforms import functional as TF
-from pixbox.engine.checkpoint import save_checkpoint
-from pixbox.engine.device import select_device
 from pixbox.data.io import find_images, output_names
 from pixbox.data.inputs import as_images
-from pixbox.tasks._common import check_eval_args, check_predictor_args, check_same_classes
-from pixbox.tasks._common import model_from_state
+from pixbox.tasks._common import BasePredictor, check_eval_args, check_same_classes, model_from_state
 from pixbox.tasks._common import as_predictor as as_predictor_
 from pixbox.tasks.segment.data import IGNORE_INDEX, collate_padded, loader, segment_transforms, segmentation_dataset
 
@@ -34,7 +28,6 @@ MODEL_KEYS: tuple[str, ...] = ("model", "model_name", "num_classes", "class_name
 @torch.inference_mode()
 def evaluate_loader(model: nn.Module, loader, class_names: Sequence[str], device: torch.device) -> dict[str, Any]:
     from pixbox.metrics.segmentation import SegmentationEvaluator
-
     evaluator = SegmentationEvaluator(list(class_names), ignore_index=IGNORE_INDEX)
     model.eval()
     for images, masks in loader:
@@ -43,45 +36,35 @@ def evaluate_loader(model: nn.Module, loader, class_names: Sequence[str], device
     return evaluator.compute()
 
 
-class SegmenterPredictor:
+class SegmenterPredictor(BasePredictor):
     """A trained FCN ready for inference on images of any size.
 
     Args:
-        model (nn.Module): takes float images ``[B, 3, H, W]`` in [0, 1] and returns logits
-            ``[B, C, H, W]`` (a :class:`pixbox.models.fcn.FCN`).
+        model (nn.Module): takes float images ``[B, 3, H, W]`` in [0, 1] and returns logits ``[B, C, H, W]`` (a
+            :class:`pixbox.models.fcn.FCN`).
         class_names (sequence of str): background first.
         device (str or torch.device): where the model runs.
-        model_name (str, optional): the :data:`~pixbox.models.fcn.SEGMENTATION_MODELS` name,
-            needed by :meth:`save`.
+        model_name (str, optional): the :data:`~pixbox.models.fcn.SEGMENTATION_MODELS` name, needed by :meth:`save`.
     """
-
     #: The task of the model (:data:`pixbox.tasks.TASKS`).
     task = "segment"
 
     def __init__(self, model: nn.Module, class_names: Sequence[str], *, device: str | torch.device = "cpu",
                  model_name: str | None = None):
-        class_names = check_predictor_args(model, class_names)
-        self.device = select_device(device)
         # channels-last: the same float32 results, about 1.4x faster convolutions on CPU
-        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
-        self.class_names = [str(c) for c in class_names]
-        self.model_name = model_name
-        self.path: str | None = None
-
-    def __repr__(self) -> str:
-        return f"SegmenterPredictor({self.model_name or type(self.model).__name__}, {len(self.class_names)} classes)"
+        super().__init__(model, class_names, None, device, model_name, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def predict(self, images) -> list[dict[str, Any]]:
         """The label map of one image or several (any sizes; one forward pass per image).
 
         Args:
-            images: a path, PIL image, numpy array ``[H, W, 3]``, Tensor ``[3, H, W]`` (``uint8``
-                or float in [0, 1]) or ``[B, 3, H, W]``, or a list of them.
+            images: a path, PIL image, numpy array ``[H, W, 3]``, Tensor ``[3, H, W]`` (``uint8`` or float in [0, 1])
+                or ``[B, 3, H, W]``, or a list of them.
 
         Returns:
-            list[dict]: per image ``mask`` (Tensor[H, W] int64 class indices, CPU), ``scores``
-            (Tensor[H, W], the softmax probability of the chosen class), ``size`` and ``path``.
+            list[dict]: per image ``mask`` (Tensor[H, W] int64 class indices, CPU), ``scores`` (Tensor[H, W], the
+            softmax probability of the chosen class), ``size`` and ``path``.
         """
         out = []
         for image, path in as_images(images):
@@ -91,27 +74,16 @@ class SegmenterPredictor:
             out.append({"mask": mask.cpu(), "scores": scores.cpu(), "size": tuple(mask.shape), "path": path})
         return out
 
-    __call__ = predict
-
-    def save(self, path) -> Path:
-        """Writes a model-only file that :func:`pixbox.load` reads."""
-        if self.model_name is None:
-            raise ValueError("this SegmenterPredictor has no model_name; pass model_name= when creating it")
-        return save_checkpoint({"task": "segment", "model": self.model.state_dict(), "model_name": self.model_name,
-                                "num_classes": len(self.class_names), "class_names": list(self.class_names)}, path)
-
-
 def load_segmenter(state: dict[str, Any], *, path=None, device: str | torch.device = "auto",
                    **ignored) -> SegmenterPredictor:
-    """A :class:`SegmenterPredictor` from a segmentation checkpoint's state (``best.pt``, ``last.pt``
-    or a :meth:`SegmenterPredictor.save` file; :func:`pixbox.tasks.load` reads the file and
-    dispatches here). ``ignored``: options of other tasks that :func:`pixbox.load` may pass.
+    """A :class:`SegmenterPredictor` from a segmentation checkpoint's state (``best.pt``, ``last.pt`` or a
+    :meth:`SegmenterPredictor.save` file; :func:`pixbox.tasks.load` reads the file and dispatches here).
+    ``ignored``: options of other tasks that :func:`pixbox.load` may pass.
 
     Raises:
         ValueError: not a pixbox segmentation checkpoint.
     """
     from pixbox.models.fcn import SEGMENTATION_MODELS
-
     model = model_from_state(state, path, keys=MODEL_KEYS, models=SEGMENTATION_MODELS,
                              build=lambda s: SEGMENTATION_MODELS[s["model_name"]](int(s["num_classes"])),
                              expected="segmentation checkpoint; expected best.pt or last.pt of a `pixbox "
@@ -131,12 +103,10 @@ def evaluate_segmenter(weights, data, *, split: str = "val", batch: int = 1, dev
 
     Args:
         weights (str, PathLike or SegmenterPredictor): a checkpoint or a loaded predictor.
-        data (str or PathLike): the VOC-format dataset folder.
-        split (str): the split to evaluate.
-        batch (int): images per forward pass (images of different sizes are padded to the
-            largest, with ignored mask pixels), >= 1.
-        device (str): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...
-        workers (int): data loading processes.
+        data (str or PathLike), split (str): the VOC-format dataset folder and the split to evaluate.
+        batch (int): images per forward pass, >= 1; images of different sizes are padded to the largest (with
+            ignored mask pixels).
+        device (str), workers (int): ``"auto"``, ``"cpu"``, ``"cuda:0"``, ...; data loading processes.
         limit (int, optional): a fixed random subset of this many images.
 
     Returns:
@@ -152,24 +122,21 @@ def evaluate_segmenter(weights, data, *, split: str = "val", batch: int = 1, dev
 
 def predict_segmenter(weights, sources, *, out=None, device: str = "auto", alpha: float = 0.5
                       ) -> list[dict[str, Any]]:
-    """Segments image files; with ``out``, writes ``<stem>.png`` (the label map as a VOC palette
-    PNG, readable by :func:`pixbox.data.io.read_mask`) and ``<stem>_overlay.png`` (the classes
-    painted over the image) per image, plus ``predictions.json`` (per image the pixel count of
-    each class).
+    """Segments image files; with ``out``, writes per image ``<stem>.png`` (the label map as a VOC palette PNG,
+    readable by :func:`pixbox.data.io.read_mask`) and ``<stem>_overlay.png`` (the classes painted over the image),
+    plus ``predictions.json`` (per image the pixel count of each class).
 
     Args:
         weights (str, PathLike or SegmenterPredictor): a checkpoint or a loaded predictor.
         sources: image files, folders or globs (see :func:`pixbox.engine.runs.find_images`).
         out (str or PathLike, optional): the output folder (created).
-        device (str): ``"auto"``, ``"cpu"``, ...
-        alpha (float): overlay opacity, in [0, 1].
+        device (str), alpha (float): ``"auto"``, ``"cpu"``, ...; overlay opacity, in [0, 1].
 
     Returns:
         list[dict]: :meth:`SegmenterPredictor.predict`'s results.
     """
     from pixbox.data.io import read_image, write_mask
     from pixbox.viz import draw_masks, save_image
-
     check_number(alpha, "alpha", low=0, high=1)
     predictor = _as_predictor(weights, device=device)
     paths = find_images(sources)

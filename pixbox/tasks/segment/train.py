@@ -1,11 +1,8 @@
-"""The semantic segmentation task (FCNs on Pascal VOC-format data): :class:`SegmentTask` and
-:func:`train_segmenter`.
+"""The semantic segmentation task (FCNs on Pascal VOC-format data): :class:`SegmentTask`, :func:`train_segmenter`.
 
-A run (:func:`pixbox.engine.runs.fit`) trains with the per-pixel cross-entropy (mask pixels of
-255 are ignored) on random ``crop`` windows and writes to ``<project>/<name>/``:
-``config.yaml``, ``last.pt``, ``best.pt`` (best validation mIoU), ``metrics.csv``, ``train.log``,
-``loss.png``, ``miou.png`` and, after the last evaluation, ``confusion_matrix.png`` and
-``val_metrics.json``.
+A run (:func:`pixbox.engine.runs.fit`) trains with the per-pixel cross-entropy (mask pixels of 255 are ignored)
+on random ``crop`` windows and writes the usual run folder plus ``miou.png`` and, after the last evaluation,
+``confusion_matrix.png`` and ``val_metrics.json``.
 
 Data: the VOC layout (``JPEGImages/``, ``SegmentationClass/`` palette PNGs,
 ``ImageSets/Segmentation/<split>.txt``; :class:`pixbox.data.datasets.SegmentationDataset`).
@@ -35,7 +32,6 @@ __all__ = ["SegmentTask", "train_segmenter"]
 
 def _build_model(name: str, num_classes: int, *, pretrained: str = "none", freeze_upsample: bool = False):
     from pixbox.models.fcn import SEGMENTATION_MODELS
-
     weights = None if pretrained == "none" else pretrained
     return SEGMENTATION_MODELS[name](num_classes, pretrained=weights, freeze_upsample=freeze_upsample)
 
@@ -58,7 +54,6 @@ class SegmentTask(Task):
 
     def build_data(self, cfg: SegmentConfig) -> TaskData:
         from pixbox.data.datasets import collate_segmentation
-
         train_set = segmentation_dataset(cfg.data, cfg.train_split, segment_transforms(cfg.augment, cfg.crop),
                                          cfg.limit_train, seed=cfg.seed)
         val_set = None if cfg.val_split is None else segmentation_dataset(
@@ -84,7 +79,6 @@ class SegmentTask(Task):
     def after_fit(self, trainer, run_dir: Path, data: TaskData) -> None:
         if trainer.metrics.get("confusion") is not None:
             from pixbox.plots import save_segmentation_confusion
-
             save_segmentation_confusion(trainer.metrics["confusion"], data.class_names,
                                         run_dir / "confusion_matrix.png")
             save_metrics_json(trainer.metrics, run_dir / "val_metrics.json")
@@ -112,6 +106,5 @@ class SegmentTask(Task):
 
 
 def train_segmenter(config: SegmentConfig | dict | str | os.PathLike | None = None, **options) -> Path:
-    """Trains an FCN; returns the run folder. The same as ``fit(SegmentTask(), config, **options)``
-    (:func:`pixbox.engine.runs.fit`: ``resume``, ``progress``, ``verbose``, ``callbacks``)."""
+    """Trains an FCN and returns the run folder: :func:`~pixbox.engine.runs.fit` with a :class:`SegmentTask`."""
     return fit(SegmentTask(), config, **options)
