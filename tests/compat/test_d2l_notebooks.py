@@ -52,5 +52,7 @@ def test_notebook_runs_and_prints_the_books_output(name, request):
     bad = [(c["cell"], c["verdict"], c["code"], c["error"] or (c["stdout"], c["shown"]))
            for c in cells if c["verdict"] not in ("equal", "format", "unchecked", "offline")]
     assert not bad, bad
+    wrong = [(c["cell"], c["code"]) for c in cells if c.get("book_agrees") is False]
+    assert not wrong, f"BOOK_OUTPUTS differs from the notebook file's recorded output: {wrong}"
     listed = {piece for (nb, piece) in runner.BOOK_OUTPUTS if nb == name}
     assert sum(c["listed"] for c in cells) == len(listed), "a cell with a known book output was not found"
