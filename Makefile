@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test bench demo clean
+.PHONY: venv test test-gpu bench demo clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
+
+# Only the tests marked `cuda` (skipped without a GPU). Where python already has torch and pixbox's
+# dependencies (a GPU machine's), `make test-gpu PY=python3` runs them without setting up .venv.
+test-gpu: $(if $(filter $(VENV)/bin/python,$(PY)),$(STAMP))
+	$(PY) -m pytest -q -m cuda tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/ops.py

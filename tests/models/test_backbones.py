@@ -3,6 +3,8 @@ and the interface every backbone shares."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -67,6 +69,11 @@ def expected_resnet_state(blocks: list[int], bottleneck: bool, num_classes: int 
     return state
 
 
+def _on(net: torch.nn.Module, device: str) -> torch.nn.Module:
+    """``net`` itself on the CPU, else a copy of it on ``device`` (module fixtures stay on the CPU)."""
+    return net if device == "cpu" else copy.deepcopy(net).to(device)
+
+
 SPECS = {"resnet18": ([2, 2, 2, 2], False), "resnet34": ([3, 4, 6, 3], False), "resnet50": ([3, 4, 6, 3], True)}
 # torchvision's documented parameter counts (ImageNet, 1000 classes).
 PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
@@ -99,12 +106,13 @@ def test_resnet50_has_bottlenecks_and_resnet18_basic_blocks(nets):
     assert _check_num_classes(3) == 3  # still importable from pixbox.models.backbones (ssd.py uses it)
 
 
-def test_num_classes_changes_fc_and_output():
+def test_num_classes_changes_fc_and_output(device):
     torch.manual_seed(0)
     net = resnet18(num_classes=7).eval()
     assert tuple(net.fc.weight.shape) == (7, 512)
     with torch.no_grad():
-        assert net(torch.rand(2, 3, 64, 48)).shape == (2, 7)
+        out = _on(net, device)(torch.rand(2, 3, 64, 48, device=device))
+    assert out.shape == (2, 7) and out.device.type == device
     want = expected_resnet_state([2, 2, 2, 2], False, num_classes=7)
     assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == want
 
@@ -160,7 +168,7 @@ def test_load_errors_name_the_file_and_the_keys(tmp_path, nets):
         load_state_dict_file(resnet18(), 3)
 
 
-def test_features_shapes_channels_and_shared_weights(nets):
+def test_features_shapes_channels_and_shared_weights(nets, device):
     net = nets["resnet18"]
     body = ResNetFeatures(net)
     assert body.feature_channels == [128, 256, 512]
@@ -169,15 +177,16 @@ def test_features_shapes_channels_and_shared_weights(nets):
     # Its keys are torchvision's (a subset of the full network's).
     assert set(body.state_dict()) == {k for k in net.state_dict() if not k.startswith("fc.")}
     with torch.no_grad():
-        feats = body.eval()(torch.rand(1, 3, 96, 80))
+        feats = _on(body.eval(), device)(torch.rand(1, 3, 96, 80, device=device))
     assert [tuple(f.shape) for f in feats] == [(1, 128, 12, 10), (1, 256, 6, 5), (1, 512, 3, 3)]
+    assert all(f.device.type == device for f in feats)
 
 
-def test_features_are_the_network_stages(nets):
+def test_features_are_the_network_stages(nets, device):
     """layer4 features through avgpool and fc give the classifier's logits exactly."""
-    net = nets["resnet18"].eval()
+    net = _on(nets["resnet18"].eval(), device)
     body = ResNetFeatures(net, ("layer1", "layer4"))
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, 64, 64, device=device)
     with torch.no_grad():
         f1, f4 = body(x)
         logits = net.fc(torch.flatten(net.avgpool(f4), 1))
@@ -410,9 +419,9 @@ def test_get_classifier_is_the_output_layer(small):
     assert small["efficientnet_lite0"].get_classifier() is small["efficientnet_lite0"].classifier
 
 
-def test_resnet_forward_is_the_torchvision_computation(small):
+def test_resnet_forward_is_the_torchvision_computation(small, device):
     """forward == forward_head(forward_features) == the layer-by-layer ResNet computation."""
-    net, x = small["resnet18"], torch.rand(2, 3, 32, 32)
+    net, x = _on(small["resnet18"], device), torch.rand(2, 3, 32, 32, device=device)
     with torch.no_grad():
         y = net.maxpool(net.relu(net.bn1(net.conv1(x))))
         y = net.layer4(net.layer3(net.layer2(net.layer1(y))))
@@ -422,8 +431,8 @@ def test_resnet_forward_is_the_torchvision_computation(small):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11", "efficientnet_lite0"])
-def test_forward_is_head_of_features_and_deepest_tap(small, name):
-    net, x = small[name], torch.rand(2, 3, 32, 32)
+def test_forward_is_head_of_features_and_deepest_tap(small, name, device):
+    net, x = _on(small[name], device), torch.rand(2, 3, 32, 32, device=device)
     with torch.no_grad():
         feats = net.forward_features(x)
         torch.testing.assert_close(net(x), net.forward_head(feats))
@@ -434,8 +443,8 @@ def test_forward_is_head_of_features_and_deepest_tap(small, name):
         net.forward_head(x)
 
 
-def test_vgg_forward_is_the_torchvision_computation(small):
-    net, x = small["vgg11"], torch.rand(2, 3, 32, 32)
+def test_vgg_forward_is_the_torchvision_computation(small, device):
+    net, x = _on(small["vgg11"], device), torch.rand(2, 3, 32, 32, device=device)
     with torch.no_grad():
         y = x
         for layer in net.features:
@@ -446,8 +455,8 @@ def test_vgg_forward_is_the_torchvision_computation(small):
         torch.testing.assert_close(net(x), want)
 
 
-def test_features_at_order_duplicates_and_single_name(small):
-    net, x = small["resnet18"], torch.rand(2, 3, 32, 32)
+def test_features_at_order_duplicates_and_single_name(small, device):
+    net, x = _on(small["resnet18"], device), torch.rand(2, 3, 32, 32, device=device)
     with torch.no_grad():
         l3, stem, l3b = net.features_at(x, ["layer3", "stem", "layer3"])
         (l1,) = net.features_at(x, "layer1")
@@ -479,9 +488,9 @@ def test_features_at_runs_only_as_deep_as_needed(small, name, ask, unused):
             h.remove()
 
 
-def test_vgg_taps_any_layer_and_keep_conv_outputs(small):
+def test_vgg_taps_any_layer_and_keep_conv_outputs(small, device):
     """features.0 is the raw convolution output (negative values survive: the ReLUs are not in place)."""
-    net, x = small["vgg11"], torch.randn(2, 3, 32, 32)
+    net, x = _on(small["vgg11"], device), torch.randn(2, 3, 32, 32, device=device)
     with torch.no_grad():
         conv, relu, pool = net.features_at(x, ["features.0", "features.1", "features.2"])
         torch.testing.assert_close(conv, net.features[0](x))
@@ -519,16 +528,16 @@ SMALL_BUILDERS = {"resnet18": resnet18, "vgg11": lambda: VGG([8, "M", 16, "M"]),
 
 
 @pytest.mark.parametrize("name", list(SMALL_BUILDERS))
-def test_reset_classifier_replaces_only_the_head(name):
+def test_reset_classifier_replaces_only_the_head(name, device):
     torch.manual_seed(0)
-    net = SMALL_BUILDERS[name]().double().eval()
+    net = SMALL_BUILDERS[name]().double().eval().to(device)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     net.reset_classifier(3)
     head = net.get_classifier()
     assert net.num_classes == 3 and head.out_features == 3 and head.in_features == before[f"{CLASSIFIER[name]}.weight"].shape[1]
-    assert head.weight.dtype == torch.float64 and head.weight.device.type == "cpu"
+    assert head.weight.dtype == torch.float64 and head.weight.device.type == device
     with torch.no_grad():
-        assert net(torch.rand(2, 3, 32, 32, dtype=torch.float64)).shape == (2, 3)
+        assert net(torch.rand(2, 3, 32, 32, dtype=torch.float64, device=device)).shape == (2, 3)
     after = net.state_dict()
     assert list(after) == list(before)
     for k, v in after.items():
@@ -537,6 +546,26 @@ def test_reset_classifier_replaces_only_the_head(name):
         else:
             assert torch.equal(v, before[k]), k
     assert head.weight.std() > 0  # randomly initialised, not zeros
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("name", list(SMALL_BUILDERS))
+def test_forward_and_backward_on_cuda_equal_the_cpu(name):
+    """Logits and parameter gradients of one forward and backward on CUDA are the CPU's (same weights and input)."""
+    torch.manual_seed(0)
+    cpu = SMALL_BUILDERS[name]().eval()  # eval: no dropout or drop-connect draws, BatchNorm's running statistics
+    net = copy.deepcopy(cpu).to("cuda")
+    x = torch.rand(2, 3, 64, 64)
+    want, got = cpu(x), net(x.to("cuda"))
+    want.square().mean().backward()
+    got.square().mean().backward()
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got.detach().cpu(), want.detach(), rtol=1e-4, atol=1e-5)
+    for (key, p), q in zip(cpu.named_parameters(), net.parameters()):
+        assert p.grad is not None and q.grad is not None and q.grad.device.type == "cuda", key
+        scale = float(p.grad.abs().max())
+        torch.testing.assert_close(q.grad.cpu(), p.grad, rtol=1e-3, atol=1e-4 * scale + 1e-12, msg=key)
 
 
 def test_reset_classifier_keeps_device_and_validates():

@@ -3,6 +3,8 @@ efficientnet-pytorch key mapping and the real ImageNet weights on real photos.""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -83,9 +85,9 @@ def test_architecture_relu6_no_squeeze_excitation_tf_batchnorm(net):
     assert [b.drop_connect_rate for b in net.blocks] == pytest.approx([0.2 * i / 16 for i in range(16)])
 
 
-def test_tf_same_pad_golden_values():
+def test_tf_same_pad_golden_values(device):
     """Ones 4x4 through a 3x3 ones kernel, stride 2: TF pads (0, 1) so the corners sum 9, 6, 6, 4."""
-    x, w = torch.ones(1, 1, 4, 4), torch.ones(1, 1, 3, 3)
+    x, w = torch.ones(1, 1, 4, 4, device=device), torch.ones(1, 1, 3, 3, device=device)
     padded = tf_same_pad(x, 3, 2)
     assert padded.shape == (1, 1, 5, 5) and padded[..., :4, :4].eq(1).all() and padded[..., 4, :].eq(0).all()
     assert F.conv2d(padded, w, stride=2).flatten().tolist() == [9, 6, 6, 4]
@@ -93,7 +95,7 @@ def test_tf_same_pad_golden_values():
     # (size, kernel, stride) -> (before, after)
     for n, k, s, before, after in [(224, 3, 2, 0, 1), (112, 5, 2, 1, 2), (7, 3, 2, 1, 1), (1, 5, 2, 2, 2),
                                    (14, 5, 1, 2, 2), (8, 1, 2, 0, 0)]:
-        y = tf_same_pad(torch.ones(1, 1, n, 3), k, s)
+        y = tf_same_pad(torch.ones(1, 1, n, 3, device=device), k, s)
         rows = y[0, 0].amax(dim=1)  # 1 on the image rows, 0 on the padding rows
         assert rows.numel() == n + before + after and rows[:before].eq(0).all() and rows[before:before + n].eq(1).all(), n
         assert (n + before + after - k) // s + 1 == -(-n // s)  # the conv gives ceil(n / s) outputs
@@ -101,12 +103,12 @@ def test_tf_same_pad_golden_values():
     assert tf_same_pad(x, 1, 1) is x
 
 
-def test_conv_bn_act_padding_modes():
+def test_conv_bn_act_padding_modes(device):
     torch.manual_seed(0)
-    a = ConvBNAct(3, 4, 3, stride=2, padding="tf_same").eval()
-    b = ConvBNAct(3, 4, 3, stride=2, padding="symmetric").eval()
+    a = ConvBNAct(3, 4, 3, stride=2, padding="tf_same").eval().to(device)
+    b = ConvBNAct(3, 4, 3, stride=2, padding="symmetric").eval().to(device)
     b.load_state_dict(a.state_dict())
-    x = torch.randn(1, 3, 8, 7)
+    x = torch.randn(1, 3, 8, 7).to(device)
     with torch.no_grad():
         want = F.relu6(a.bn(F.conv2d(F.pad(x, (1, 1, 0, 1)), a.conv.weight, stride=2)))  # W 7: total 2; H 8: total 1
         torch.testing.assert_close(a(x), want)
@@ -119,26 +121,27 @@ def test_conv_bn_act_padding_modes():
         ConvBNAct(3, 4, 3, padding="same")
 
 
-def test_padding_option_changes_the_network_output(net):
+def test_padding_option_changes_the_network_output(net, device):
     sym = efficientnet_lite0(padding="symmetric").eval()
     sym.load_state_dict(net.state_dict())
-    x = torch.rand(1, 3, 64, 64)
+    net, sym = net if device == "cpu" else copy.deepcopy(net).to(device), sym.to(device)
+    x = torch.rand(1, 3, 64, 64, device=device)
     with torch.no_grad():
         a, b = net.forward_features(x), sym.forward_features(x)
-        assert a.shape == b.shape == (1, 1280, 2, 2)
+        assert a.shape == b.shape == (1, 1280, 2, 2) and a.device.type == device
         assert float((a - b).abs().max()) > 1e-2 * float(a.abs().max())
         # odd sizes: the output is ceil(n / 32) either way
-        assert net.forward_features(torch.rand(1, 3, 65, 97)).shape == (1, 1280, 3, 4)
+        assert net.forward_features(torch.rand(1, 3, 65, 97, device=device)).shape == (1, 1280, 3, 4)
 
 
-def test_drop_connect_drops_whole_samples_in_training_only():
+def test_drop_connect_drops_whole_samples_in_training_only(device):
     torch.manual_seed(0)
-    block = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.5)
+    block = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.5).to(device)
     block.train()
     for m in block.modules():  # fixed BN statistics, so the branch does not depend on the batch
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
-    x = torch.randn(400, 16, 4, 4)
+    x = torch.randn(400, 16, 4, 4).to(device)
     with torch.no_grad():
         branch = block.project(block.depthwise(block.expand(x)))
         out = block(x)
@@ -149,11 +152,11 @@ def test_drop_connect_drops_whole_samples_in_training_only():
     block.eval()
     with torch.no_grad():
         torch.testing.assert_close(block(x), x + branch)
-    no_drop = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.0).train()
+    no_drop = MBConvBlock(16, 16, 6, 3, 1, drop_connect_rate=0.0).train().to(device)
     with torch.no_grad():
         assert not (no_drop(x) == x).flatten(1).all(1).any()
     # no residual, no drop-connect: a strided block is deterministic in training
-    strided = MBConvBlock(16, 24, 6, 3, 2, drop_connect_rate=0.9).train()
+    strided = MBConvBlock(16, 24, 6, 3, 2, drop_connect_rate=0.9).train().to(device)
     assert not strided.has_residual
     torch.manual_seed(1)
     y1 = strided(x[:8])
@@ -161,11 +164,11 @@ def test_drop_connect_drops_whole_samples_in_training_only():
     torch.testing.assert_close(strided(x[:8]), y1)
 
 
-def test_dropout_option_changes_training_output():
+def test_dropout_option_changes_training_output(device):
     torch.manual_seed(0)
-    feats = torch.rand(4, 1280, 2, 2)
+    feats = torch.rand(4, 1280, 2, 2, device=device)
     for p, differs in ((0.0, False), (0.5, True)):
-        m = efficientnet_lite0(dropout=p, num_classes=10).train()
+        m = efficientnet_lite0(dropout=p, num_classes=10).train().to(device)
         assert m.dropout.p == p
         a, b = m.forward_head(feats), m.forward_head(feats)
         assert (not torch.equal(a, b)) is differs

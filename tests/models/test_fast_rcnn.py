@@ -40,74 +40,79 @@ def _proposals(seed: int = 0, jittered: int = 16, random: int = 48) -> torch.Ten
     return boxes[torch.randperm(len(boxes), generator=g)]
 
 
-def test_losses_are_finite_with_empty_images_and_no_proposals():
+def test_losses_are_finite_with_empty_images_and_no_proposals(device):
     torch.manual_seed(0)
-    net = fast_rcnn("resnet18", 2).train()
-    images = torch.rand(3, 3, 64, 64)
-    labels = torch.full((3, 1, 5), -1.0)
-    labels[0, 0] = torch.tensor([1.0, 0.2, 0.2, 0.6, 0.7])  # image 0 has an object, 1 and 2 none
-    proposals = [torch.zeros(0, 4), _proposals(), torch.zeros(0, 4)]  # image 0 and 2: no proposals
+    on = dict(device=device)
+    net = fast_rcnn("resnet18", 2).train().to(device)
+    images = torch.rand(3, 3, 64, 64, **on)
+    labels = torch.full((3, 1, 5), -1.0, **on)
+    labels[0, 0] = torch.tensor([1.0, 0.2, 0.2, 0.6, 0.7], **on)  # image 0 has an object, 1 and 2 none
+    proposals = [torch.zeros(0, 4, **on), _proposals().to(device), torch.zeros(0, 4, **on)]  # 0 and 2: none
     parts = net.detection_losses(images, labels, proposals)
     assert set(parts) == {"loss", "roi"} and torch.isfinite(parts["loss"]) and float(parts["roi"]) > 0
+    assert parts["loss"].device.type == device
     parts["loss"].backward()
     assert net.roi_heads.cls_score.weight.grad.abs().sum() > 0
     # Nothing at all to learn from (no objects, no proposals): a zero loss that backpropagates.
     net.zero_grad()
-    parts = net.detection_losses(images[:1], torch.full((1, 1, 5), -1.0), [torch.zeros(0, 4)])
+    parts = net.detection_losses(images[:1], torch.full((1, 1, 5), -1.0, **on), [torch.zeros(0, 4, **on)])
     assert float(parts["roi"]) == 0.0
     parts["loss"].backward()
     # Without objects, only background: the box loss is 0.
-    losses = net(images[1:2], [_proposals()], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0).long()}])
+    empty = {"boxes": torch.zeros(0, 4, **on), "labels": torch.zeros(0, **on).long()}
+    losses = net(images[1:2], [_proposals().to(device)], [empty])
     assert float(losses["roi_box"].detach()) == 0.0 and float(losses["roi_cls"].detach()) > 0
 
 
-def test_learns_one_image_from_its_proposals():
+def test_learns_one_image_from_its_proposals(device):
     torch.manual_seed(0)
-    net = fast_rcnn("resnet18", 3, roi_options={"batch_size_per_image": 32})
-    image, labels = _image()
+    net = fast_rcnn("resnet18", 3, roi_options={"batch_size_per_image": 32}).to(device)
+    image, labels = (t.to(device) for t in _image())
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net.train()
     history = []
     for step in range(30):
-        parts = net.detection_losses(image, labels, [_proposals(seed=step)])  # new proposals each step
+        parts = net.detection_losses(image, labels, [_proposals(seed=step).to(device)])  # new proposals each step
         history.append(float(parts["loss"].detach()))
         opt.zero_grad()
         parts["loss"].backward()
         opt.step()
     assert sum(history[-5:]) / 5 < history[0] / 2
-    dets = net.predict(image, [_proposals(seed=100)], score_threshold=0.0, topk=5)[0]
-    assert int(dets["labels"][0]) == 1
-    assert float(box_iou(dets["boxes"][:1], GT)[0, 0]) >= 0.5
+    dets = net.predict(image, [_proposals(seed=100).to(device)], score_threshold=0.0, topk=5)[0]
+    assert int(dets["labels"][0]) == 1 and dets["boxes"].device.type == device
+    assert float(box_iou(dets["boxes"][:1].cpu(), GT)[0, 0]) >= 0.5
     assert bool((dets["scores"][:-1] >= dets["scores"][1:]).all())
 
 
-def test_predict_format_matches_faster_rcnn():
+def test_predict_format_matches_faster_rcnn(device):
     torch.manual_seed(0)
-    images = torch.rand(2, 3, 64, 64)
-    fast = fast_rcnn("resnet18", 3)
-    faster = faster_rcnn("resnet18", 3, image_size=64)
-    a = fast.predict(images, [_proposals(0), _proposals(1)], score_threshold=0.0, topk=10)
+    images = torch.rand(2, 3, 64, 64, device=device)
+    fast = fast_rcnn("resnet18", 3).to(device)
+    faster = faster_rcnn("resnet18", 3, image_size=64).to(device)
+    a = fast.predict(images, [_proposals(0).to(device), _proposals(1).to(device)], score_threshold=0.0, topk=10)
     b = faster.predict(images, score_threshold=0.0, topk=10)
     assert len(a) == len(b) == 2
     for da, db in zip(a, b):
         assert set(da) == set(db) == {"boxes", "scores", "labels"}
         for key in da:
             assert da[key].dtype == db[key].dtype and da[key].dim() == db[key].dim()
+            assert da[key].device.type == db[key].device.type == device
         assert 0 < len(da["boxes"]) <= 10 and ((da["labels"] >= 0) & (da["labels"] < 3)).all()
         assert (da["boxes"] >= 0).all() and (da["boxes"] <= 64).all()
     assert fast.training  # predict restores the mode
-    empty = fast.predict(images[:1], [torch.zeros(0, 4)])[0]
+    empty = fast.predict(images[:1], [torch.zeros(0, 4, device=device)])[0]
     assert empty["boxes"].shape == (0, 4) and empty["labels"].dtype == torch.int64
 
 
-def test_max_proposals_keeps_the_first_ones_clipped():
-    net = fast_rcnn("resnet18", 2, max_proposals=3)
-    props = torch.tensor([[-5.0, 0.0, 30.0, 70.0], [1, 1, 9, 9], [4, 4, 4, 20], [2, 2, 8, 8], [0, 0, 64, 64]])
+def test_max_proposals_keeps_the_first_ones_clipped(device):
+    net = fast_rcnn("resnet18", 2, max_proposals=3).to(device)
+    props = torch.tensor([[-5.0, 0.0, 30.0, 70.0], [1, 1, 9, 9], [4, 4, 4, 20], [2, 2, 8, 8], [0, 0, 64, 64]],
+                         device=device)
     kept = net.prepare_proposals([props], (64, 64))[0]
     # The first 3, clipped to the image; the zero-width one goes.
-    assert kept.tolist() == [[0.0, 0.0, 30.0, 64.0], [1.0, 1.0, 9.0, 9.0]]
+    assert kept.tolist() == [[0.0, 0.0, 30.0, 64.0], [1.0, 1.0, 9.0, 9.0]] and kept.device.type == device
     torch.manual_seed(0)
-    images = torch.rand(1, 3, 64, 64)
+    images = torch.rand(1, 3, 64, 64, device=device)
     few = net.predict(images, [props], score_threshold=0.0)[0]
     net.max_proposals = 2000
     many = net.predict(images, [props], score_threshold=0.0)[0]

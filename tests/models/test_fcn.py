@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,11 @@ def r18():
     return build_fcn("resnet18", 21).eval()
 
 
+def _on(net: nn.Module, device: str) -> nn.Module:
+    """``net`` itself on the CPU, else a copy of it on ``device`` (module fixtures stay on the CPU)."""
+    return net if device == "cpu" else copy.deepcopy(net).to(device)
+
+
 def _masks(b: int, h: int, w: int, num_classes: int, seed: int = 0) -> torch.Tensor:
     """Blocky label maps ``[b, h, w]`` (int64) with a 255 (ignored) border, as VOC has."""
     g = torch.Generator().manual_seed(seed)
@@ -48,8 +55,9 @@ def _masks(b: int, h: int, w: int, num_classes: int, seed: int = 0) -> torch.Ten
 # Shapes (D2L 14.11's checks)
 
 
-def test_book_shapes_320x480(r18):
-    x = torch.rand(1, 3, 320, 480)
+def test_book_shapes_320x480(r18, device):
+    r18 = _on(r18, device)
+    x = torch.rand(1, 3, 320, 480, device=device)
     with torch.no_grad():
         assert tuple(r18.backbone.forward_features(x).shape) == (1, 512, 10, 15)
         assert tuple(r18.classifier(r18.backbone.forward_features(x)).shape) == (1, 21, 10, 15)
@@ -57,10 +65,10 @@ def test_book_shapes_320x480(r18):
 
 
 @pytest.mark.parametrize("size", [(333, 517), (31, 45), (1, 1), (32, 33), (64, 96)])
-def test_any_input_size_gives_exactly_the_input_size(r18, size):
+def test_any_input_size_gives_exactly_the_input_size(r18, size, device):
     with torch.no_grad():
-        out = r18(torch.rand(2, 3, *size))
-    assert tuple(out.shape) == (2, 21, *size)
+        out = _on(r18, device)(torch.rand(2, 3, *size, device=device))
+    assert tuple(out.shape) == (2, 21, *size) and out.device.type == device
     assert torch.isfinite(out).all()
 
 
@@ -106,8 +114,9 @@ def test_upsample_layer_is_the_book_layer_with_bilinear_weights(r18):
     assert up.bias.abs().max() == 0
 
 
-def test_bilinear_upsample_matches_interpolate_in_the_interior(r18):
-    x = torch.rand(1, 3, 128, 160)
+def test_bilinear_upsample_matches_interpolate_in_the_interior(r18, device):
+    r18 = _on(r18, device)
+    x = torch.rand(1, 3, 128, 160, device=device)
     with torch.no_grad():
         scores = r18.classifier(r18.backbone.forward_features((x - r18.image_mean) / r18.image_std))  # [1, 21, 4, 5]
         up = r18.upsample(scores)
@@ -126,26 +135,29 @@ def test_bilinear_upsample_matches_interpolate_in_the_interior(r18):
 # Normalization and padding
 
 
-def test_forward_normalizes_with_the_backbone_statistics():
+def test_forward_normalizes_with_the_backbone_statistics(device):
     torch.manual_seed(0)
-    eff = build_fcn("efficientnet_lite0", 4).eval()
+    on = dict(device=device)
+    eff = build_fcn("efficientnet_lite0", 4).eval().to(device)
     cfg = efficientnet_lite0().pretrained_cfg
     assert cfg["mean"] != IMAGENET_MEAN  # TF-Lite statistics, not ImageNet's
-    for net, mean, std in ((eff, cfg["mean"], cfg["std"]), (build_fcn("resnet18", 4).eval(), IMAGENET_MEAN, IMAGENET_STD)):
-        torch.testing.assert_close(net.image_mean.flatten(), torch.tensor(mean))
-        torch.testing.assert_close(net.image_std.flatten(), torch.tensor(std))
+    r18 = build_fcn("resnet18", 4).eval().to(device)
+    for net, mean, std in ((eff, cfg["mean"], cfg["std"]), (r18, IMAGENET_MEAN, IMAGENET_STD)):
+        torch.testing.assert_close(net.image_mean.flatten(), torch.tensor(mean, **on))
+        torch.testing.assert_close(net.image_std.flatten(), torch.tensor(std, **on))
         assert "image_mean" not in net.state_dict() and "image_std" not in net.state_dict()
-        x = torch.rand(2, 3, 64, 96)
-        norm = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        x = torch.rand(2, 3, 64, 96, **on)
+        norm = (x - torch.tensor(mean, **on).view(1, 3, 1, 1)) / torch.tensor(std, **on).view(1, 3, 1, 1)
         with torch.no_grad():
             want = net.upsample(net.classifier(net.backbone.forward_features(norm)))
             torch.testing.assert_close(net(x), want)
 
 
-def test_padding_is_the_mean_colour(r18):
+def test_padding_is_the_mean_colour(r18, device):
     """A 50 x 70 image gives the logits of the same image padded to 64 x 96 with the mean colour."""
     torch.manual_seed(1)
-    x = torch.rand(1, 3, 50, 70)
+    r18 = _on(r18, device)
+    x = torch.rand(1, 3, 50, 70).to(device)
     padded = r18.image_mean.expand(1, 3, 64, 96).clone()
     padded[..., :50, :70] = x
     with torch.no_grad():
@@ -175,10 +187,12 @@ def _loss(net: FCN, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", list(SEGMENTATION_MODELS))
-def test_every_parameter_receives_a_gradient(name):
+def test_every_parameter_receives_a_gradient(name, device):
     torch.manual_seed(0)
-    net = SEGMENTATION_MODELS[name](3).train()
-    _loss(net, torch.rand(2, 3, 64, 64), _masks(2, 64, 64, 3)).backward()
+    net = SEGMENTATION_MODELS[name](3).train().to(device)
+    loss = _loss(net, torch.rand(2, 3, 64, 64).to(device), _masks(2, 64, 64, 3).to(device))
+    assert torch.isfinite(loss) and loss.device.type == device
+    loss.backward()
     no_grad = [n for n, p in net.named_parameters() if p.grad is None]
     assert no_grad == []
     assert all(p.requires_grad for p in net.parameters())
@@ -218,10 +232,10 @@ def _coloured_regions(seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     return x, masks
 
 
-def test_a_few_sgd_steps_reduce_the_per_pixel_loss():
+def test_a_few_sgd_steps_reduce_the_per_pixel_loss(device):
     torch.manual_seed(0)
-    net = build_fcn("resnet18", 4).train()
-    x, masks = _coloured_regions()
+    net = build_fcn("resnet18", 4).train().to(device)
+    x, masks = (t.to(device) for t in _coloured_regions())
     opt = torch.optim.SGD(net.parameters(), lr=0.02, weight_decay=1e-3)
     losses = []
     for _ in range(6):
@@ -240,10 +254,12 @@ def test_a_few_sgd_steps_reduce_the_per_pixel_loss():
     assert acc > 0.5
 
 
-def test_ignored_pixels_change_neither_loss_nor_gradients(r18):
+def test_ignored_pixels_change_neither_loss_nor_gradients(r18, device):
     torch.manual_seed(0)
-    net = build_fcn("resnet18", 4).eval()
-    x, masks = torch.rand(1, 3, 64, 64), _masks(1, 64, 64, 4)
+    net = build_fcn("resnet18", 4).eval().to(device)
+    x, masks = torch.rand(1, 3, 64, 64).to(device), _masks(1, 64, 64, 4).to(device)
+    # exact on the CPU; CUDA's backward kernels may sum in another order from one call to the next
+    exact = dict(rtol=0, atol=0) if device == "cpu" else dict(rtol=1e-5, atol=1e-7)
     ignored = (masks == 255).unsqueeze(1)  # [1, 1, 64, 64]
     assert 0 < ignored.sum() < masks.numel()
     params = [p for p in net.parameters()]
@@ -251,12 +267,12 @@ def test_ignored_pixels_change_neither_loss_nor_gradients(r18):
     noise = torch.randn_like(logits) * 10 * ignored
     loss_a = F.cross_entropy(logits, masks, ignore_index=255)
     loss_b = F.cross_entropy(logits + noise, masks, ignore_index=255)
-    torch.testing.assert_close(loss_a, loss_b, rtol=0, atol=0)
+    torch.testing.assert_close(loss_a, loss_b, **exact)
     grads_a = torch.autograd.grad(loss_a, [logits] + params, retain_graph=True)
     grads_b = torch.autograd.grad(loss_b, params)
     assert grads_a[0][ignored.expand_as(logits)].abs().max() == 0  # no gradient at ignored pixels
     for ga, gb in zip(grads_a[1:], grads_b):
-        torch.testing.assert_close(ga, gb, rtol=0, atol=0)
+        torch.testing.assert_close(ga, gb, **exact)
     # And the non-ignored pixels do matter.
     loss_c = F.cross_entropy(logits + torch.randn_like(logits) * ~ignored, masks, ignore_index=255)
     assert abs(loss_c.item() - loss_a.item()) > 1e-3
@@ -311,13 +327,13 @@ def test_pretrained_errors(tmp_path):
 # predict, devices, dtypes, errors
 
 
-def test_predict_is_the_argmax_in_eval_mode():
+def test_predict_is_the_argmax_in_eval_mode(device):
     torch.manual_seed(0)
-    net = build_fcn("resnet18", 5).train()
-    x = torch.rand(2, 3, 40, 50)
+    net = build_fcn("resnet18", 5).train().to(device)
+    x = torch.rand(2, 3, 40, 50).to(device)
     labels = net.predict(x)
     assert net.training  # training mode given back
-    assert labels.dtype == torch.int64 and tuple(labels.shape) == (2, 40, 50)
+    assert labels.dtype == torch.int64 and tuple(labels.shape) == (2, 40, 50) and labels.device.type == device
     assert labels.min() >= 0 and labels.max() < 5
     net.eval()
     with torch.no_grad():
@@ -339,9 +355,9 @@ def test_outputs_follow_the_input_device_and_dtype(device):
     torch.testing.assert_close(out64.float(), out, rtol=1e-3, atol=1e-3)
 
 
-def test_channels_last_gives_the_same_logits(r18):
-    x = torch.rand(2, 3, 64, 96)
-    net = build_fcn("resnet18", 4).eval()
+def test_channels_last_gives_the_same_logits(r18, device):
+    x = torch.rand(2, 3, 64, 96).to(device)
+    net = build_fcn("resnet18", 4).eval().to(device)
     with torch.no_grad():
         want = net(x)
         net.to(memory_format=torch.channels_last)
@@ -387,10 +403,10 @@ def test_segmentation_models_table():
 
 @pytest.mark.parametrize("build, head", [(resnet18, ["fc."]), (efficientnet_lite0, ["classifier."]),
                                          (vgg11, ["classifier."])])
-def test_remove_head_keeps_exactly_the_feature_network(build, head):
+def test_remove_head_keeps_exactly_the_feature_network(build, head, device):
     torch.manual_seed(0)
-    net = build(num_classes=10)
-    x = torch.rand(2, 3, 64, 64)
+    net = build(num_classes=10).to(device)
+    x = torch.rand(2, 3, 64, 64).to(device)
     net.eval()
     with torch.no_grad():
         want = net.forward_features(x)

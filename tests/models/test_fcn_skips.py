@@ -19,20 +19,21 @@ def one_thread():
 @pytest.mark.parametrize("backbone, taps", [("resnet18", ["layer3", "layer2"]),
                                             ("efficientnet_lite0", ["blocks.10", "blocks.4"])])
 @pytest.mark.parametrize("output_stride", [8, 16])
-def test_skip_taps_and_shapes(backbone, taps, output_stride):
+def test_skip_taps_and_shapes(backbone, taps, output_stride, device):
     torch.manual_seed(0)
-    net = build_fcn(backbone, 5, output_stride=output_stride).eval()
+    net = build_fcn(backbone, 5, output_stride=output_stride).eval().to(device)
     assert net.skip_layers == taps[: {16: 1, 8: 2}[output_stride]]
     assert net.upsample.stride == (output_stride, output_stride)
     for h, w in ((64, 96), (33, 51), (1, 1)):
-        assert net(torch.rand(1, 3, h, w)).shape == (1, 5, h, w)
+        out = net(torch.rand(1, 3, h, w, device=device))
+        assert out.shape == (1, 5, h, w) and out.device.type == device
 
 
-def test_untrained_skips_add_nothing():
+def test_untrained_skips_add_nothing(device):
     """Zero-initialised skip scores: the output is the stride-32 scores upsampled 2x, 2x, 8x."""
     torch.manual_seed(0)
-    net = build_fcn("resnet18", 3, output_stride=8).eval()
-    x = torch.rand(1, 3, 64, 64)
+    net = build_fcn("resnet18", 3, output_stride=8).eval().to(device)
+    x = torch.rand(1, 3, 64, 64).to(device)
     with torch.no_grad():
         xn = (x - net.image_mean) / net.image_std
         scores = net.classifier(net.backbone.forward_features(xn))
@@ -41,14 +42,14 @@ def test_untrained_skips_add_nothing():
         torch.testing.assert_close(net(x), net.upsample(scores))
 
 
-def test_skip_scores_come_from_the_finer_features():
+def test_skip_scores_come_from_the_finer_features(device):
     """With a non-zero skip score layer, the output depends on the stride-8 features as that layer says."""
     torch.manual_seed(0)
-    net = build_fcn("resnet18", 3, output_stride=8).eval()
-    x = torch.rand(1, 3, 64, 64)
+    net = build_fcn("resnet18", 3, output_stride=8).eval().to(device)
+    x = torch.rand(1, 3, 64, 64).to(device)
     with torch.no_grad():
         net.skip_scores[1].bias.copy_(torch.tensor([0.0, 1.0, -1.0]))  # the stride-8 skip
-        base = build_fcn("resnet18", 3, output_stride=8).eval()
+        base = build_fcn("resnet18", 3, output_stride=8).eval().to(device)
         base.load_state_dict(net.state_dict())
         base.skip_scores[1].bias.zero_()
         delta = net(x) - base(x)  # a constant added at stride 8, upsampled 8x bilinearly: constant inside
@@ -57,9 +58,9 @@ def test_skip_scores_come_from_the_finer_features():
     torch.testing.assert_close(inner[0, 2], -torch.ones_like(inner[0, 2]), atol=1e-4, rtol=0)
 
 
-def test_every_parameter_gets_a_gradient():
-    net = build_fcn("efficientnet_lite0", 4, output_stride=8)
-    net(torch.rand(2, 3, 64, 64)).logsumexp(1).mean().backward()
+def test_every_parameter_gets_a_gradient(device):
+    net = build_fcn("efficientnet_lite0", 4, output_stride=8).to(device)
+    net(torch.rand(2, 3, 64, 64, device=device)).logsumexp(1).mean().backward()
     assert all(p.grad is not None for p in net.parameters())
 
 

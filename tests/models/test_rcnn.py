@@ -26,16 +26,18 @@ def _image_with_square():
 
 
 @pytest.mark.parametrize("stride", [8, 16])
-def test_losses_are_finite_and_fall(stride):
+def test_losses_are_finite_and_fall(stride, device):
     torch.manual_seed(0)
     net = faster_rcnn("resnet18", 2, image_size=64, feature_stride=stride, roi_options={"batch_size_per_image": 64})
-    image, labels = _image_with_square()
+    net = net.to(device)
+    image, labels = (t.to(device) for t in _image_with_square())
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     net.train()
     history = []
     for _ in range(12):
         parts = net.detection_losses(image, labels)
         assert set(parts) == {"loss", "rpn", "roi"} and torch.isfinite(parts["loss"])
+        assert parts["loss"].device.type == device
         history.append(float(parts["loss"].detach()))
         opt.zero_grad()
         parts["loss"].backward()
@@ -43,23 +45,24 @@ def test_losses_are_finite_and_fall(stride):
     assert min(history[-3:]) < history[0]
 
 
-def test_images_without_objects():
+def test_images_without_objects(device):
     torch.manual_seed(0)
-    net = faster_rcnn("resnet18", 2, image_size=64).train()
-    images = torch.rand(2, 3, 64, 64)
-    labels = torch.full((2, 1, 5), -1.0)  # padding only
+    net = faster_rcnn("resnet18", 2, image_size=64).train().to(device)
+    images = torch.rand(2, 3, 64, 64, device=device)
+    labels = torch.full((2, 1, 5), -1.0, device=device)  # padding only
     parts = net.detection_losses(images, labels)
     assert torch.isfinite(parts["loss"])
     parts["loss"].backward()
-    losses = net(images, [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}] * 2)
+    empty = {"boxes": torch.zeros(0, 4, device=device), "labels": torch.zeros(0, dtype=torch.int64, device=device)}
+    losses = net(images, [empty] * 2)
     assert float(losses["rpn_box"].detach()) == 0.0 and float(losses["roi_box"].detach()) == 0.0
 
 
-def test_predict_format_matches_ssd():
+def test_predict_format_matches_ssd(device):
     torch.manual_seed(0)
-    images = torch.rand(2, 3, 64, 64)
-    frcnn = faster_rcnn("resnet18", 3, image_size=64, score_threshold=0.0)
-    ssd = build_model("tiny_ssd", 3, image_size=64)
+    images = torch.rand(2, 3, 64, 64, device=device)
+    frcnn = faster_rcnn("resnet18", 3, image_size=64, score_threshold=0.0).to(device)
+    ssd = build_model("tiny_ssd", 3, image_size=64).to(device)
     a = frcnn.predict(images, score_threshold=0.0, topk=10)
     b = ssd.predict(images, score_threshold=0.0, topk=10)
     assert len(a) == len(b) == 2
@@ -67,6 +70,7 @@ def test_predict_format_matches_ssd():
         assert set(da) == set(db) == {"boxes", "scores", "labels"}
         for key in da:
             assert da[key].dtype == db[key].dtype and da[key].dim() == db[key].dim()
+            assert da[key].device.type == db[key].device.type == device
         assert len(da["boxes"]) <= 10 and ((da["labels"] >= 0) & (da["labels"] < 3)).all()
         assert (da["boxes"] >= 0).all() and (da["boxes"] <= 64).all()
     assert frcnn.training  # predict restores the mode
@@ -86,12 +90,13 @@ def test_registered_and_buildable_by_the_engine():
     assert "body.layer4.1.conv2.weight" in net.state_dict() and "body.layer4.0.conv1.weight" not in c4.state_dict()
 
 
-def test_top_down_neck_matches_a_direct_computation():
+def test_top_down_neck_matches_a_direct_computation(device):
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    neck = TopDownNeck([4, 6, 8], 5)
+    neck = TopDownNeck([4, 6, 8], 5).to(device)
     maps = [torch.randn(2, 4, 12, 10), torch.randn(2, 6, 6, 5), torch.randn(2, 8, 3, 3)]  # 5 -> 3 rounds up
+    maps = [m.to(device) for m in maps]
     lat = [F.conv2d(m, l.weight, l.bias) for m, l in zip(maps, neck.lateral)]
     p4 = lat[2]
     p3 = lat[1] + p4.repeat_interleave(2, -2).repeat_interleave(2, -1)[..., :6, :5]

@@ -87,21 +87,21 @@ def test_rpn_anchors_stride_pair_and_empty():
     assert num_rpn_anchors_per_cell((32, 64, 128, 256), RATIOS) == 12
 
 
-def test_head_shapes_and_init():
+def test_head_shapes_and_init(device):
     torch.manual_seed(0)
-    head = RPNHead(16, 9)
-    logits, deltas = head(torch.randn(2, 16, 6, 5))
-    assert logits.shape == (2, 9, 6, 5) and deltas.shape == (2, 36, 6, 5)
+    head = RPNHead(16, 9).to(device)
+    logits, deltas = head(torch.randn(2, 16, 6, 5, device=device))
+    assert logits.shape == (2, 9, 6, 5) and deltas.shape == (2, 36, 6, 5) and logits.device.type == device
     assert float(head.cls_logits.weight.detach().std()) == pytest.approx(0.01, rel=0.3)
     assert float(head.bbox_pred.bias.detach().abs().sum()) == 0.0
-    d64 = head.double()(torch.randn(1, 16, 3, 3, dtype=torch.float64))[1]
+    d64 = head.double()(torch.randn(1, 16, 3, 3, dtype=torch.float64, device=device))[1]
     assert d64.dtype == torch.float64
 
 
-def test_flatten_layout_matches_anchor_order():
+def test_flatten_layout_matches_anchor_order(device):
     b, a, h, w = 2, 9, 3, 4
-    logits = torch.randn(b, a, h, w)
-    deltas = torch.randn(b, 4 * a, h, w)
+    logits = torch.randn(b, a, h, w, device=device)
+    deltas = torch.randn(b, 4 * a, h, w, device=device)
     obj, box = flatten_rpn_outputs(logits, deltas)
     assert obj.shape == (b, h * w * a) and box.shape == (b, h * w * a, 4)
     for bi, ai, i, j in [(0, 0, 0, 0), (1, 5, 2, 3), (0, 8, 1, 2), (1, 3, 0, 1)]:
@@ -110,7 +110,7 @@ def test_flatten_layout_matches_anchor_order():
         torch.testing.assert_close(box[bi, row], deltas[bi, 4 * ai:4 * ai + 4, i, j])
 
 
-def test_head_channel_selects_its_anchor_end_to_end():
+def test_head_channel_selects_its_anchor_end_to_end(device):
     # Only anchor a = 4 (ratio 1, size 64) of cell (i, j) = (2, 1) scores high, and its dx channel
     # moves it right by 0.25 of its width: the top proposal must be exactly that anchor, shifted.
     a, h, w, stride = 9, 4, 5, 16
@@ -118,10 +118,11 @@ def test_head_channel_selects_its_anchor_end_to_end():
     logits[0, 4, 2, 1] = 5.0
     deltas = torch.zeros(1, 4 * a, h, w)
     deltas[0, 4 * 4, 2, 1] = 0.25
-    rpn = RegionProposalNetwork(_FixedHead(logits, deltas), SIZES, RATIOS, stride).eval()
-    proposals, losses = rpn(torch.zeros(1, 8, h, w), [(200, 200)])
+    rpn = RegionProposalNetwork(_FixedHead(logits.to(device), deltas.to(device)), SIZES, RATIOS, stride).eval()
+    proposals, losses = rpn(torch.zeros(1, 8, h, w, device=device), [(200, 200)])
     cx, cy = 1.5 * stride + 16.0, 2.5 * stride
-    torch.testing.assert_close(proposals[0][0], torch.tensor([cx - 32, cy - 32, cx + 32, cy + 32]))
+    assert proposals[0].device.type == device
+    torch.testing.assert_close(proposals[0][0].cpu(), torch.tensor([cx - 32, cy - 32, cx + 32, cy + 32]))
     assert losses == {}
 
 
@@ -129,8 +130,8 @@ def test_head_channel_selects_its_anchor_end_to_end():
 # Matching, targets and sampling
 
 
-def test_match_thresholds_on_hand_made_boxes():
-    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
+def test_match_thresholds_on_hand_made_boxes(device):
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64, device=device)
     anchors = torch.tensor([
         [0, 0, 10, 10],  # IoU 1     -> positive
         [0, 0, 10, 7],  # IoU 0.7   -> positive (>=)
@@ -138,7 +139,7 @@ def test_match_thresholds_on_hand_made_boxes():
         [0, 0, 10, 3],  # IoU 0.3   -> ignored (not < 0.3)
         [0, 0, 10, 2.9],  # IoU 0.29 -> background
         [50, 50, 60, 60],  # IoU 0    -> background
-    ], dtype=torch.float64)
+    ], dtype=torch.float64, device=device)
     m = match_rpn_anchors(anchors, gt)
     assert m.tolist() == [0, 0, -2, -2, -1, -1]
     # Thresholds are parameters: fg 0.9 ignores the second anchor, bg 0.5 makes anchor 3 background.
@@ -147,15 +148,15 @@ def test_match_thresholds_on_hand_made_boxes():
     assert match_rpn_anchors(anchors, gt[:0]).tolist() == [-1] * 6
 
 
-def test_low_quality_matches_with_ties():
-    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0], [200.0, 200.0, 210.0, 210.0]])
+def test_low_quality_matches_with_ties(device):
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0], [200.0, 200.0, 210.0, 210.0]], device=device)
     anchors = torch.tensor([
         [0, 0, 10, 10],  # gt 0, IoU 1
         [50, 50, 60, 65],  # gt 1, IoU 2/3 (its best) -> positive by low quality
         [50, 45, 60, 60],  # gt 1, IoU 2/3 as well (a tie) -> positive too
         [50, 50, 60, 70],  # gt 1, IoU 1/2 -> ignored
         [100, 100, 120, 120],  # nothing
-    ], dtype=torch.float32)
+    ], dtype=torch.float32, device=device)
     m = match_rpn_anchors(anchors, gt)
     assert m.tolist() == [0, 1, 1, -2, -1]  # gt 2 overlaps nothing: no anchor is forced on it
     assert match_rpn_anchors(anchors, gt, allow_low_quality_matches=False).tolist() == [0, -2, -2, -2, -1]
@@ -171,7 +172,7 @@ def test_low_quality_match_takes_the_anchors_own_best_gt():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_match_rpn_anchors_is_the_matcher(seed):
+def test_match_rpn_anchors_is_the_matcher(seed, device):
     gen = torch.Generator().manual_seed(seed)
 
     def grid(n):  # integer boxes: IoU ties and IoU exactly at the thresholds are common
@@ -182,16 +183,19 @@ def test_match_rpn_anchors_is_the_matcher(seed):
     iou = box_iou(gt, anchors)  # [G, N]
     for fg, bg in ((0.7, 0.3), (0.5, 0.5), (1 / 3, 0.25), (0.0, 0.0)):
         for low in (True, False):
-            got = match_rpn_anchors(anchors, gt, fg, bg, allow_low_quality_matches=low)
+            got = match_rpn_anchors(anchors.to(device), gt.to(device), fg, bg, allow_low_quality_matches=low)
+            assert got.device.type == device
             assert got.tolist() == reference.matcher_reference(iou, fg, bg, low).tolist(), (fg, bg, low)
-            assert torch.equal(got, match_by_iou(iou, fg, bg, allow_low_quality_matches=low))
+            assert torch.equal(got.cpu(), match_by_iou(iou, fg, bg, allow_low_quality_matches=low))
 
 
-def test_rpn_targets_labels_and_round_trip():
-    anchors = rpn_anchors((4, 4), 16, SIZES, RATIOS)
-    gt = [torch.tensor([[10.0, 12.0, 50.0, 60.0], [30.0, 5.0, 62.0, 30.0]]), torch.zeros(0, 4)]
+def test_rpn_targets_labels_and_round_trip(device):
+    anchors = rpn_anchors(torch.zeros(1, 1, 4, 4, device=device), 16, SIZES, RATIOS)
+    gt = [torch.tensor([[10.0, 12.0, 50.0, 60.0], [30.0, 5.0, 62.0, 30.0]], device=device),
+          torch.zeros(0, 4, device=device)]
     labels, target = rpn_targets(anchors, gt)
     assert labels.shape == (2, anchors.shape[0]) and target.shape == (2, anchors.shape[0], 4)
+    assert labels.device.type == target.device.type == device
     m = match_rpn_anchors(anchors, gt[0])
     assert labels[0].tolist() == [1 if v >= 0 else (0 if v == -1 else -1) for v in m.tolist()]
     assert bool((labels[1] == 0).all()) and float(target[1].abs().sum()) == 0
@@ -201,7 +205,8 @@ def test_rpn_targets_labels_and_round_trip():
     torch.testing.assert_close(decoded, gt[0][m[pos]], rtol=1e-5, atol=1e-4)
     assert float(target[0][~pos].abs().sum()) == 0
     # Targets as torchvision-style dicts give the same result.
-    labels2, target2 = rpn_targets(anchors, [{"boxes": gt[0]}, {"boxes": gt[1], "labels": torch.zeros(0)}])
+    as_dicts = [{"boxes": gt[0]}, {"boxes": gt[1], "labels": torch.zeros(0, device=device)}]
+    labels2, target2 = rpn_targets(anchors, as_dicts)
     assert torch.equal(labels2, labels) and torch.equal(target2, target)
 
 
@@ -212,7 +217,7 @@ def test_rpn_targets_labels_and_round_trip():
     (300, 1000, 256, 0.25, 64, 192),
     (300, 1000, 100, 0.0, 0, 100),
 ])
-def test_sampling_counts_and_fraction(num_pos, num_neg, size, frac, want_pos, want_neg):
+def test_sampling_counts_and_fraction(num_pos, num_neg, size, frac, want_pos, want_neg, device):
     torch.manual_seed(0)
     n = num_pos + num_neg + 50
     labels = torch.full((2, n), -1, dtype=torch.long)
@@ -220,16 +225,19 @@ def test_sampling_counts_and_fraction(num_pos, num_neg, size, frac, want_pos, wa
         perm = torch.randperm(n)
         labels[i, perm[:num_pos]] = 1
         labels[i, perm[num_pos:num_pos + num_neg]] = 0
+    labels = labels.to(device)
     pos, neg = sample_rpn_anchors(labels, size, frac)
+    assert pos.device.type == neg.device.type == device
     assert pos.sum(1).tolist() == [want_pos] * 2 and neg.sum(1).tolist() == [want_neg] * 2
     assert bool((labels[pos] == 1).all()) and bool((labels[neg] == 0).all())
     assert not bool((pos & neg).any())
 
 
-def test_sampling_is_sample_balanced_image_by_image():
+def test_sampling_is_sample_balanced_image_by_image(device):
     gen = torch.Generator().manual_seed(0)
     labels = torch.tensor([-1, 0, 1])[torch.randint(0, 3, (3, 200), generator=gen)]
     labels[1, labels[1] == 1] = 0  # an image without positives
+    labels = labels.to(device)  # both draw from the global generator of this device
     torch.manual_seed(4)
     pos, neg = sample_rpn_anchors(labels, 32, 0.25)
     torch.manual_seed(4)
@@ -239,8 +247,8 @@ def test_sampling_is_sample_balanced_image_by_image():
         assert neg[i].nonzero().flatten().tolist() == sorted(n.tolist())
 
 
-def test_sampling_is_random_and_reproducible():
-    labels = torch.zeros(1, 1000, dtype=torch.long)
+def test_sampling_is_random_and_reproducible(device):
+    labels = torch.zeros(1, 1000, dtype=torch.long, device=device)
     labels[0, :500] = 1
     torch.manual_seed(1)
     a = sample_rpn_anchors(labels, 64, 0.5)
@@ -258,7 +266,7 @@ def test_sampling_is_random_and_reproducible():
 # Losses
 
 
-def test_loss_matches_hand_formula():
+def test_loss_matches_hand_formula(device):
     torch.manual_seed(0)
     obj = torch.randn(2, 30, dtype=torch.float64)
     pred = torch.randn(2, 30, 4, dtype=torch.float64)
@@ -269,7 +277,8 @@ def test_loss_matches_hand_formula():
     pos[1, 7] = True
     neg[0, [0, 2, 3]] = True
     neg[1, [10, 11, 12, 13]] = True
-    losses = rpn_loss(obj, pred, target, pos, neg)
+    losses = rpn_loss(*(t.to(device) for t in (obj, pred, target, pos, neg)))
+    assert all(v.device.type == device for v in losses.values())
 
     def bce(x, y):
         p = 1 / (1 + math.exp(-x))
@@ -287,11 +296,11 @@ def test_loss_matches_hand_formula():
     assert losses["rpn_box"].item() == pytest.approx(want_box, rel=1e-9)
 
 
-def test_losses_finite_and_empty_image_pushes_objectness_down():
+def test_losses_finite_and_empty_image_pushes_objectness_down(device):
     torch.manual_seed(0)
-    rpn = RegionProposalNetwork(RPNHead(8, 9), SIZES, RATIOS, 16)
-    feats = torch.randn(2, 8, 6, 6)
-    targets = [torch.tensor([[20.0, 20.0, 70.0, 60.0]]), torch.zeros(0, 4)]
+    rpn = RegionProposalNetwork(RPNHead(8, 9), SIZES, RATIOS, 16).to(device)
+    feats = torch.randn(2, 8, 6, 6).to(device)
+    targets = [torch.tensor([[20.0, 20.0, 70.0, 60.0]], device=device), torch.zeros(0, 4, device=device)]
     _, losses = rpn(feats, [(96, 96), (90, 80)], targets)
     assert set(losses) == {"rpn_objectness", "rpn_box"}
     assert all(bool(torch.isfinite(v)) for v in losses.values())
@@ -331,7 +340,7 @@ def _slow_proposals(anchors, obj, deltas, size, pre, post, thr, min_size):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_generate_proposals_matches_slow_reference(seed):
+def test_generate_proposals_matches_slow_reference(seed, device):
     torch.manual_seed(seed)
     anchors = rpn_anchors((6, 7), 16, SIZES, RATIOS).double()
     n = anchors.shape[0]
@@ -339,22 +348,24 @@ def test_generate_proposals_matches_slow_reference(seed):
     deltas = torch.randn(2, n, 4, dtype=torch.float64) * 0.3
     deltas[0, :5, 2] = -20.0  # tiny boxes, dropped by min_size
     sizes = [(96, 112), (70, 50)]
-    boxes, scores = generate_proposals(anchors, obj, deltas, sizes, pre_nms_topk=200, post_nms_topk=40,
-                                       nms_threshold=0.6, min_size=1.0)
+    boxes, scores = generate_proposals(anchors.to(device), obj.to(device), deltas.to(device), sizes, pre_nms_topk=200,
+                                       post_nms_topk=40, nms_threshold=0.6, min_size=1.0)
     for i in range(2):
         want_b, want_s = _slow_proposals(anchors, obj[i], deltas[i], sizes[i], 200, 40, 0.6, 1.0)
-        torch.testing.assert_close(boxes[i], want_b)
-        torch.testing.assert_close(scores[i], torch.sigmoid(want_s))
+        assert boxes[i].device.type == scores[i].device.type == device
+        torch.testing.assert_close(boxes[i].cpu(), want_b)
+        torch.testing.assert_close(scores[i].cpu(), torch.sigmoid(want_s))
 
 
-def test_proposal_properties_and_parameters():
+def test_proposal_properties_and_parameters(device):
     torch.manual_seed(0)
     rpn = RegionProposalNetwork(RPNHead(8, 9), SIZES, RATIOS, 16, post_nms_topk_train=50, post_nms_topk_test=7,
                                 nms_threshold=0.5)
     with torch.no_grad():  # give the random head spread-out outputs
         rpn.head.cls_logits.weight.normal_(std=1.0)
         rpn.head.bbox_pred.weight.normal_(std=0.2)
-    feats = torch.randn(2, 8, 8, 10, requires_grad=True)
+    rpn = rpn.to(device)
+    feats = torch.randn(2, 8, 8, 10).to(device).requires_grad_()
     sizes = [(128, 160), (90, 70)]
     proposals, _ = rpn(feats, sizes)
     assert [p.shape[0] for p in proposals] == [50, 50]
@@ -362,7 +373,7 @@ def test_proposal_properties_and_parameters():
         assert not p.requires_grad
         assert bool((p[:, 0] >= 0).all() and (p[:, 1] >= 0).all() and (p[:, 2] <= w).all() and (p[:, 3] <= h).all())
         assert bool(((p[:, 2:] - p[:, :2]) >= 1e-3).all())
-        iou = box_iou(p, p) - torch.eye(p.shape[0])
+        iou = box_iou(p, p) - torch.eye(p.shape[0], device=device)
         assert float(iou.max()) <= 0.5
     # Sorted by score: the proposals come out in generate_proposals' order, whose scores decrease.
     logits, deltas = rpn.head(feats)
@@ -381,29 +392,30 @@ def test_proposal_properties_and_parameters():
     assert small[0].shape[0] <= 20
 
 
-def test_float64_features_give_float64_proposals():
+def test_float64_features_give_float64_proposals(device):
     torch.manual_seed(0)
-    rpn = RegionProposalNetwork(RPNHead(4, 9), SIZES, RATIOS, 8).double()
-    feats = torch.randn(1, 4, 5, 5, dtype=torch.float64)
-    proposals, losses = rpn(feats, [(40, 40)], [torch.tensor([[5.0, 5.0, 30.0, 25.0]])])
+    rpn = RegionProposalNetwork(RPNHead(4, 9), SIZES, RATIOS, 8).double().to(device)
+    feats = torch.randn(1, 4, 5, 5, dtype=torch.float64, device=device)
+    proposals, losses = rpn(feats, [(40, 40)], [torch.tensor([[5.0, 5.0, 30.0, 25.0]], device=device)])
     assert proposals[0].dtype == torch.float64 and losses["rpn_box"].dtype == torch.float64
+    assert proposals[0].device.type == losses["rpn_box"].device.type == device
 
 
 # ---------------------------------------------------------------------------------------------
 # Training
 
 
-def test_training_finds_the_box():
+def test_training_finds_the_box(device):
     torch.manual_seed(0)
     backbone = nn.Sequential(  # a tiny fixed conv backbone to stride 16
         nn.Conv2d(3, 16, 3, stride=4, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=4, padding=1), nn.ReLU()
     ).requires_grad_(False)
     image = torch.rand(1, 3, 128, 160)
-    gt = torch.tensor([[40.0, 30.0, 110.0, 100.0]])  # two anchors have IoU >= 0.7 (0.745, 0.703)
+    gt = torch.tensor([[40.0, 30.0, 110.0, 100.0]], device=device)  # two anchors have IoU >= 0.7 (0.745, 0.703)
     with torch.no_grad():
         feats = backbone(image)  # [1, 32, 8, 10]
-        feats = feats / feats.std()
-    rpn = RegionProposalNetwork(RPNHead(32, 9), SIZES, RATIOS, 16, batch_size_per_image=64)
+        feats = (feats / feats.std()).to(device)
+    rpn = RegionProposalNetwork(RPNHead(32, 9), SIZES, RATIOS, 16, batch_size_per_image=64).to(device)
     opt = torch.optim.Adam(rpn.parameters(), lr=0.01)
 
     def best_rank():

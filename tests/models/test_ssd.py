@@ -156,21 +156,24 @@ def test_tiny_ssd_has_the_books_module_names():
 
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_tiny_ssd_equals_the_book_network(train, channels_last):
+def test_tiny_ssd_equals_the_book_network(train, channels_last, device):
     """Same weights as a transcription of the book's TinySSD: same anchors and predictions
-    (bit for bit in NCHW; NHWC convolutions round differently)."""
+    (bit for bit in NCHW on the CPU; NHWC convolutions round differently, and on CUDA the two
+    networks' kernels may too)."""
     torch.manual_seed(0)
     book = BookTinySSD(num_classes=2)
     net = tiny_ssd(num_classes=2, channels_last=channels_last)
     net.load_state_dict(_book_to_pixbox(book.state_dict()), strict=True)
-    book.train(train)
-    net.train(train)
-    x = torch.rand(2, 3, 64, 96)
+    book.train(train).to(device)
+    net.train(train).to(device)
+    x = torch.rand(2, 3, 64, 96, device=device)
     with torch.no_grad():
         want = book(x)
         got = net(x)
-    assert torch.equal(got[0], want[0])
-    tol = 1e-4 if channels_last else 0.0
+    assert all(t.device.type == device for t in got)
+    exact = device == "cpu"
+    assert torch.equal(got[0], want[0]) if exact else torch.allclose(got[0], want[0], rtol=0, atol=1e-6)
+    tol = 0.0 if exact and not channels_last else 1e-4
     assert torch.allclose(got[1], want[1], rtol=0, atol=tol)
     assert torch.allclose(got[2], want[2], rtol=0, atol=tol)
 
@@ -179,10 +182,10 @@ def test_tiny_ssd_equals_the_book_network(train, channels_last):
 # Anchors: actual feature-map sizes, non-square inputs, device and dtype, caching
 
 
-def test_non_square_input_anchors_match_its_feature_maps():
+def test_non_square_input_anchors_match_its_feature_maps(device):
     torch.manual_seed(0)
-    net = tiny_ssd(num_classes=1)
-    x = torch.rand(1, 3, 128, 192)
+    net = tiny_ssd(num_classes=1).to(device)
+    x = torch.rand(1, 3, 128, 192, device=device)
     with torch.no_grad():
         feats = net.backbone(x)
         anchors, cls_preds, bbox_preds = net(x)
@@ -190,19 +193,21 @@ def test_non_square_input_anchors_match_its_feature_maps():
     assert shapes == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 1)]
     a = 4 * sum(h * w for h, w in shapes)
     assert anchors.shape == (1, a, 4) and cls_preds.shape == (1, a, 2) and bbox_preds.shape == (1, 4 * a)
-    assert torch.equal(anchors[0], generate_multiscale_anchors(shapes, TINY_SSD_SIZES, TINY_SSD_RATIOS))
+    want = generate_multiscale_anchors(shapes, TINY_SSD_SIZES, TINY_SSD_RATIOS)  # on the CPU
+    torch.testing.assert_close(anchors[0].cpu(), want, rtol=0, atol=0 if device == "cpu" else 1e-6)
 
 
-def test_non_square_ssd_resnet18():
+def test_non_square_ssd_resnet18(device):
     torch.manual_seed(0)
-    net = build_ssd("resnet18", num_classes=2, image_size=128).eval()
-    x = torch.rand(1, 3, 96, 160)
+    net = build_ssd("resnet18", num_classes=2, image_size=128).eval().to(device)
+    x = torch.rand(1, 3, 96, 160, device=device)
     with torch.no_grad():
         feats = net.backbone(x)
         anchors, cls_preds, _ = net(x)
     shapes = [tuple(f.shape[-2:]) for f in feats]
     assert shapes == [(12, 20), (6, 10), (3, 5), (2, 3), (1, 2)]
-    assert torch.equal(anchors[0], generate_multiscale_anchors(shapes, net.sizes, net.ratios))
+    want = generate_multiscale_anchors(shapes, net.sizes, net.ratios)  # on the CPU
+    torch.testing.assert_close(anchors[0].cpu(), want, rtol=0, atol=0 if device == "cpu" else 1e-6)
     assert cls_preds.shape == (1, anchors.shape[1], 3)
 
 
@@ -218,14 +223,15 @@ def test_anchors_follow_input_device_and_dtype(device):
     assert torch.allclose(a32.double(), a64)
 
 
-def test_anchors_stay_float32_under_autocast():
+def test_anchors_stay_float32_under_autocast(device):
     torch.manual_seed(0)
-    net = tiny_ssd(num_classes=1)
-    x = torch.rand(2, 3, 64, 64)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    net = tiny_ssd(num_classes=1).to(device)
+    x = torch.rand(2, 3, 64, 64, device=device)
+    half = torch.bfloat16 if device == "cpu" else torch.float16  # the mixed precision of each device
+    with torch.autocast(device, dtype=half):
         anchors, cls_preds, bbox_preds = net(x)
-    assert cls_preds.dtype == torch.bfloat16 and anchors.dtype == torch.float32
-    bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, _toy_batch(2, 64)[1])
+    assert cls_preds.dtype == half and anchors.dtype == torch.float32 and anchors.device.type == device
+    bbox_labels, bbox_masks, cls_labels = multibox_target(anchors, _toy_batch(2, 64)[1].to(device))
     out = multibox_loss(cls_preds, bbox_preds, cls_labels, bbox_labels, bbox_masks)
     assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
     out["loss"].backward()
@@ -248,30 +254,33 @@ def test_anchors_are_cached_per_input_size():
 # SSD options
 
 
-def test_channels_last_does_not_change_outputs():
+def test_channels_last_does_not_change_outputs(device):
     torch.manual_seed(0)
     cl = tiny_ssd(num_classes=1)
     plain = tiny_ssd(num_classes=1, channels_last=False)
     plain.load_state_dict(cl.state_dict())
+    cl, plain = cl.to(device), plain.to(device)  # moving keeps the memory format
     assert cl.cls_0.weight.is_contiguous(memory_format=torch.channels_last)
     assert plain.cls_0.weight.is_contiguous()
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, 64, 64, device=device)
     with torch.no_grad():
         for a, b in zip(cl(x), plain(x)):
             assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_image_mean_and_std_normalize_the_input():
+def test_image_mean_and_std_normalize_the_input(device):
     torch.manual_seed(0)
     backbone = TinySSDBackbone()
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
     norm = SSD(backbone, backbone.feature_channels, TINY_SSD_SIZES, TINY_SSD_RATIOS, 1, image_mean=mean, image_std=std)
     raw = SSD(backbone, backbone.feature_channels, TINY_SSD_SIZES, TINY_SSD_RATIOS, 1)
     raw.load_state_dict(norm.state_dict())
-    norm.eval()
-    raw.eval()
-    x = torch.rand(1, 3, 64, 64)
-    x_norm = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    norm.eval().to(device)
+    raw.eval().to(device)
+    x = torch.rand(1, 3, 64, 64, device=device)
+    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    x_norm = (x - mean_t) / std_t
     with torch.no_grad():
         assert torch.allclose(norm(x)[1], raw(x_norm)[1], atol=1e-5)
         assert not torch.allclose(norm(x)[1], raw(x)[1], atol=1e-3)
@@ -279,14 +288,15 @@ def test_image_mean_and_std_normalize_the_input():
     assert "image_std" not in norm.state_dict()  # configuration, not weights
 
 
-def test_ssd_custom_backbone_and_sizes_per_scale():
+def test_ssd_custom_backbone_and_sizes_per_scale(device):
     class TwoScales(nn.Module):
         def forward(self, x):
             return [F.avg_pool2d(x, 4), F.avg_pool2d(x, 8)]
 
-    net = SSD(TwoScales(), [3, 3], [[0.3], [0.6, 0.8]], [[1.0], [1.0, 2.0, 0.5]], num_classes=4)
+    net = SSD(TwoScales(), [3, 3], [[0.3], [0.6, 0.8]], [[1.0], [1.0, 2.0, 0.5]], num_classes=4).to(device)
     assert net.num_anchors_per_cell == [1, 4]
-    anchors, cls_preds, bbox_preds = net(torch.rand(2, 3, 32, 32))
+    anchors, cls_preds, bbox_preds = net(torch.rand(2, 3, 32, 32, device=device))
+    assert anchors.device.type == cls_preds.device.type == bbox_preds.device.type == device
     assert anchors.shape == (1, 64 + 16 * 4, 4)
     assert cls_preds.shape == (2, 128, 5) and bbox_preds.shape == (2, 512)
 
@@ -346,17 +356,18 @@ def _zero_offset_tiny(num_classes=2, seed=0):
     return net
 
 
-def test_predict_returns_clipped_pixel_boxes_sorted_by_score():
-    net = _zero_offset_tiny()
-    x = torch.rand(2, 3, 64, 96)
+def test_predict_returns_clipped_pixel_boxes_sorted_by_score(device):
+    net = _zero_offset_tiny().to(device)
+    x = torch.rand(2, 3, 64, 96, device=device)
     net.train()
     dets = net.predict(x, score_threshold=0.2)
     assert net.training  # the mode is given back
     assert len(dets) == 2
     with torch.no_grad():
         anchors = net.eval()(x)[0][0]
-    pix = anchors.clamp(0, 1) * torch.tensor([96.0, 64, 96, 64])
+    pix = anchors.clamp(0, 1) * torch.tensor([96.0, 64, 96, 64], device=device)
     for d in dets:
+        assert all(v.device.type == device for v in d.values())
         boxes, scores, labels = d["boxes"], d["scores"], d["labels"]
         assert boxes.shape[1] == 4 and len(boxes) == len(scores) == len(labels) > 0
         assert labels.dtype == torch.int64 and labels.min() >= 0 and labels.max() <= 1
@@ -367,10 +378,10 @@ def test_predict_returns_clipped_pixel_boxes_sorted_by_score():
         assert dist.max() < 1e-3
 
 
-def test_predict_equals_softmax_and_decode_detections():
+def test_predict_equals_softmax_and_decode_detections(device):
     torch.manual_seed(0)
-    net = tiny_ssd(num_classes=3).eval()
-    x = torch.rand(2, 3, 64, 64)
+    net = tiny_ssd(num_classes=3).eval().to(device)
+    x = torch.rand(2, 3, 64, 64, device=device)
     got = net.predict(x, score_threshold=0.1, nms_threshold=0.3, topk=20)
     with torch.no_grad():
         anchors, cls_preds, bbox_preds = net(x)
@@ -382,9 +393,9 @@ def test_predict_equals_softmax_and_decode_detections():
         assert not g["boxes"].requires_grad
 
 
-def test_predict_parameters_change_the_output():
-    net = _zero_offset_tiny(num_classes=2)
-    x = torch.rand(1, 3, 64, 64)
+def test_predict_parameters_change_the_output(device):
+    net = _zero_offset_tiny(num_classes=2).to(device)
+    x = torch.rand(1, 3, 64, 64, device=device)
     base = net.predict(x, score_threshold=0.05, nms_threshold=0.5, topk=1000)[0]
     assert len(net.predict(x, score_threshold=0.4, nms_threshold=0.5, topk=1000)[0]["scores"]) < len(base["scores"])
     assert len(net.predict(x, score_threshold=0.05, nms_threshold=0.9, topk=1000)[0]["scores"]) > len(base["scores"])
@@ -436,19 +447,19 @@ def _train(net, images, labels, steps, lr, **loss_kwargs):
 
 
 @pytest.mark.parametrize("mining", [3.0, None])
-def test_tiny_ssd_sgd_steps_reduce_the_loss(mining):
+def test_tiny_ssd_sgd_steps_reduce_the_loss(mining, device):
     torch.manual_seed(0)
-    net = tiny_ssd(num_classes=1)
-    images, labels = _toy_batch(8, 64)
+    net = tiny_ssd(num_classes=1).to(device)
+    images, labels = (t.to(device) for t in _toy_batch(8, 64))
     losses = _train(net, images, labels, steps=12, lr=0.05, negative_mining_ratio=mining)
     assert all(math.isfinite(v) for v in losses)
     assert min(losses[-3:]) < 0.7 * losses[0]
 
 
-def test_ssd_resnet18_sgd_steps_reduce_the_loss():
+def test_ssd_resnet18_sgd_steps_reduce_the_loss(device):
     torch.manual_seed(0)
-    net = build_ssd("resnet18", num_classes=1, image_size=128)
-    images, labels = _toy_batch(4, 96)
+    net = build_ssd("resnet18", num_classes=1, image_size=128).to(device)
+    images, labels = (t.to(device) for t in _toy_batch(4, 96))
     losses = _train(net, images, labels, steps=8, lr=0.01)
     assert all(math.isfinite(v) for v in losses)
     assert min(losses[-3:]) < 0.7 * losses[0]

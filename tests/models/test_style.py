@@ -3,6 +3,8 @@ preprocess/postprocess round trip, errors."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -35,14 +37,21 @@ def test_defaults_are_d2l_for_vgg19(vgg):
                                                  ("blocks.10",))
 
 
+def _on(ex: StyleExtractor, device: str) -> StyleExtractor:
+    """``ex`` itself on the CPU, else a copy of it on ``device`` (module fixtures stay on the CPU)."""
+    return ex if device == "cpu" else copy.deepcopy(ex).to(device)
+
+
 @pytest.mark.parametrize("name", ["vgg", "lite"])
-def test_frozen_and_eval(name, request):
-    ex = request.getfixturevalue(name)
+def test_frozen_and_eval(name, request, device):
+    ex = _on(request.getfixturevalue(name), device)
     assert all(not p.requires_grad for p in ex.parameters())
     ex.train()  # stays in eval mode: BatchNorm must keep its running statistics
     assert not ex.training and all(not m.training for m in ex.modules())
-    x = ex.preprocess(torch.rand(1, 3, 32, 32)).requires_grad_(True)
+    x = ex.preprocess(torch.rand(1, 3, 32, 32, device=device)).requires_grad_(True)
+    assert x.device.type == device
     contents, styles = ex(x)
+    assert all(t.device.type == device for t in contents + styles)
     (sum(c.sum() for c in contents) + sum(s.sum() for s in styles)).backward()
     assert x.grad is not None and all(p.grad is None for p in ex.parameters())
 
@@ -66,12 +75,13 @@ def test_vgg_keeps_convs_up_to_conv5_1(vgg):
     assert sum(p.numel() for p in vgg.parameters()) == full - 3 * (512 * 512 * 9 + 512)
 
 
-def test_features_match_backbone_taps():
+def test_features_match_backbone_taps(device):
     torch.manual_seed(0)
     net = efficientnet_lite0().eval()
     ex = StyleExtractor("efficientnet_lite0", None)
     ex.layers.load_state_dict(torch.nn.ModuleList(s for _, s in net._tap_steps()[:12]).state_dict())
-    x = ex.preprocess(torch.rand(2, 3, 40, 56))
+    net, ex = net.to(device), ex.to(device)
+    x = ex.preprocess(torch.rand(2, 3, 40, 56, device=device))
     contents, styles = ex(x)
     with torch.no_grad():
         ref = net.features_at(x, list(STYLE_LAYERS["efficientnet_lite0"][0]) + ["blocks.10"])
@@ -88,18 +98,18 @@ def test_int_layers_and_order(vgg):
 
 
 @pytest.mark.parametrize("name", ["vgg", "lite"])
-def test_preprocess_postprocess_round_trip(name, request):
-    ex = request.getfixturevalue(name)
-    img = torch.randint(0, 256, (3, 9, 11), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+def test_preprocess_postprocess_round_trip(name, request, device):
+    ex = _on(request.getfixturevalue(name), device)
+    img = torch.randint(0, 256, (3, 9, 11), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)).to(device)
     x = ex.preprocess(img)
-    assert x.shape == (1, 3, 9, 11) and x.dtype == torch.float32
+    assert x.shape == (1, 3, 9, 11) and x.dtype == torch.float32 and x.device.type == device
     torch.testing.assert_close(ex.postprocess(x)[0], img.float() / 255)
-    batch = torch.rand(2, 3, 5, 7, dtype=torch.float64)
+    batch = torch.rand(2, 3, 5, 7, dtype=torch.float64, device=device)
     torch.testing.assert_close(ex.postprocess(ex.preprocess(batch)), batch)
     torch.testing.assert_close(ex.postprocess(ex.preprocess(batch)[0]), batch[0])  # [3, H, W]
     low, high = ex.pixel_bounds()
-    torch.testing.assert_close(ex.preprocess(torch.zeros(3, 1, 1)), low)
-    torch.testing.assert_close(ex.preprocess(torch.ones(3, 1, 1)), high)
+    torch.testing.assert_close(ex.preprocess(torch.zeros(3, 1, 1, device=device)), low)
+    torch.testing.assert_close(ex.preprocess(torch.ones(3, 1, 1, device=device)), high)
 
 
 def test_normalization_is_the_backbone_own(vgg, lite):
@@ -110,19 +120,19 @@ def test_normalization_is_the_backbone_own(vgg, lite):
     assert torch.all(lite.postprocess(torch.full((1, 3, 2, 2), 5.0)) == 1)  # clamped to [0, 1]
 
 
-def test_softmax_style_transform():
-    ex = StyleExtractor("efficientnet_lite0", None, style_transform="softmax")
-    plain = StyleExtractor("efficientnet_lite0", None)
+def test_softmax_style_transform(device):
+    ex = StyleExtractor("efficientnet_lite0", None, style_transform="softmax").to(device)
+    plain = StyleExtractor("efficientnet_lite0", None).to(device)
     plain.load_state_dict(ex.state_dict())
-    x = ex.preprocess(torch.rand(1, 3, 32, 32))
+    x = ex.preprocess(torch.rand(1, 3, 32, 32, device=device))
     contents, styles = ex(x)
     pc, ps = plain(x)
     torch.testing.assert_close(contents[0], pc[0])  # content features are untouched
     for s, p in zip(styles, ps):
         n = p[0].numel()
         torch.testing.assert_close(s, torch.softmax(p.flatten(1), dim=1).view(p.shape) * n)
-        torch.testing.assert_close(s.mean(dim=(1, 2, 3)), torch.ones(1))  # mean activation 1
-    hot = StyleExtractor("efficientnet_lite0", None, style_transform="softmax", temperature=1e6)
+        torch.testing.assert_close(s.mean(dim=(1, 2, 3)), torch.ones(1, device=device))  # mean activation 1
+    hot = StyleExtractor("efficientnet_lite0", None, style_transform="softmax", temperature=1e6).to(device)
     hot.load_state_dict(ex.state_dict())
     torch.testing.assert_close(hot(x)[1][0], torch.ones_like(styles[0]), atol=1e-3, rtol=0)  # T -> inf: flat
 

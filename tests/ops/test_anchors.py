@@ -16,34 +16,34 @@ TINY_SSD_RATIOS = [1, 2, 0.5]
 # golden values (D2L 14.4)
 
 
-def test_d2l_golden_anchors():
-    x = torch.rand(1, 3, 561, 728)
+def test_d2l_golden_anchors(device):
+    x = torch.zeros(1, 3, 561, 728, device=device)
     y = generate_anchors(x, sizes=[0.75, 0.5, 0.25], ratios=[1, 2, 0.5])
-    assert y.shape == (2042040, 4) and y.dtype == torch.float32
-    boxes = y.reshape(561, 728, 5, 4)
-    torch.testing.assert_close(boxes[250, 250, 0], torch.tensor([0.055117, 0.071524, 0.633070, 0.821524]), rtol=0, atol=1e-5)
+    assert y.shape == (2042040, 4) and y.dtype == torch.float32 and y.device.type == device
+    boxes = y.reshape(561, 728, 5, 4)[250, 250].cpu()
+    torch.testing.assert_close(boxes[0], torch.tensor([0.055117, 0.071524, 0.633070, 0.821524]), rtol=0, atol=1e-5)
     # The other four anchors of that cell, from the MultiBoxPrior formula by hand.
     cx, cy = 250.5 / 728, 250.5 / 561
     for k, (s, r) in enumerate([(0.75, 1), (0.5, 1), (0.25, 1), (0.75, 2), (0.75, 0.5)]):
         hw, hh = s * r ** 0.5 * 561 / 728 / 2, s / r ** 0.5 / 2
-        torch.testing.assert_close(boxes[250, 250, k], torch.tensor([cx - hw, cy - hh, cx + hw, cy + hh]), rtol=0, atol=1e-6)
+        torch.testing.assert_close(boxes[k], torch.tensor([cx - hw, cy - hh, cx + hw, cy + hh]), rtol=0, atol=1e-6)
 
 
-def test_anchor_aspect_ratio_in_pixels():
+def test_anchor_aspect_ratio_in_pixels(device):
     # In pixels an anchor of ratio r has width / height == r, and height == size * image height for r = 1.
     h, w = 30, 50
-    anchors = generate_anchors((h, w), sizes=[0.4], ratios=[1, 4, 0.25]).double()
+    anchors = generate_anchors(torch.zeros(h, w, device=device), sizes=[0.4], ratios=[1, 4, 0.25]).cpu().double()
     px = anchors * torch.tensor([w, h, w, h], dtype=torch.float64)
     wh = px[:3, 2:] - px[:3, :2]
     torch.testing.assert_close(wh[:, 0] / wh[:, 1], torch.tensor([1.0, 4.0, 0.25], dtype=torch.float64), rtol=1e-5, atol=0)
     torch.testing.assert_close(wh[0, 1], torch.tensor(0.4 * h, dtype=torch.float64), rtol=1e-5, atol=0)
 
 
-def test_tiny_ssd_anchor_count():
+def test_tiny_ssd_anchor_count(device):
     gen = AnchorGenerator(TINY_SSD_SIZES, TINY_SSD_RATIOS)
-    maps = [torch.zeros(2, 8, s, s) for s in (32, 16, 8, 4, 1)]
+    maps = [torch.zeros(2, 8, s, s, device=device) for s in (32, 16, 8, 4, 1)]
     anchors = gen(maps)
-    assert anchors.shape == (5444, 4)
+    assert anchors.shape == (5444, 4) and anchors.device.type == device
     assert gen.num_anchors_per_cell() == [4] * 5
     assert num_anchors_per_cell([0.2, 0.272], [1, 2, 0.5]) == 4
 
@@ -57,7 +57,7 @@ OFFSET_CHOICES = [(0.5, 0.5), 0.0, (0.25, 0.75), 1]
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_generate_anchors_matches_reference(seed):
+def test_generate_anchors_matches_reference(seed, device):
     g = torch.Generator().manual_seed(seed)
     h, w = torch.randint(0, 7, (2,), generator=g).tolist()
     if seed < 3:
@@ -68,17 +68,19 @@ def test_generate_anchors_matches_reference(seed):
     offsets = OFFSET_CHOICES[seed % len(OFFSET_CHOICES)]
     clip = bool(seed % 3 == 0)
     dtype = [torch.float32, torch.float64][seed % 2]
-    fmap = torch.zeros(1, 2, h, w, dtype=dtype)
+    fmap = torch.zeros(1, 2, h, w, dtype=dtype, device=device)
     got = generate_anchors(fmap, sizes, ratios, steps=steps, offsets=offsets, clip=clip)
     expected = R.generate_anchors(h, w, sizes, ratios, steps=steps, offsets=offsets, clip=clip)
     assert got.shape == (h * w * (len(sizes) + len(ratios) - 1), 4) and got.dtype == dtype
+    assert got.device.type == device
+    got = got.cpu()
     assert not torch.isnan(got).any()
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(got.double(), expected, rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_generate_multiscale_anchors_matches_reference(seed):
+def test_generate_multiscale_anchors_matches_reference(seed, device):
     g = torch.Generator().manual_seed(seed)
     shapes = [tuple(torch.randint(1, 6, (2,), generator=g).tolist()) for _ in range(3)]
     sizes = [(torch.rand(2, generator=g) * 0.8 + 0.1).tolist() for _ in range(3)]
@@ -88,6 +90,10 @@ def test_generate_multiscale_anchors_matches_reference(seed):
     expected = torch.cat([R.generate_anchors(h, w, s, r, steps=st, offsets=(0.3, 0.6), clip=True)
                           for (h, w), s, r, st in zip(shapes, sizes, ratios, steps)])
     torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-6)
+    maps = [torch.zeros(1, 2, h, w, device=device) for h, w in shapes]  # feature maps give the device
+    on_device = generate_multiscale_anchors(maps, sizes, ratios, steps=steps, offsets=(0.3, 0.6), clip=True)
+    assert on_device.device.type == device
+    torch.testing.assert_close(on_device.cpu(), got, rtol=0, atol=1e-6)
     # One shared list of ratios is the same as repeating it per scale.
     shared = generate_multiscale_anchors(shapes, sizes, [1.0, 2.0])
     assert torch.equal(shared, generate_multiscale_anchors(shapes, sizes, [[1.0, 2.0]] * 3))
@@ -97,46 +103,48 @@ def test_generate_multiscale_anchors_matches_reference(seed):
 # every parameter changes the output
 
 
-def _base(**kw):
+def _base(device="cpu", **kw):
     args = dict(sizes=[0.5, 0.25], ratios=[1, 2])
     args.update(kw)
-    return generate_anchors((3, 4), **args)
+    out = generate_anchors(torch.zeros(3, 4, device=device), **args)
+    assert out.device.type == device
+    return out
 
 
-def test_sizes_change_output():
-    assert not torch.equal(_base(), _base(sizes=[0.4, 0.25]))
-    assert _base(sizes=[0.5]).shape == (3 * 4 * 2, 4)
+def test_sizes_change_output(device):
+    assert not torch.equal(_base(device), _base(device, sizes=[0.4, 0.25]))
+    assert _base(device, sizes=[0.5]).shape == (3 * 4 * 2, 4)
 
 
-def test_ratios_change_output():
-    assert not torch.equal(_base(), _base(ratios=[1, 3]))
-    assert _base(ratios=[1, 2, 0.5]).shape == (3 * 4 * 4, 4)
+def test_ratios_change_output(device):
+    assert not torch.equal(_base(device), _base(device, ratios=[1, 3]))
+    assert _base(device, ratios=[1, 2, 0.5]).shape == (3 * 4 * 4, 4)
 
 
-def test_steps_change_output():
-    default = _base()
-    assert torch.equal(default, _base(steps=(1 / 3, 1 / 4)))
-    assert torch.equal(default, _base(steps=-1))  # non-positive means the default
-    moved = _base(steps=0.1)
+def test_steps_change_output(device):
+    default = _base(device)
+    assert torch.equal(default, _base(device, steps=(1 / 3, 1 / 4)))
+    assert torch.equal(default, _base(device, steps=-1))  # non-positive means the default
+    moved = _base(device, steps=0.1)
     assert not torch.equal(default, moved)
     centres = (moved[:, :2] + moved[:, 2:]) / 2
-    torch.testing.assert_close(centres[-1], torch.tensor([3.5 * 0.1, 2.5 * 0.1]))
-    only_x = _base(steps=(-1, 0.1))
+    torch.testing.assert_close(centres[-1].cpu(), torch.tensor([3.5 * 0.1, 2.5 * 0.1]))
+    only_x = _base(device, steps=(-1, 0.1))
     assert torch.equal(only_x[:, 1::2], default[:, 1::2]) and not torch.equal(only_x[:, 0::2], default[:, 0::2])
 
 
-def test_offsets_change_output():
-    default = _base()
-    shifted = _base(offsets=0.0)
+def test_offsets_change_output(device):
+    default = _base(device)
+    shifted = _base(device, offsets=0.0)
     torch.testing.assert_close(shifted[:, 0::2], default[:, 0::2] - 0.5 / 4)
     torch.testing.assert_close(shifted[:, 1::2], default[:, 1::2] - 0.5 / 3)
-    only_y = _base(offsets=(0.0, 0.5))
+    only_y = _base(device, offsets=(0.0, 0.5))
     assert torch.equal(only_y[:, 0::2], default[:, 0::2]) and not torch.equal(only_y[:, 1::2], default[:, 1::2])
 
 
-def test_clip_changes_output():
-    raw = _base(sizes=[0.9])
-    clipped = _base(sizes=[0.9], clip=True)
+def test_clip_changes_output(device):
+    raw = _base(device, sizes=[0.9])
+    clipped = _base(device, sizes=[0.9], clip=True)
     assert raw.min() < 0 and raw.max() > 1
     assert clipped.min() >= 0 and clipped.max() <= 1
     torch.testing.assert_close(clipped, raw.clamp(0, 1))
@@ -154,12 +162,12 @@ def test_feature_map_size_gives_shape_dtype_and_device(device):
     assert not torch.equal(generate_anchors((5, 3), [0.5], [1]), pair)  # (H, W), not (W, H)
 
 
-def test_empty_feature_maps():
+def test_empty_feature_maps(device):
     for size in [(0, 5), (5, 0), (0, 0)]:
         out = generate_anchors(size, [0.5], [1, 2])
         assert out.shape == (0, 4) and out.dtype == torch.float32
-    out = generate_anchors(torch.zeros(2, 0, 7, dtype=torch.float64), [0.5], [1, 2])
-    assert out.shape == (0, 4) and out.dtype == torch.float64
+    out = generate_anchors(torch.zeros(2, 0, 7, dtype=torch.float64, device=device), [0.5], [1, 2])
+    assert out.shape == (0, 4) and out.dtype == torch.float64 and out.device.type == device
     assert generate_multiscale_anchors([], [], []).shape == (0, 4)
 
 
@@ -167,16 +175,16 @@ def test_empty_feature_maps():
 # AnchorGenerator
 
 
-def test_anchor_generator_non_square_maps():
+def test_anchor_generator_non_square_maps(device):
     gen = AnchorGenerator([[0.3, 0.5], [0.6]], [[1, 2], [1, 0.5, 3]])
-    maps = [torch.zeros(1, 4, 6, 10), torch.zeros(1, 4, 3, 2)]
+    maps = [torch.zeros(1, 4, 6, 10, device=device), torch.zeros(1, 4, 3, 2, device=device)]
     anchors = gen(maps)
-    assert anchors.shape == (6 * 10 * 3 + 3 * 2 * 3, 4)
+    assert anchors.shape == (6 * 10 * 3 + 3 * 2 * 3, 4) and anchors.device.type == device
     expected = torch.cat([R.generate_anchors(6, 10, [0.3, 0.5], [1, 2]), R.generate_anchors(3, 2, [0.6], [1, 0.5, 3])])
-    torch.testing.assert_close(anchors.double(), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(anchors.cpu().double(), expected, rtol=0, atol=1e-6)
     # Transposed maps give different anchors (the H / W ratio enters the anchor width).
-    assert gen([torch.zeros(1, 4, 10, 6), torch.zeros(1, 4, 2, 3)]).shape == anchors.shape
-    assert not torch.equal(gen([torch.zeros(1, 4, 10, 6), torch.zeros(1, 4, 2, 3)]), anchors)
+    transposed = gen([torch.zeros(1, 4, 10, 6, device=device), torch.zeros(1, 4, 2, 3, device=device)])
+    assert transposed.shape == anchors.shape and not torch.equal(transposed, anchors)
 
 
 def test_anchor_generator_follows_feature_maps_and_caches(device):
@@ -190,8 +198,8 @@ def test_anchor_generator_follows_feature_maps_and_caches(device):
     torch.testing.assert_close(b.double(), a, rtol=0, atol=1e-6)
 
 
-def test_anchor_generator_clip():
-    maps = [torch.zeros(1, 1, 4, 4)]
+def test_anchor_generator_clip(device):
+    maps = [torch.zeros(1, 1, 4, 4, device=device)]
     raw = AnchorGenerator([[0.9]], [1, 2])(maps)
     clipped = AnchorGenerator([[0.9]], [1, 2], clip=True)(maps)
     assert raw.min() < 0 and clipped.min() >= 0 and clipped.max() <= 1

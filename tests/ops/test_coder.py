@@ -28,15 +28,15 @@ def positive_boxes(g: torch.Generator, n: int, scale: float = 10.0) -> torch.Ten
 # golden values
 
 
-def test_encode_golden():
-    anchors = torch.tensor([[0.0, 0, 2, 2]])
-    boxes = torch.tensor([[1.0, 1, 3, 5]])
+def test_encode_golden(device):
+    anchors = torch.tensor([[0.0, 0, 2, 2]], device=device)
+    boxes = torch.tensor([[1.0, 1, 3, 5]], device=device)
     # centres (1, 1) -> (2, 3), sizes (2, 2) -> (2, 4); stds 0.1, 0.1, 0.2, 0.2.
-    expected = torch.tensor([[5.0, 10.0, 0.0, math.log(2) / 0.2]])
+    expected = torch.tensor([[5.0, 10.0, 0.0, math.log(2) / 0.2]], device=device)
     torch.testing.assert_close(encode_boxes(anchors, boxes), expected)
     torch.testing.assert_close(decode_boxes(anchors, expected), boxes)
     # Zero offsets give the anchor back.
-    assert torch.equal(decode_boxes(anchors, torch.zeros(1, 4)), anchors)
+    assert torch.equal(decode_boxes(anchors, torch.zeros(1, 4, device=device)), anchors)
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,32 +45,32 @@ def test_encode_golden():
 
 @pytest.mark.parametrize("n", [0, 1, 25])
 @pytest.mark.parametrize("seed", range(20))
-def test_encode_matches_reference(seed, n):
+def test_encode_matches_reference(seed, n, device):
     g = torch.Generator().manual_seed(seed)
     means, stds = MEANS_STDS[seed % len(MEANS_STDS)]
     dtype = DTYPES[seed % 2]
     anchors = positive_boxes(g, n).to(dtype)
     boxes = positive_boxes(g, n).to(dtype)
-    got = encode_boxes(anchors, boxes, means, stds)
-    assert got.shape == (n, 4) and got.dtype == dtype
+    got = encode_boxes(anchors.to(device), boxes.to(device), means, stds)
+    assert got.shape == (n, 4) and got.dtype == dtype and got.device.type == device
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(got.double(), R.encode_boxes(anchors, boxes, means, stds), **tol)
+    torch.testing.assert_close(got.cpu().double(), R.encode_boxes(anchors, boxes, means, stds), **tol)
 
 
 @pytest.mark.parametrize("n", [0, 1, 25])
 @pytest.mark.parametrize("seed", range(20))
-def test_decode_matches_reference(seed, n):
+def test_decode_matches_reference(seed, n, device):
     g = torch.Generator().manual_seed(seed)
     means, stds = MEANS_STDS[seed % len(MEANS_STDS)]
     dtype = DTYPES[seed % 2]
     anchors = positive_boxes(g, n).to(dtype)
     offsets = (torch.randn(n, 4, generator=g, dtype=torch.float64) * 3).to(dtype)
     offsets[::3, 2:] = 40.0  # beyond log_clamp: clamped
-    got = decode_boxes(anchors, offsets, means, stds)
-    assert got.shape == (n, 4) and got.dtype == dtype
+    got = decode_boxes(anchors.to(device), offsets.to(device), means, stds)
+    assert got.shape == (n, 4) and got.dtype == dtype and got.device.type == device
     assert torch.isfinite(got).all()
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(got.double(), R.decode_boxes(anchors, offsets, means, stds), **tol)
+    torch.testing.assert_close(got.cpu().double(), R.decode_boxes(anchors, offsets, means, stds), **tol)
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,10 +80,10 @@ def test_decode_matches_reference(seed, n):
 @pytest.mark.parametrize("means,stds", MEANS_STDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(5))
-def test_encode_decode_round_trip(seed, dtype, means, stds):
+def test_encode_decode_round_trip(seed, dtype, means, stds, device):
     g = torch.Generator().manual_seed(seed)
-    anchors = positive_boxes(g, 30).to(dtype)
-    boxes = positive_boxes(g, 30).to(dtype)
+    anchors = positive_boxes(g, 30).to(device, dtype)
+    boxes = positive_boxes(g, 30).to(device, dtype)
     back = decode_boxes(anchors, encode_boxes(anchors, boxes, means, stds), means, stds)
     tol = dict(rtol=1e-5, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(back, boxes, **tol)
@@ -91,27 +91,28 @@ def test_encode_decode_round_trip(seed, dtype, means, stds):
     torch.testing.assert_close(coder.decode(anchors, coder.encode(anchors, boxes)), boxes, **tol)
 
 
-def test_decode_then_encode_round_trip():
+def test_decode_then_encode_round_trip(device):
     g = torch.Generator().manual_seed(0)
-    anchors = positive_boxes(g, 20)
-    offsets = torch.randn(20, 4, generator=g, dtype=torch.float64)
+    anchors = positive_boxes(g, 20).to(device)
+    offsets = torch.randn(20, 4, generator=g, dtype=torch.float64).to(device)
     torch.testing.assert_close(encode_boxes(anchors, decode_boxes(anchors, offsets)), offsets)
 
 
-def test_decode_broadcasts_anchors_over_batch():
+def test_decode_broadcasts_anchors_over_batch(device):
     g = torch.Generator().manual_seed(0)
     anchors = positive_boxes(g, 6)
     offsets = torch.randn(3, 6, 4, generator=g, dtype=torch.float64)
-    out = decode_boxes(anchors, offsets)
-    assert out.shape == (3, 6, 4)
+    out = decode_boxes(anchors.to(device), offsets.to(device))
+    assert out.shape == (3, 6, 4) and out.device.type == device
+    out = out.cpu()
     for b in range(3):
         torch.testing.assert_close(out[b], R.decode_boxes(anchors, offsets[b]))
 
 
-def test_decode_gradcheck():
+def test_decode_gradcheck(device):
     g = torch.Generator().manual_seed(0)
-    anchors = positive_boxes(g, 5).requires_grad_()
-    offsets = torch.randn(5, 4, generator=g, dtype=torch.float64).requires_grad_()
+    anchors = positive_boxes(g, 5).to(device).requires_grad_()
+    offsets = torch.randn(5, 4, generator=g, dtype=torch.float64).to(device).requires_grad_()
     assert torch.autograd.gradcheck(decode_boxes, (anchors, offsets))
     stds = (0.5, 0.25, 1.0, 2.0)
     assert torch.autograd.gradcheck(lambda a, o: decode_boxes(a, o, (0.1, 0.2, 0.3, 0.4), stds), (anchors, offsets))
@@ -121,40 +122,42 @@ def test_decode_gradcheck():
 # every parameter changes the output
 
 
-def test_means_and_stds_change_output():
-    anchors = torch.tensor([[0.0, 0, 2, 2]], dtype=torch.float64)
-    boxes = torch.tensor([[1.0, 1, 3, 5]], dtype=torch.float64)
+def test_means_and_stds_change_output(device):
+    f64 = dict(dtype=torch.float64, device=device)
+    anchors = torch.tensor([[0.0, 0, 2, 2]], **f64)
+    boxes = torch.tensor([[1.0, 1, 3, 5]], **f64)
     raw = encode_boxes(anchors, boxes, stds=(1, 1, 1, 1))
-    torch.testing.assert_close(raw, torch.tensor([[0.5, 1.0, 0.0, math.log(2)]], dtype=torch.float64))
+    torch.testing.assert_close(raw, torch.tensor([[0.5, 1.0, 0.0, math.log(2)]], **f64))
     torch.testing.assert_close(encode_boxes(anchors, boxes, means=(0.5, 0, 0, 1), stds=(1, 1, 1, 1)),
-                               raw - torch.tensor([0.5, 0, 0, 1], dtype=torch.float64))
+                               raw - torch.tensor([0.5, 0, 0, 1], **f64))
     torch.testing.assert_close(encode_boxes(anchors, boxes, stds=(0.5, 2, 1, 0.25)),
-                               raw / torch.tensor([0.5, 2, 1, 0.25], dtype=torch.float64))
-    offsets = torch.tensor([[1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+                               raw / torch.tensor([0.5, 2, 1, 0.25], **f64))
+    offsets = torch.tensor([[1.0, 1.0, 1.0, 1.0]], **f64)
     base = decode_boxes(anchors, offsets)
     assert not torch.equal(base, decode_boxes(anchors, offsets, means=(0.1, 0, 0, 0)))
     assert not torch.equal(base, decode_boxes(anchors, offsets, stds=(0.2, 0.1, 0.2, 0.2)))
 
 
-def test_log_clamp_changes_output():
-    anchors = torch.tensor([[0.0, 0, 2, 2]], dtype=torch.float64)
-    offsets = torch.tensor([[0.0, 0.0, 1000.0, 1000.0]], dtype=torch.float64)
+def test_log_clamp_changes_output(device):
+    f64 = dict(dtype=torch.float64, device=device)
+    anchors = torch.tensor([[0.0, 0, 2, 2]], **f64)
+    offsets = torch.tensor([[0.0, 0.0, 1000.0, 1000.0]], **f64)
     default = decode_boxes(anchors, offsets)
     side = 2 * 1000.0 / 16
-    torch.testing.assert_close(default, torch.tensor([[1 - side / 2, 1 - side / 2, 1 + side / 2, 1 + side / 2]], dtype=torch.float64))
+    torch.testing.assert_close(default, torch.tensor([[1 - side / 2, 1 - side / 2, 1 + side / 2, 1 + side / 2]], **f64))
     small = decode_boxes(anchors, offsets, log_clamp=0.0)
     assert torch.equal(small, anchors)
     coder = BoxCoder(log_clamp=math.log(2))
-    torch.testing.assert_close(coder.decode(anchors, offsets), torch.tensor([[-1.0, -1, 3, 3]], dtype=torch.float64))
+    torch.testing.assert_close(coder.decode(anchors, offsets), torch.tensor([[-1.0, -1, 3, 3]], **f64))
     # Absurd network outputs never give NaN.
-    huge = decode_boxes(anchors.float(), torch.tensor([[1e30, -1e30, 1e30, -1e30]]))
+    huge = decode_boxes(anchors.float(), torch.tensor([[1e30, -1e30, 1e30, -1e30]], device=device))
     assert not torch.isnan(huge).any()
 
 
-def test_box_coder_matches_functions():
+def test_box_coder_matches_functions(device):
     g = torch.Generator().manual_seed(1)
-    anchors = positive_boxes(g, 8)
-    boxes = positive_boxes(g, 8)
+    anchors = positive_boxes(g, 8).to(device)
+    boxes = positive_boxes(g, 8).to(device)
     coder = BoxCoder((0.1, 0, 0, 0.2), (0.3, 0.3, 0.4, 0.4))
     assert torch.equal(coder.encode(anchors, boxes), encode_boxes(anchors, boxes, (0.1, 0, 0, 0.2), (0.3, 0.3, 0.4, 0.4)))
     offsets = coder.encode(anchors, boxes)

@@ -26,26 +26,26 @@ def _out_size(n: int, k: int, stride: int, padding: int) -> int:
 BOOK_X = [[0.0, 1.0], [2.0, 3.0]]
 
 
-def test_trans_conv_book_basic():
-    X = torch.tensor(BOOK_X)
+def test_trans_conv_book_basic(device):
+    X = torch.tensor(BOOK_X, device=device)
     assert trans_conv(X, X).tolist() == [[0, 0, 1], [0, 4, 6], [4, 12, 9]]
 
 
-def test_trans_conv_book_padding():
-    X = torch.tensor(BOOK_X)
+def test_trans_conv_book_padding(device):
+    X = torch.tensor(BOOK_X, device=device)
     assert trans_conv(X, X, padding=1).tolist() == [[4]]
 
 
-def test_trans_conv_book_stride():
-    X = torch.tensor(BOOK_X)
+def test_trans_conv_book_stride(device):
+    X = torch.tensor(BOOK_X, device=device)
     assert trans_conv(X, X, stride=2).tolist() == [[0, 0, 0, 1], [0, 0, 2, 3], [0, 2, 0, 3], [4, 6, 6, 9]]
 
 
-def test_trans_conv_book_as_4d():
+def test_trans_conv_book_as_4d(device):
     """The book's 2-D example through the [B, C_in, H, W] / [C_in, C_out, kh, kw] layout."""
-    X = torch.tensor(BOOK_X).reshape(1, 1, 2, 2)
+    X = torch.tensor(BOOK_X, device=device).reshape(1, 1, 2, 2)
     out = trans_conv(X, X.reshape(1, 1, 2, 2), stride=2)
-    assert out.shape == (1, 1, 4, 4)
+    assert out.shape == (1, 1, 4, 4) and out.device.type == device
     assert out[0, 0].tolist() == [[0, 0, 0, 1], [0, 0, 2, 3], [0, 2, 0, 3], [4, 6, 6, 9]]
 
 
@@ -56,7 +56,7 @@ def test_trans_conv_book_as_4d():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("padding", [0, 1, 2, 3])
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
-def test_trans_conv_matches_conv_transpose2d(stride, padding, dtype):
+def test_trans_conv_matches_conv_transpose2d(stride, padding, dtype, device):
     g = torch.Generator().manual_seed(100 * stride + 10 * padding + (dtype == torch.float64))
     kernels = [(1, 1), (2, 2), (3, 3), (2, 3), (4, 1), (5, 4)]
     checked = 0
@@ -69,17 +69,17 @@ def test_trans_conv_matches_conv_transpose2d(stride, padding, dtype):
             with pytest.raises(ValueError, match="padding"):
                 trans_conv(X, K, stride=stride, padding=padding)
             continue
-        out = trans_conv(X, K, stride=stride, padding=padding)
-        expected = F.conv_transpose2d(X, K, stride=stride, padding=padding)
-        assert out.dtype == dtype and out.shape == expected.shape
+        out = trans_conv(X.to(device), K.to(device), stride=stride, padding=padding)
+        expected = F.conv_transpose2d(X, K, stride=stride, padding=padding)  # on the CPU
+        assert out.dtype == dtype and out.shape == expected.shape and out.device.type == device
         assert out.shape == (batch, c_out, _out_size(h, kh, stride, padding), _out_size(w, kw, stride, padding))
-        torch.testing.assert_close(out, expected, **TOL[dtype])
+        torch.testing.assert_close(out.cpu(), expected, **TOL[dtype])
         checked += 1
     assert checked >= 4  # (stride 1, padding 3) empties 14 of the 18 configurations, the fewest
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_trans_conv_matches_loop_reference(seed):
+def test_trans_conv_matches_loop_reference(seed, device):
     g = torch.Generator().manual_seed(seed)
 
     def rint(lo, hi):
@@ -90,15 +90,16 @@ def test_trans_conv_matches_loop_reference(seed):
     padding = rint(0, (min(_out_size(h, kh, stride, 0), _out_size(w, kw, stride, 0)) - 1) // 2)
     X = torch.randn(rint(1, 3), rint(1, 4), h, w, generator=g, dtype=torch.float64)
     K = torch.randn(X.shape[1], rint(1, 4), kh, kw, generator=g, dtype=torch.float64)
-    out = trans_conv(X, K, stride=stride, padding=padding)
-    torch.testing.assert_close(out, R.trans_conv_loop(X, K, stride, padding), rtol=1e-12, atol=1e-12)
+    out = trans_conv(X.to(device), K.to(device), stride=stride, padding=padding)
+    assert out.device.type == device
+    torch.testing.assert_close(out.cpu(), R.trans_conv_loop(X, K, stride, padding), rtol=1e-12, atol=1e-12)
 
 
-def test_trans_conv_ranks():
+def test_trans_conv_ranks(device):
     """[H, W] and [C_in, H, W] inputs give outputs of the same rank, equal to the batched result."""
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(3, 4, 5, generator=g)
-    K = torch.randn(3, 2, 3, 3, generator=g)
+    X = torch.randn(3, 4, 5, generator=g).to(device)
+    K = torch.randn(3, 2, 3, 3, generator=g).to(device)
     batched = trans_conv(X[None], K, stride=2, padding=1)
     out3 = trans_conv(X, K, stride=2, padding=1)
     assert out3.shape == (2, 7, 9)
@@ -111,12 +112,12 @@ def test_trans_conv_ranks():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_trans_conv_empty_batch(dtype):
-    X = torch.zeros(0, 3, 4, 5, dtype=dtype)
-    K = torch.ones(3, 2, 3, 2, dtype=dtype)
+def test_trans_conv_empty_batch(dtype, device):
+    X = torch.zeros(0, 3, 4, 5, dtype=dtype, device=device)
+    K = torch.ones(3, 2, 3, 2, dtype=dtype, device=device)
     out = trans_conv(X, K, stride=2, padding=1)
     assert out.shape == F.conv_transpose2d(X, K, stride=2, padding=1).shape == (0, 2, 7, 8)
-    assert out.dtype == dtype
+    assert out.dtype == dtype and out.device.type == device
 
 
 def test_trans_conv_device_and_dtype(device):
@@ -127,31 +128,33 @@ def test_trans_conv_device_and_dtype(device):
     torch.testing.assert_close(out, F.conv_transpose2d(X, K, stride=2))
 
 
-def test_trans_conv_does_not_modify_inputs():
-    X = torch.randn(1, 2, 3, 3)
-    K = torch.randn(2, 2, 3, 3)
+def test_trans_conv_does_not_modify_inputs(device):
+    X = torch.randn(1, 2, 3, 3, device=device)
+    K = torch.randn(2, 2, 3, 3, device=device)
     x0, k0 = X.clone(), K.clone()
     trans_conv(X, K, stride=2, padding=1)
     assert torch.equal(X, x0) and torch.equal(K, k0)
 
 
 @pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), (3, 0)])
-def test_trans_conv_gradcheck(stride, padding):
+def test_trans_conv_gradcheck(stride, padding, device):
     g = torch.Generator().manual_seed(stride)
-    X = torch.randn(2, 2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
-    K = torch.randn(2, 3, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    X = torch.randn(2, 2, 3, 4, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    K = torch.randn(2, 3, 3, 2, generator=g, dtype=torch.float64).to(device).requires_grad_()
     assert torch.autograd.gradcheck(lambda x, k: trans_conv(x, k, stride=stride, padding=padding), (X, K))
 
 
-def test_trans_conv_gradients_match_conv_transpose2d():
+def test_trans_conv_gradients_match_conv_transpose2d(device):
     g = torch.Generator().manual_seed(3)
     X = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
     K = torch.randn(3, 2, 4, 4, generator=g, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(2, 2, 8, 8, generator=g, dtype=torch.float64)
-    gx, gk = torch.autograd.grad((trans_conv(X, K, 2, 1) * weights).sum(), (X, K))
-    ex, ek = torch.autograd.grad((F.conv_transpose2d(X, K, stride=2, padding=1) * weights).sum(), (X, K))
-    torch.testing.assert_close(gx, ex)
-    torch.testing.assert_close(gk, ek)
+    dX, dK = X.detach().to(device).requires_grad_(), K.detach().to(device).requires_grad_()
+    gx, gk = torch.autograd.grad((trans_conv(dX, dK, 2, 1) * weights.to(device)).sum(), (dX, dK))
+    ex, ek = torch.autograd.grad((F.conv_transpose2d(X, K, stride=2, padding=1) * weights).sum(), (X, K))  # CPU
+    assert gx.device.type == gk.device.type == device
+    torch.testing.assert_close(gx.cpu(), ex)
+    torch.testing.assert_close(gk.cpu(), ek)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -196,16 +199,17 @@ def test_trans_conv_bad_tensors():
 # kernel_to_matrix: convolution as a matrix product (the book's 3x3 example)
 
 
-def test_kernel_to_matrix_book_example():
-    K = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+def test_kernel_to_matrix_book_example(device):
+    K = torch.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
     W = kernel_to_matrix(K, (3, 3))
+    assert W.device.type == device
     assert W.tolist() == [
         [1, 2, 0, 3, 4, 0, 0, 0, 0],
         [0, 1, 2, 0, 3, 4, 0, 0, 0],
         [0, 0, 0, 1, 2, 0, 3, 4, 0],
         [0, 0, 0, 0, 1, 2, 0, 3, 4],
     ]
-    X = torch.arange(9.0).reshape(3, 3)
+    X = torch.arange(9.0, device=device).reshape(3, 3)
     Y = F.conv2d(X[None, None], K[None, None])[0, 0]
     assert Y.tolist() == [[27, 37], [57, 67]]  # 0*1 + 1*2 + 3*3 + 4*4 = 27, ...
     assert torch.equal(Y, (W @ X.flatten()).reshape(2, 2))
@@ -215,16 +219,16 @@ def test_kernel_to_matrix_book_example():
 
 
 @pytest.mark.parametrize("shape,kshape", [((4, 5), (2, 3)), ((3, 3), (3, 3)), ((5, 2), (1, 1)), ((6, 4), (3, 2))])
-def test_kernel_to_matrix_random(shape, kshape):
+def test_kernel_to_matrix_random(shape, kshape, device):
     g = torch.Generator().manual_seed(sum(shape) + sum(kshape))
-    K = torch.randn(*kshape, generator=g, dtype=torch.float64)
-    X = torch.randn(*shape, generator=g, dtype=torch.float64)
+    K = torch.randn(*kshape, generator=g, dtype=torch.float64).to(device)
+    X = torch.randn(*shape, generator=g, dtype=torch.float64).to(device)
     W = kernel_to_matrix(K, shape)
     ho, wo = shape[0] - kshape[0] + 1, shape[1] - kshape[1] + 1
-    assert W.shape == (ho * wo, shape[0] * shape[1]) and W.dtype == torch.float64
+    assert W.shape == (ho * wo, shape[0] * shape[1]) and W.dtype == torch.float64 and W.device.type == device
     assert int((W != 0).sum()) == ho * wo * int((K != 0).sum())  # one kernel copy per output pixel
     torch.testing.assert_close((W @ X.flatten()).reshape(ho, wo), F.conv2d(X[None, None], K[None, None])[0, 0])
-    Y = torch.randn(ho, wo, generator=g, dtype=torch.float64)
+    Y = torch.randn(ho, wo, generator=g, dtype=torch.float64).to(device)
     torch.testing.assert_close((W.T @ Y.flatten()).reshape(shape), trans_conv(Y, K))
 
 
@@ -279,23 +283,24 @@ def test_upsample_params_errors(scale, exc, match):
 # bilinear_kernel
 
 
-def test_bilinear_kernel_golden():
+def test_bilinear_kernel_golden(device):
     # kernel 4: factor 2, center 1.5, tent [0.25, 0.75, 0.75, 0.25]
     tent = torch.tensor([0.25, 0.75, 0.75, 0.25])
-    w = bilinear_kernel(1, 1, 4)
-    assert w.shape == (1, 1, 4, 4) and w.dtype == torch.float32
-    assert torch.equal(w[0, 0], tent[:, None] * tent[None, :])
+    w = bilinear_kernel(1, 1, 4, device=device)
+    assert w.shape == (1, 1, 4, 4) and w.dtype == torch.float32 and w.device.type == device
+    assert torch.equal(w[0, 0].cpu(), tent[:, None] * tent[None, :])
     # kernel 3: factor 2, center 1, tent [0.5, 1, 0.5]
     tent3 = torch.tensor([0.5, 1.0, 0.5], dtype=torch.float64)
-    assert torch.equal(bilinear_kernel(1, 1, 3, dtype=torch.float64)[0, 0], tent3[:, None] * tent3[None, :])
-    assert bilinear_kernel(1, 1, 1).tolist() == [[[[1.0]]]]
+    w3 = bilinear_kernel(1, 1, 3, dtype=torch.float64, device=device)
+    assert torch.equal(w3[0, 0].cpu(), tent3[:, None] * tent3[None, :])
+    assert bilinear_kernel(1, 1, 1, device=device).tolist() == [[[[1.0]]]]
 
 
 @pytest.mark.parametrize("c_in,c_out", [(3, 3), (2, 5), (4, 1)])
-def test_bilinear_kernel_only_channel_diagonal(c_in, c_out):
-    w = bilinear_kernel(c_in, c_out, 6)
-    assert w.shape == (c_in, c_out, 6, 6)
-    filt = bilinear_kernel(1, 1, 6)[0, 0]
+def test_bilinear_kernel_only_channel_diagonal(c_in, c_out, device):
+    w = bilinear_kernel(c_in, c_out, 6, device=device)
+    assert w.shape == (c_in, c_out, 6, 6) and w.device.type == device
+    filt = bilinear_kernel(1, 1, 6, device=device)[0, 0]
     for i in range(c_in):
         for o in range(c_out):
             if i == o:
@@ -305,7 +310,7 @@ def test_bilinear_kernel_only_channel_diagonal(c_in, c_out):
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8, 32, 3, 5])
-def test_bilinear_kernel_is_bilinear_interpolation(scale):
+def test_bilinear_kernel_is_bilinear_interpolation(scale, device):
     """Away from the borders the layer equals F.interpolate(bilinear, align_corners=False).
 
     Output pixel ``y`` interpolates input coordinate ``(y + 0.5) / scale - 0.5``; it lies
@@ -315,11 +320,11 @@ def test_bilinear_kernel_is_bilinear_interpolation(scale):
     """
     k, s, p = upsample_params(scale)
     c = 3
-    layer = torch.nn.ConvTranspose2d(c, c, k, s, p, bias=False)
+    layer = torch.nn.ConvTranspose2d(c, c, k, s, p, bias=False, device=device)
     with torch.no_grad():
-        layer.weight.copy_(bilinear_kernel(c, c, k))
+        layer.weight.copy_(bilinear_kernel(c, c, k, device=device))
     g = torch.Generator().manual_seed(scale)
-    x = torch.rand(2, c, 5, 6, generator=g) + 0.5  # positive: the borders visibly differ
+    x = (torch.rand(2, c, 5, 6, generator=g) + 0.5).to(device)  # positive: the borders visibly differ
     with torch.no_grad():
         out = layer(x)
     ref = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)

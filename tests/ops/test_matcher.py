@@ -32,40 +32,41 @@ def grid_iou(gen: torch.Generator, g: int, n: int, dtype=torch.float64) -> torch
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(6))
-def test_match_by_iou_matches_reference(seed, dtype, mode):
+def test_match_by_iou_matches_reference(seed, dtype, mode, device):
     gen = torch.Generator().manual_seed(seed)
     for g, n in [(0, 5), (4, 0), (1, 1), (3, 12), (7, 25), (12, 6)]:
         iou = grid_iou(gen, g, n, dtype)
         for fg, bg in THRESHOLDS:
-            got = match_by_iou(iou, fg, bg, allow_low_quality_matches=mode)
+            got = match_by_iou(iou.to(device), fg, bg, allow_low_quality_matches=mode)
+            assert got.device.type == device
             want = R.matcher_reference(iou, fg, bg, mode)
             assert got.tolist() == want.tolist(), (g, n, fg, bg)
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(4))
-def test_match_by_iou_continuous_values_match_reference(seed, mode):
+def test_match_by_iou_continuous_values_match_reference(seed, mode, device):
     gen = torch.Generator().manual_seed(100 + seed)
     iou = torch.rand(6, 40, generator=gen)
     iou[iou < 0.3] = 0.0
     for fg, bg in THRESHOLDS:
-        assert match_by_iou(iou, fg, bg, allow_low_quality_matches=mode).tolist() == \
+        assert match_by_iou(iou.to(device), fg, bg, allow_low_quality_matches=mode).tolist() == \
             R.matcher_reference(iou, fg, bg, mode).tolist()
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_batched_is_image_by_image_and_padding_rows_never_match(mode):
+def test_batched_is_image_by_image_and_padding_rows_never_match(mode, device):
     gen = torch.Generator().manual_seed(7)
     iou = torch.stack([grid_iou(gen, 5, 20) for _ in range(4)])  # [B, G, N]
     iou[0, 1] = -1.0  # padding rows (e.g. class -1 labels)
     iou[2] = -1.0  # an image with only padding
     iou[3, ::2] = -1.0
     for fg, bg in THRESHOLDS:
-        got = match_by_iou(iou, fg, bg, allow_low_quality_matches=mode)
-        assert got.shape == (4, 20)
+        got = match_by_iou(iou.to(device), fg, bg, allow_low_quality_matches=mode)
+        assert got.shape == (4, 20) and got.device.type == device
         assert got.tolist() == R.matcher_reference(iou, fg, bg, mode).tolist()
         for b in range(4):
-            assert torch.equal(got[b], match_by_iou(iou[b], fg, bg, allow_low_quality_matches=mode))
+            assert torch.equal(got[b], match_by_iou(iou[b].to(device), fg, bg, allow_low_quality_matches=mode))
         assert not bool((got[0] == 1).any()) and bool((got[2] == BACKGROUND).all())
         assert not bool(((got[3] >= 0) & (got[3] % 2 == 0)).any())
 
@@ -74,8 +75,8 @@ def test_batched_is_image_by_image_and_padding_rows_never_match(mode):
 # Thresholds and low-quality matches by hand
 
 
-def test_thresholds_by_hand():
-    iou = torch.tensor([[1.0, 0.7, 0.69, 0.3, 0.29, 0.0]], dtype=torch.float64)
+def test_thresholds_by_hand(device):
+    iou = torch.tensor([[1.0, 0.7, 0.69, 0.3, 0.29, 0.0]], dtype=torch.float64, device=device)
     assert match_by_iou(iou, 0.7, 0.3).tolist() == [0, 0, IGNORED, IGNORED, BACKGROUND, BACKGROUND]
     # Each parameter changes the output.
     assert match_by_iou(iou, 0.9, 0.3).tolist() == [0, -2, -2, -2, -1, -1]
@@ -86,20 +87,20 @@ def test_thresholds_by_hand():
     assert BACKGROUND == -1 and IGNORED == -2
 
 
-def test_best_box_and_ties_go_to_the_first():
-    iou = torch.tensor([[0.6, 0.5, 0.2], [0.6, 0.8, 0.2]])
+def test_best_box_and_ties_go_to_the_first(device):
+    iou = torch.tensor([[0.6, 0.5, 0.2], [0.6, 0.8, 0.2]], device=device)
     assert match_by_iou(iou, 0.5).tolist() == [0, 1, -1]
     assert match_by_iou(iou, 0.1).tolist() == [0, 1, 0]
 
 
-def test_low_quality_matches_by_hand():
+def test_low_quality_matches_by_hand(device):
     # gt 0: best IoU 0.4 at predictions 1 and 2 (a tie); prediction 2 overlaps gt 1 more (0.45).
     # gt 1: best IoU 0.45 at prediction 2. gt 2 overlaps nothing: it forces no match.
     iou = torch.tensor([
         [0.1, 0.4, 0.4, 0.0],
         [0.0, 0.2, 0.45, 0.1],
         [0.0, 0.0, 0.0, 0.0],
-    ])
+    ], device=device)
     assert match_by_iou(iou, 0.7, 0.3).tolist() == [-1, -2, -2, -1]
     assert match_by_iou(iou, 0.7, 0.3, allow_low_quality_matches=True).tolist() == [-1, 0, 1, -1]
     # Bipartite: (pred 2, gt 1) first at 0.45, then (pred 1, gt 0) at 0.4; only gt 2 is left and
@@ -107,16 +108,16 @@ def test_low_quality_matches_by_hand():
     assert match_by_iou(iou, 0.7, 0.3, allow_low_quality_matches="bipartite").tolist() == [-1, 0, 1, -1]
     # gt 1 overlaps only prediction 1, which overlaps gt 0 more: one to one, gt 0 takes it and gt 1
     # gets nothing; the tie rule also gives prediction 1 to its own best box, gt 0.
-    iou = torch.tensor([[0.2, 0.5], [0.0, 0.3]])
+    iou = torch.tensor([[0.2, 0.5], [0.0, 0.3]], device=device)
     assert match_by_iou(iou, 0.7, 0.1, allow_low_quality_matches="bipartite").tolist() == [-2, 0]
     assert match_by_iou(iou, 0.7, 0.1, allow_low_quality_matches=True).tolist() == [-2, 0]
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_low_quality_matches_keep_each_gts_best_prediction(seed):
+def test_low_quality_matches_keep_each_gts_best_prediction(seed, device):
     gen = torch.Generator().manual_seed(200 + seed)
     iou = grid_iou(gen, 6, 30)
-    m = match_by_iou(iou, 1.0, 1.0, allow_low_quality_matches=True)  # thresholds alone match only IoU 1
+    m = match_by_iou(iou.to(device), 1.0, 1.0, allow_low_quality_matches=True).cpu()  # only IoU 1 by thresholds
     best_gt = iou.max(dim=0).indices
     for g in range(iou.shape[0]):
         top = iou[g].max()
@@ -125,7 +126,7 @@ def test_low_quality_matches_keep_each_gts_best_prediction(seed):
                 assert m[n] == best_gt[n], (g, n)  # kept, matched to its own best box
     # Bipartite: one-to-one pairs with IoU > 0, and maximal (no unmatched pair with overlap left).
     iou = iou.clamp(max=0.99)  # the threshold stage matches nothing
-    m = match_by_iou(iou, 1.0, allow_low_quality_matches="bipartite")
+    m = match_by_iou(iou.to(device), 1.0, allow_low_quality_matches="bipartite").cpu()
     pairs = [(n, g) for n, g in enumerate(m.tolist()) if g >= 0]
     assert len({g for _, g in pairs}) == len(pairs)
     assert all(iou[g, n] > 0 for n, g in pairs)
@@ -163,9 +164,9 @@ def test_device_and_dtype_come_from_the_input(device, mode):
 # Matcher (the configuration holder)
 
 
-def test_matcher_calls_match_by_iou():
+def test_matcher_calls_match_by_iou(device):
     gen = torch.Generator().manual_seed(5)
-    iou = grid_iou(gen, 5, 20)
+    iou = grid_iou(gen, 5, 20).to(device)
     for mode in MODES:
         matcher = Matcher(0.7, 0.3, allow_low_quality_matches=mode)
         assert (matcher.fg_iou_threshold, matcher.bg_iou_threshold, matcher.allow_low_quality_matches) == (0.7, 0.3, mode)
@@ -221,32 +222,33 @@ def _labels(gen, num_pos, num_neg, num_ignored=50):
     (0, 0, 10, 0.5, 0, 0),
     (7, 9, 1, 0.5, 0, 1),
 ])
-def test_sample_balanced_counts(num_pos, num_neg, size, frac, want_pos, want_neg):
-    labels = _labels(torch.Generator().manual_seed(0), num_pos, num_neg)
+def test_sample_balanced_counts(num_pos, num_neg, size, frac, want_pos, want_neg, device):
+    labels = _labels(torch.Generator().manual_seed(0), num_pos, num_neg).to(device)
     pos, neg = sample_balanced(labels, size, frac, generator=torch.Generator().manual_seed(1))
-    assert (len(pos), len(neg)) == (want_pos, want_neg)
+    assert (len(pos), len(neg)) == (want_pos, want_neg) and pos.device.type == neg.device.type == device
     assert len(pos) + len(neg) <= size and len(pos) <= int(size * frac)
     assert bool((labels[pos] == 1).all()) and bool((labels[neg] == 0).all())
     assert len(set(pos.tolist())) == len(pos) and len(set(neg.tolist())) == len(neg)
     assert pos.dtype == neg.dtype == torch.int64
 
 
-def test_sample_balanced_draws_like_randperm():
-    """The same draws as before the sampler was shared: randperm of the positives, then of the negatives."""
-    labels = _labels(torch.Generator().manual_seed(4), 40, 200)
+def test_sample_balanced_draws_like_randperm(device):
+    """The same draws as before the sampler was shared: randperm of the positives, then of the negatives
+    (without a generator: torch's global one of the labels' device)."""
+    labels = _labels(torch.Generator().manual_seed(4), 40, 200).to(device)
     pos_all, neg_all = (labels == 1).nonzero().flatten(), (labels == 0).nonzero().flatten()
     torch.manual_seed(11)
-    want_pos = pos_all[torch.randperm(40)[:16]]
-    want_neg = neg_all[torch.randperm(200)[:48]]
-    after = torch.rand(1)
+    want_pos = pos_all[torch.randperm(40, device=device)[:16]]
+    want_neg = neg_all[torch.randperm(200, device=device)[:48]]
+    after = torch.rand(1, device=device)
     torch.manual_seed(11)
     pos, neg = sample_balanced(labels, 64, 0.25)
     assert torch.equal(pos, want_pos) and torch.equal(neg, want_neg)  # random order, not sorted
-    assert torch.equal(torch.rand(1), after)  # same amount of randomness used
+    assert torch.equal(torch.rand(1, device=device), after)  # same amount of randomness used
 
 
-def test_sample_balanced_is_random_and_reproducible():
-    labels = _labels(torch.Generator().manual_seed(0), 500, 500, 0)
+def test_sample_balanced_is_random_and_reproducible(device):
+    labels = _labels(torch.Generator().manual_seed(0), 500, 500, 0).to(device)
     a = sample_balanced(labels, 64, 0.5, generator=torch.Generator().manual_seed(1))
     b = sample_balanced(labels, 64, 0.5, generator=torch.Generator().manual_seed(1))
     c = sample_balanced(labels, 64, 0.5, generator=torch.Generator().manual_seed(2))
