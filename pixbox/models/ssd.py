@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from pixbox._checks import check_choice, check_floating, check_number
 from pixbox.models.backbones import BACKBONES, ResNetFeatures, _check_num_classes, load_pretrained, load_state_dict_file
 from pixbox.ops.anchors import AnchorGenerator, generate_multiscale_anchors
+from pixbox.ops.coder import _filled
 from pixbox.ops.detection import decode_detections
 
 __all__ = [
@@ -394,7 +395,7 @@ class SSD(nn.Module):
         dets = decode_detections(probs, bbox_preds, anchors, score_threshold=st, nms_threshold=nt, topk=k, clip=True,
                                  pre_nms_topk=self.pre_nms_topk)
         h, w = images.shape[-2:]
-        scale = images.new_tensor([w, h, w, h])
+        scale = _filled([w, h, w, h], images)  # no host-device copy
         for d in dets:
             d["boxes"] = d["boxes"] * scale
         return dets

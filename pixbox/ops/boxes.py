@@ -72,6 +72,18 @@ def _check_real_boxes(boxes, name: str) -> Tensor:
     return boxes
 
 
+def _check_boxes_at_once(boxes: Sequence[Tensor], names: Sequence[str]) -> None:
+    """:func:`check_boxes` (well-formed, finite) on float ``[N_i, 4]`` tensors of one device with one
+    host read for all of them; on failure, each is checked in turn, so the error names the first bad one."""
+    every = torch.cat([b.detach() for b in boxes]) if boxes and len({b.device for b in boxes}) == 1 else None
+    if every is not None and every.numel():
+        bad = (every[:, 2] < every[:, 0]) | (every[:, 3] < every[:, 1]) | ~torch.isfinite(every).all(dim=1)
+        if not bool(bad.any()):
+            return
+    for b, name in zip(boxes, names):
+        check_boxes(b, name)
+
+
 def _tiny(t: Tensor) -> float:
     """The smallest positive value of ``t``'s dtype (1 for integers): ``x / max(y, tiny)`` is
     ``x / y`` for ``y > 0`` and 0 for ``x = y = 0``."""

@@ -29,6 +29,19 @@ DEFAULT_STDS = (0.1, 0.1, 0.2, 0.2)
 DEFAULT_LOG_CLAMP = math.log(1000.0 / 16)
 
 
+def _filled(values: Sequence[float], like: Tensor) -> Tensor:
+    """``like.new_tensor(values)`` made by fills, without a host-to-device copy (a sync on CUDA)."""
+    out = like.new_empty(len(values))
+    i = 0
+    while i < len(values):  # one fill per run of equal values
+        j = i + 1
+        while j < len(values) and values[j] == values[i]:
+            j += 1
+        out[i:j].fill_(values[i])
+        i = j
+    return out
+
+
 def _center_size(boxes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     w = boxes[..., 2] - boxes[..., 0]
     h = boxes[..., 3] - boxes[..., 1]
@@ -43,15 +56,15 @@ def _encode(anchors: Tensor, boxes: Tensor, means, stds) -> Tensor:
         [(xb - xa) / wa, (yb - ya) / ha, torch.log(wb / wa), torch.log(hb / ha)], dim=-1
     )  # [..., 4]
     if any(m != 0 for m in means):
-        out = out - out.new_tensor(means)
-    return out / out.new_tensor(stds)
+        out = out - _filled(means, out)
+    return out / _filled(stds, out)
 
 
 def _decode(anchors: Tensor, offsets: Tensor, means, stds, log_clamp: float) -> Tensor:
     """Unchecked :func:`decode_boxes` on ``[..., 4]`` tensors."""
-    d = offsets * offsets.new_tensor(stds)
+    d = offsets * _filled(stds, offsets)
     if any(m != 0 for m in means):
-        d = d + d.new_tensor(means)
+        d = d + _filled(means, d)
     xa, ya, wa, ha = _center_size(anchors)
     cx = d[..., 0] * wa + xa
     cy = d[..., 1] * ha + ya

@@ -98,16 +98,21 @@ def multibox_detection(
     # Post-processing, not training: the rows carry no gradient, even for raw network outputs
     # that require grad (NMS keeps indices, and no loss is defined on these rows).
     cls_probs, offset_preds, anchors = cls_probs.detach(), offset_preds.detach(), anchors.detach()
-    if bool(torch.isnan(cls_probs).any()):
-        raise ValueError("cls_probs must not contain NaN")
     dtype = cls_probs.dtype
     device = cls_probs.device
     conf, class_id = cls_probs[:, 1:, :].max(dim=1)  # [B, A]
     boxes = _decode(anchors.to(offset_preds.dtype), offset_preds.view(b, a, 4), means, stds, DEFAULT_LOG_CLAMP)
     boxes = boxes.to(dtype)  # [B, A, 4]
+    nms_boxes = check_boxes(boxes.reshape(b * a, 4), "decoded boxes", well_formed=False)
+    # One host read for both value checks.
+    bad = (nms_boxes[:, 2] < nms_boxes[:, 0]) | (nms_boxes[:, 3] < nms_boxes[:, 1]) | ~torch.isfinite(nms_boxes).all(1)
+    nan_probs, bad_boxes = torch.stack([torch.isnan(cls_probs).any(), bad.any()]).tolist()
+    if nan_probs:
+        raise ValueError("cls_probs must not contain NaN")
     if b * a == 0:
         return cls_probs.new_zeros(b, a, 6)
-    nms_boxes = check_boxes(boxes.reshape(b * a, 4), "decoded boxes")
+    if bad_boxes:
+        check_boxes(nms_boxes, "decoded boxes")  # raises, naming the first bad row
     if nms_boxes.dtype not in (torch.float32, torch.float64):
         nms_boxes = nms_boxes.float()
     # Batched NMS, one group per image. Each image's anchors are ranked by decreasing confidence
@@ -197,9 +202,20 @@ def decode_detections(
     cand_scores = scores[bi, ci, ai]
     cand_boxes = boxes[bi, ai]
     keep = batched_nms(cand_boxes, cand_scores, bi * c + ci, nms_threshold)  # by decreasing score
-    kb = bi[keep]
-    out = []
-    for i in range(b):
-        sel = keep[kb == i][:topk]
-        out.append({"boxes": cand_boxes[sel], "scores": cand_scores[sel], "labels": ci[sel]})
-    return out
+    return [{"boxes": cand_boxes[sel], "scores": cand_scores[sel], "labels": ci[sel]}
+            for sel in _split_topk(keep, bi.index_select(0, keep), b, topk)]
+
+
+def _split_topk(index: Tensor, image: Tensor, b: int, k: int | None = None) -> list[Tensor]:
+    """``[index[image == i][:k] for i in range(b)]`` with one host read (the sizes) rather than a
+    mask per image. ``image [K]`` holds each entry's image, in ``[0, b)``; ``k`` None keeps all."""
+    device = index.device
+    order = torch.sort(image, stable=True).indices  # by image, each image's entries in their order
+    counts = torch.zeros(b, dtype=torch.long, device=device).index_add_(0, image, torch.ones_like(image))
+    taken = counts if k is None else counts.clamp(max=k)
+    sizes = taken.tolist()
+    img = torch.repeat_interleave(torch.arange(b, device=device), taken, output_size=sum(sizes))
+    # Position in ``order``: where the image starts, plus the rank within the image.
+    pos = (torch.cumsum(counts, 0) - counts - torch.cumsum(taken, 0) + taken).index_select(0, img)
+    pos += torch.arange(img.numel(), device=device)
+    return list(index.index_select(0, order.index_select(0, pos)).split(sizes))

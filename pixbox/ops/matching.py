@@ -25,6 +25,7 @@ images), encodes offsets only where an anchor is assigned, and optionally mines 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal, Sequence, Union
 
@@ -128,32 +129,31 @@ def _match_by_iou(iou: Tensor, fg: float, bg: float, low_quality: LowQualityMatc
 def _bipartite_matches(iou: Tensor, matches: Tensor) -> None:
     """Greedy one-to-one pairs of ``iou [B, G, N]`` written into ``matches [B, N]`` in place.
 
-    All images at once. Each ground truth keeps its best IoU and prediction; taking a prediction
-    only invalidates the ground truths whose best was that prediction.
+    All images at once, ``min(N, G)`` steps. Each ground truth keeps its best IoU and prediction;
+    taking a prediction only invalidates the ground truths whose best was that prediction, which
+    are found with the step's one host read (a ``nonzero``). Images with nothing left to match
+    (or a NaN IoU) go through the steps unchanged, so no other host read is needed.
     """
     b, g, n = iou.shape
     work = iou.clone()
     gt_max, gt_arg = work.max(dim=2)  # [B, G]
     g_idx = torch.arange(g, device=iou.device)
     big = n * g
-    b_all = torch.arange(b, device=iou.device)
+    rows = torch.arange(b, device=iou.device)
     for _ in range(min(n, g)):
         m = gt_max.amax(dim=1)  # [B]
-        active = m > 0
-        if not bool(active.any()):
-            break
+        active = m > 0  # False for NaN
         # Global max with row-major (prediction, gt) tie-break: smallest prediction, then smallest gt.
         key = torch.where(gt_max == m[:, None], gt_arg * g + g_idx, big)  # [B, G]
         k = key.amin(dim=1)  # [B]
-        bi = b_all[active]
-        n_star, g_star = k[active] // g, k[active] % g
-        matches[bi, n_star] = g_star
-        work[bi, :, n_star] = -1.0
-        gt_max[bi, g_star] = -2.0
-        stale = (gt_arg[bi] == n_star[:, None]) & (gt_max[bi] > -2.0)  # [b', G]
-        if bool(stale.any()):
-            sb, sg = stale.nonzero().unbind(1)
-            sb = bi[sb]
+        n_star = torch.where(active, k // g, 0)  # inactive images: position 0, written back unchanged
+        g_star = torch.where(active, k % g, 0)
+        matches[rows, n_star] = torch.where(active, g_star, matches[rows, n_star])
+        work[rows, :, n_star] = torch.where(active[:, None], -1.0, work[rows, :, n_star])  # [B, G]
+        gt_max[rows, g_star] = torch.where(active, -2.0, gt_max[rows, g_star])
+        stale = (gt_arg == n_star[:, None]) & (gt_max > -2.0) & active[:, None]  # [B, G]
+        sb, sg = stale.nonzero().unbind(1)
+        if sb.numel():
             vals, args = work[sb, sg, :].max(dim=1)  # [S]
             gt_max[sb, sg] = vals
             gt_arg[sb, sg] = args
@@ -281,17 +281,42 @@ def sample_balanced(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     frac = check_number(positive_fraction, "positive_fraction", low=0, high=1)
-    pos = (labels == 1).nonzero().flatten()
-    neg = (labels == 0).nonzero().flatten()
-    num_pos = min(pos.numel(), int(batch_size * frac))
-    num_neg = min(neg.numel(), batch_size - num_pos)
-    pos = pos[_randperm(pos.numel(), pos.device, generator)[:num_pos]]
-    neg = neg[_randperm(neg.numel(), neg.device, generator)[:num_neg]]
+    (pos,), (neg,) = _sample_rows(labels[None], batch_size, frac, generator)
     return pos, neg
+
+
+def _sample_rows(labels: Tensor, batch_size: int, frac: float,
+                 generator: torch.Generator | None = None) -> tuple[list[Tensor], list[Tensor]]:
+    """:func:`sample_balanced` on each row of ``labels [B, N]`` in turn (the same draws), with one
+    host read for all rows (how many positives and negatives each has) rather than two ``nonzero``
+    per row: the ``r``-th positive of a row is where its running count of positives reaches ``r + 1``.
+    Returns the rows' positive and negative indices."""
+    b, n = labels.shape
+    running = torch.stack([labels == 1, labels == 0]).cumsum(2)  # [2, B, N]
+    counts = running[:, :, -1].tolist() if n else [[0] * b, [0] * b]
+    out_pos, out_neg = [], []
+    for i in range(b):
+        num_pos = min(counts[0][i], int(batch_size * frac))
+        num_neg = min(counts[1][i], batch_size - num_pos)
+        for out, j, count, num in ((out_pos, 0, counts[0][i], num_pos), (out_neg, 1, counts[1][i], num_neg)):
+            rank = _randperm(count, labels.device, generator)[:num]
+            out.append(torch.searchsorted(running[j, i], rank + 1))
+    return out_pos, out_neg
 
 
 # ---------------------------------------------------------------------------------------------
 # SSD labelling
+
+
+@functools.lru_cache(maxsize=64)
+def _match_threshold(t: float, dtype: torch.dtype, strict: bool) -> tuple[float, bool]:
+    """SSD's threshold as compared in the IoU's dtype, and whether it admits IoU 0 (host arithmetic,
+    cached: no device work)."""
+    t_cast = torch.tensor(t, dtype=dtype)  # how torch compares the IoU with t
+    if strict and 0 < t < math.inf:
+        # best > t is best >= the next value after t in the IoU's dtype.
+        t = float(torch.nextafter(t_cast, torch.tensor(math.inf, dtype=dtype)))
+    return t, not bool(t_cast > 0)
 
 
 def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor:
@@ -301,13 +326,9 @@ def _match(iou: Tensor, iou_threshold: float, *, strict: bool = False) -> Tensor
     that an anchor overlapping no ground truth is never assigned. Returns the assigned ground
     truth index or -1. ``strict`` makes the threshold ``>`` (MXNet) instead of ``>=`` (D2L).
     """
-    t = float(iou_threshold)
-    t_cast = torch.tensor(t, dtype=iou.dtype)  # how torch compares the IoU with t
-    if strict and 0 < t < math.inf:
-        # best > t is best >= the next value after t in the IoU's dtype.
-        t = float(torch.nextafter(t_cast, torch.tensor(math.inf, dtype=iou.dtype)))
+    t, admits_zero = _match_threshold(float(iou_threshold), iou.dtype, strict)
     matches = _match_by_iou(iou, t, t, "bipartite")
-    if not bool(t_cast > 0) and iou.shape[1] > 0:
+    if admits_zero and iou.shape[1] > 0:
         # The threshold admits IoU 0: unassign the anchors without overlap (bipartite pairs have
         # IoU > 0, so they stay).
         matches.masked_fill_(iou.amax(dim=1) <= 0, BACKGROUND)
@@ -389,7 +410,7 @@ def hard_negative_mining(
         num_pos = (class_labels > 0).sum(dim=1)  # [B]
         k = torch.clamp((num_pos.double() * ratio).floor().long(), min=min_neg)
         k = torch.minimum(k, cand.sum(dim=1))  # [B]
-        loss = torch.where(cand, loss, torch.tensor(-float("inf"), device=loss.device))
+        loss = torch.where(cand, loss, -math.inf)
         order = torch.sort(loss, dim=1, descending=True, stable=True).indices  # [B, A]
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(a, device=order.device).expand(b, a))
         chosen = cand & (rank < k[:, None])
@@ -465,10 +486,9 @@ def multibox_target(
     class_labels = _class_targets(labels[..., 0], assigned)
 
     offsets = anchors.new_zeros(b, a, 4)
-    if bool(pos.any()):
-        pb, pa = pos.nonzero().unbind(1)
-        boxes = gt[pb, assigned[pb, pa]]  # [P, 4]
-        offsets[pb, pa] = _encode(anchors[pa], boxes, means, stds)
+    pb, pa = pos.nonzero().unbind(1)  # the positives (maybe none)
+    boxes = gt[pb, assigned[pb, pa]]  # [P, 4]
+    offsets[pb, pa] = _encode(anchors[pa], boxes, means, stds)
     mask = pos[..., None].expand(b, a, 4).to(dtype)
 
     if negative_mining_ratio is not None:

@@ -60,13 +60,17 @@ class TwoStageDetector(nn.Module):
     def targets_from_labels(images: Tensor, labels: Tensor) -> list[dict[str, Tensor]]:
         """Per-image ``{"boxes" (pixels), "labels"}`` of an engine batch's padded labels
         ``[B, G, 5]`` (``(class, x1, y1, x2, y2)`` normalized; class ``-1`` rows are padding)."""
+        from pixbox.ops.coder import _filled
+
         h, w = images.shape[-2:]
-        scale = labels.new_tensor([w, h, w, h])
-        targets = []
-        for rows in labels:
-            rows = rows[rows[:, 0] >= 0]
-            targets.append({"boxes": rows[:, 1:] * scale, "labels": rows[:, 0].long()})
-        return targets
+        scale = _filled([w, h, w, h], labels)  # no host-device copy
+        # The rows of every image at once: one host read (how many each image has).
+        valid = labels[..., 0] >= 0  # [B, G]
+        counts = valid.sum(1).tolist()
+        flat = torch.nonzero_static(valid.reshape(-1), size=sum(counts)).flatten()
+        rows = labels.reshape(-1, labels.shape[-1]).index_select(0, flat)  # [sum G_i, 5]
+        boxes, classes = (rows[:, 1:] * scale).split(counts), rows[:, 0].long().split(counts)
+        return [{"boxes": b, "labels": c} for b, c in zip(boxes, classes)]
 
     @contextmanager
     def _inference(self, score_threshold: float | None, nms_threshold: float | None, topk: int | None):

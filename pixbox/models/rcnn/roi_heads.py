@@ -34,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pixbox._checks import check_number
-from pixbox.ops.matching import BACKGROUND, match_by_iou
+from pixbox._checks import check_boxes, check_number
+from pixbox.ops.boxes import _box_iou, _check_boxes_at_once, _compute_pair
+from pixbox.ops.coder import DEFAULT_MEANS, _encode
+from pixbox.ops.matching import BACKGROUND, _sample_rows, match_by_iou
 from pixbox.ops.matching import sample_balanced  # noqa: F401  (the old import path of the one sampler)
 
 __all__ = ["RoIHeads", "TwoMLPHead", "match_proposals"]
@@ -64,7 +66,12 @@ def match_proposals(proposals: Tensor, gt_boxes: Tensor, fg_iou_threshold: float
     if gt_boxes.numel() == 0:
         zeros = torch.zeros(len(proposals), dtype=torch.int64, device=proposals.device)
         return zeros, zeros.clone()
-    iou = box_iou(proposals, gt_boxes).T  # [G, P]
+    return _match_proposals(box_iou(proposals, gt_boxes), fg_iou_threshold, bg_iou_threshold)
+
+
+def _match_proposals(iou: Tensor, fg_iou_threshold: float, bg_iou_threshold: float) -> tuple[Tensor, Tensor]:
+    """:func:`match_proposals` from the IoU ``[P, G]`` of checked boxes (``G >= 1``; no host read)."""
+    iou = iou.T  # [G, P]
     matches = match_by_iou(iou, fg_iou_threshold, bg_iou_threshold)  # [P]
     matched = iou.max(dim=0).indices  # [P], also for the proposals that are not foreground
     state = torch.where(matches >= 0, 1, torch.where(matches == BACKGROUND, 0, -1))
@@ -152,22 +159,41 @@ class RoIHeads(nn.Module):
             return roi_pool(features, boxes, self.output_size, self.spatial_scale)
 
     def _targets(self, proposals: Sequence[Tensor], targets: Sequence[dict]):
-        """Sampled proposals with their class (0 background) and regression targets, per image."""
-        from pixbox.ops import encode_boxes
+        """Sampled proposals with their class (0 background) and regression targets, per image.
 
-        sampled, classes, deltas = [], [], []
+        Two host reads for the whole batch: the boxes' check, and the sampler's counts.
+        """
+        candidates, gts, labels, states, matches = [], [], [], [], []
         for props, target in zip(proposals, targets):
             gt = target["boxes"].to(props)
-            labels = target["labels"].to(props.device)
-            props = torch.cat([props, gt])  # the ground truth is always a candidate
-            matched, state = match_proposals(props, gt, self.fg_iou_threshold, self.bg_iou_threshold)
-            fg, bg = sample_balanced(state, self.batch_size_per_image, self.positive_fraction)
+            candidates.append(torch.cat([props, gt]))  # the ground truth is always a candidate
+            gts.append(gt)
+            labels.append(target["labels"].to(props.device))
+        names = [f"proposals and target boxes of image {i}" for i in range(len(candidates))]
+        for c, name in zip(candidates, names):
+            check_boxes(c, name, well_formed=False)
+        _check_boxes_at_once(candidates, names)  # one host read
+        for props, gt in zip(candidates, gts):
+            if gt.numel() == 0:  # every proposal is background
+                zeros = torch.zeros(len(props), dtype=torch.int64, device=props.device)
+                matched, state = zeros, zeros.clone()
+            else:
+                matched, state = _match_proposals(_box_iou(*_compute_pair(props, gt)), self.fg_iou_threshold,
+                                                  self.bg_iou_threshold)
+            matches.append(matched)
+            states.append(state)
+        # The sampler, image by image (the same draws), with one host read for all images.
+        width = max(len(s) for s in states)
+        rows = torch.stack([F.pad(s, (0, width - len(s)), value=-1) for s in states])  # [B, P]; -1 is ignored
+        fg_all, bg_all = _sample_rows(rows, self.batch_size_per_image, self.positive_fraction)
+        sampled, classes, deltas = [], [], []
+        for props, gt, lab, matched, fg, bg in zip(candidates, gts, labels, matches, fg_all, bg_all):
             keep = torch.cat([fg, bg])
             cls = torch.zeros(len(keep), dtype=torch.int64, device=props.device)
             reg = props.new_zeros((len(keep), 4))
             if len(fg):
-                cls[: len(fg)] = labels[matched[fg]] + 1
-                reg[: len(fg)] = encode_boxes(props[fg], gt[matched[fg]], stds=_STDS)
+                cls[: len(fg)] = lab[matched[fg]] + 1
+                reg[: len(fg)] = _encode(props[fg], gt[matched[fg]], DEFAULT_MEANS, _STDS)
             sampled.append(props[keep])
             classes.append(cls)
             deltas.append(reg)
@@ -209,13 +235,16 @@ class RoIHeads(nn.Module):
 
     def _postprocess(self, logits: Tensor, box_deltas: Tensor, proposals: Sequence[Tensor],
                      image_sizes: Sequence[tuple[int, int]]) -> list[dict]:
-        from pixbox.ops import batched_nms, clip_boxes, decode_boxes, remove_small_boxes
+        from pixbox.ops import batched_nms, clip_boxes, decode_boxes
+        from pixbox.ops.detection import _split_topk
 
+        if not proposals:
+            return []
         scores_all = logits.softmax(-1)
-        out = []
+        all_boxes, all_scores, all_labels, all_images = [], [], [], []
         start = 0
         k = self.num_classes + 1
-        for props, size in zip(proposals, image_sizes):
+        for i, (props, size) in enumerate(zip(proposals, image_sizes)):
             n = len(props)
             scores = scores_all[start:start + n, 1:]  # [n, C] without the background
             deltas = box_deltas[start:start + n].view(n, k, 4)[:, 1:]  # [n, C, 4]
@@ -223,11 +252,16 @@ class RoIHeads(nn.Module):
             boxes = decode_boxes(props.float()[:, None, :].expand(-1, self.num_classes, -1), deltas, stds=_STDS)
             boxes = clip_boxes(boxes, size)  # [n, C, 4]
             labels = torch.arange(self.num_classes, device=boxes.device).expand(n, -1)
-            boxes, scores, labels = boxes.reshape(-1, 4), scores.reshape(-1), labels.reshape(-1)
-            keep = torch.nonzero(scores > self.score_threshold).flatten()
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep = remove_small_boxes(boxes, self.min_size)
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep = batched_nms(boxes, scores, labels, self.nms_threshold)[: self.detections_per_image]
-            out.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
-        return out
+            all_boxes.append(boxes.reshape(-1, 4))
+            all_scores.append(scores.reshape(-1))
+            all_labels.append(labels.reshape(-1))
+            all_images.append(torch.full((n * self.num_classes,), i, dtype=torch.int64, device=boxes.device))
+        # All images at once: the candidates (score above the threshold, no side below min_size) in
+        # one mask, and NMS per (image, class), which keeps exactly what NMS per image keeps, in order.
+        boxes, scores, labels, images = (torch.cat(t) for t in (all_boxes, all_scores, all_labels, all_images))
+        ws, hs = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        keep = ((scores > self.score_threshold) & (ws >= self.min_size) & (hs >= self.min_size)).nonzero().flatten()
+        boxes, scores, labels, images = boxes[keep], scores[keep], labels[keep], images[keep]
+        keep = batched_nms(boxes, scores, images * self.num_classes + labels, self.nms_threshold)
+        return [{"boxes": boxes[sel], "scores": scores[sel], "labels": labels[sel]}
+                for sel in _split_topk(keep, images.index_select(0, keep), len(proposals), self.detections_per_image)]

@@ -51,10 +51,11 @@ from torch import Tensor, nn
 
 from pixbox._checks import check_boxes, check_floating, check_number, check_positive_list, check_shape
 from pixbox.ops.anchors import _feature_size
-from pixbox.ops.boxes import _box_iou, clip_boxes, remove_small_boxes
-from pixbox.ops.coder import decode_boxes, encode_boxes
-from pixbox.ops.matching import BACKGROUND, _check_iou_thresholds, match_by_iou, sample_balanced
-from pixbox.ops.nms import nms
+from pixbox.ops.boxes import _box_iou, _check_boxes_at_once, clip_boxes
+from pixbox.ops.coder import _encode, decode_boxes
+from pixbox.ops.detection import _split_topk
+from pixbox.ops.matching import BACKGROUND, _check_iou_thresholds, _sample_rows, match_by_iou
+from pixbox.ops.nms import batched_nms
 
 __all__ = [
     "RPN_MEANS",
@@ -222,9 +223,12 @@ def match_rpn_anchors(
     fg, bg = _check_iou_thresholds(fg_iou_threshold, bg_iou_threshold)
     if anchors.device != gt_boxes.device:
         raise ValueError(f"anchors and gt_boxes must be on the same device, got {anchors.device} and {gt_boxes.device}")
+    return _match_rpn(anchors, gt_boxes, fg, bg, allow_low_quality_matches)
+
+
+def _match_rpn(anchors: Tensor, gt_boxes: Tensor, fg: float, bg: float, low_quality: bool = True) -> Tensor:
     dtype = torch.promote_types(torch.promote_types(anchors.dtype, gt_boxes.dtype), torch.float32)
-    iou = _box_iou(gt_boxes.to(dtype), anchors.to(dtype))  # [G, N]
-    return match_by_iou(iou, fg, bg, allow_low_quality_matches=allow_low_quality_matches)
+    return match_by_iou(_box_iou(gt_boxes.to(dtype), anchors.to(dtype)), fg, bg, allow_low_quality_matches=low_quality)
 
 
 def _gt_list(targets, b: int) -> list[Tensor]:
@@ -239,7 +243,8 @@ def _gt_list(targets, b: int) -> list[Tensor]:
             if "boxes" not in t:
                 raise ValueError(f"targets[{i}] must have a 'boxes' entry, got keys {sorted(t)}")
             t = t["boxes"]
-        out.append(check_boxes(t, f"targets[{i}] boxes"))
+        out.append(check_boxes(t, f"targets[{i}] boxes", well_formed=False))
+    _check_boxes_at_once(out, [f"targets[{i}] boxes" for i in range(len(out))])  # one host read
     return out
 
 
@@ -265,16 +270,20 @@ def rpn_targets(
     """
     check_boxes(anchors, "anchors")
     boxes = _gt_list(gt_boxes, len(gt_boxes) if isinstance(gt_boxes, Sequence) else -1)
-    n = anchors.shape[0]
-    labels = torch.full((len(boxes), n), -1, dtype=torch.long, device=anchors.device)
-    target = anchors.new_zeros(len(boxes), n, 4)
-    for i, gt in enumerate(boxes):
-        gt = gt.to(device=anchors.device)
-        m = match_rpn_anchors(anchors, gt, fg_iou_threshold, bg_iou_threshold)  # [N]
-        labels[i] = torch.where(m >= 0, 1, torch.where(m == BACKGROUND, 0, -1))
-        pos = (m >= 0).nonzero().flatten()
-        if pos.numel():
-            target[i, pos] = encode_boxes(anchors[pos], gt.to(anchors.dtype)[m[pos]], RPN_MEANS, RPN_STDS)
+    return _rpn_targets(anchors, boxes, *_check_iou_thresholds(fg_iou_threshold, bg_iou_threshold))
+
+
+def _rpn_targets(anchors: Tensor, boxes: list[Tensor], fg: float, bg: float) -> tuple[Tensor, Tensor]:
+    """:func:`rpn_targets` on checked anchors and boxes (one host read: the positives)."""
+    n, b = anchors.shape[0], len(boxes)
+    if b == 0:
+        return torch.full((0, n), -1, dtype=torch.long, device=anchors.device), anchors.new_zeros(0, n, 4)
+    m = torch.stack([_match_rpn(anchors, gt.to(device=anchors.device), fg, bg) for gt in boxes])  # [B, N]
+    labels = torch.where(m >= 0, 1, torch.where(m == BACKGROUND, 0, -1))
+    padded = torch.nn.utils.rnn.pad_sequence([gt.to(anchors) for gt in boxes], batch_first=True)  # [B, G, 4]
+    pb, pa = (m >= 0).nonzero().unbind(1)
+    target = anchors.new_zeros(b, n, 4)
+    target[pb, pa] = _encode(anchors[pa], padded[pb, m[pb, pa]], RPN_MEANS, RPN_STDS)
     return labels, target
 
 
@@ -303,10 +312,9 @@ def sample_rpn_anchors(
     frac = check_number(positive_fraction, "positive_fraction", low=0, high=1)
     pos_mask = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
     neg_mask = torch.zeros_like(pos_mask)
-    for i in range(labels.shape[0]):
-        pos, neg = sample_balanced(labels[i], size, frac)
-        pos_mask[i, pos] = True
-        neg_mask[i, neg] = True
+    for i, (pos, neg) in enumerate(zip(*_sample_rows(labels, size, frac))):  # one host read for all images
+        pos_mask[i].index_fill_(0, pos, True)
+        neg_mask[i].index_fill_(0, neg, True)
     return pos_mask, neg_mask
 
 
@@ -340,15 +348,15 @@ def rpn_loss(
         check_shape(m, name, (b, n), f"[B, N] = [{b}, {n}]")
         if m.dtype != torch.bool:
             raise TypeError(f"{name} must be a bool tensor, got dtype {m.dtype}")
-    sampled = pos_mask | neg_mask
-    num = int(sampled.sum())
-    if num == 0:
+    sampled = (pos_mask | neg_mask).reshape(-1).nonzero().flatten()  # gathers: their backward reads nothing
+    if sampled.numel() == 0:
         zero = objectness.sum() * 0 + pred_deltas.sum() * 0
         return {"rpn_objectness": zero, "rpn_box": zero.clone()}
-    obj = F.binary_cross_entropy_with_logits(objectness[sampled], pos_mask[sampled].to(objectness.dtype))
-    box = F.smooth_l1_loss(
-        pred_deltas[pos_mask], target_deltas[pos_mask].to(pred_deltas.dtype), beta=1.0 / 9, reduction="sum"
-    ) / num
+    pos = pos_mask.reshape(-1).nonzero().flatten()
+    obj = F.binary_cross_entropy_with_logits(objectness.reshape(-1).index_select(0, sampled),
+                                             pos_mask.reshape(-1).index_select(0, sampled).to(objectness.dtype))
+    pred, target = (t.reshape(-1, 4).index_select(0, pos) for t in (pred_deltas, target_deltas))
+    box = F.smooth_l1_loss(pred, target.to(pred.dtype), beta=1.0 / 9, reduction="sum") / len(sampled)
     return {"rpn_objectness": obj, "rpn_box": box}
 
 
@@ -420,17 +428,14 @@ def generate_proposals(
     d = pred_deltas.gather(1, idx[..., None].expand(b, k, 4))  # [B, K, 4]
     boxes = decode_boxes(anchors.to(d.dtype)[idx], d, RPN_MEANS, RPN_STDS)  # [B, K, 4]
     probs = top.sigmoid()  # [B, K]
-    out_boxes, out_scores = [], []
-    for i, (h, w) in enumerate(sizes):
-        bx, sc = clip_boxes(boxes[i], (h, w)), probs[i]
-        finite = torch.isfinite(bx).all(dim=1) & torch.isfinite(sc)
-        bx, sc = bx[finite], sc[finite]
-        keep = remove_small_boxes(bx, min_size)
-        bx, sc = bx[keep], sc[keep]
-        keep = nms(bx, sc, thr)[:post]
-        out_boxes.append(bx[keep])
-        out_scores.append(sc[keep])
-    return out_boxes, out_scores
+    boxes = torch.stack([clip_boxes(boxes[i], (h, w)) for i, (h, w) in enumerate(sizes)])  # [B, K, 4]
+    # All images at once: NMS with the image as the group keeps what NMS per image keeps, in order.
+    usable = torch.isfinite(boxes).all(2) & torch.isfinite(probs) & (boxes[..., 2:] - boxes[..., :2] >= min_size).all(2)
+    bi, ki = usable.nonzero().unbind(1)
+    cand_boxes, cand_scores = boxes[bi, ki], probs[bi, ki]
+    keep = batched_nms(cand_boxes, cand_scores, bi, thr)
+    sel = _split_topk(keep, bi.index_select(0, keep), b, post)
+    return [cand_boxes[s] for s in sel], [cand_scores[s] for s in sel]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,7 +587,7 @@ class RegionProposalNetwork(nn.Module):
         losses: dict[str, Tensor] = {}
         if gt is not None:
             with torch.no_grad():
-                labels, target_deltas = rpn_targets(anchors, gt, self.fg_iou_threshold, self.bg_iou_threshold)
+                labels, target_deltas = _rpn_targets(anchors, gt, self.fg_iou_threshold, self.bg_iou_threshold)
                 pos, neg = sample_rpn_anchors(labels, self.batch_size_per_image, self.positive_fraction)
             losses = rpn_loss(objectness, pred_deltas, target_deltas, pos, neg)
         return proposals, losses

@@ -94,11 +94,12 @@ def _to_rois(boxes: BoxesLike, input: Tensor, dtype: torch.dtype | None = None) 
         raise TypeError(f"boxes must be a Tensor[K, 5] or a list of Tensor[K_i, 4], got {type(boxes).__name__}")
     rois = rois.detach()
     if rois.numel():
-        if not bool(torch.isfinite(rois).all()):
-            raise ValueError("boxes must be finite, got NaN or infinite values")
         idx = rois[:, 0].long()  # truncated like torchvision's kernels
         bad = (idx < 0) | (idx >= input.shape[0])
-        if bool(bad.any()):
+        finite, any_bad = torch.stack([torch.isfinite(rois).all(), bad.any()]).tolist()  # one host read
+        if not finite:
+            raise ValueError("boxes must be finite, got NaN or infinite values")
+        if any_bad:
             k = int(bad.nonzero()[0, 0])
             raise ValueError(
                 f"boxes batch index must be in [0, {input.shape[0] - 1}] (input has N={input.shape[0]}), "
@@ -116,11 +117,19 @@ def _empty_output(input: Tensor, oh: int, ow: int) -> Tensor:
 # chunking
 
 
-def _chunks(window: Tensor, per_roi: int, budget: int) -> list[Tensor]:
+def _chunks(window: Tensor, per_roi: int, budget: int, *extents: Tensor) -> list[tuple[Tensor, list[int]]]:
     """Splits RoIs, sorted by ``window``, into index chunks with ``count * max(window) * per_roi``
-    gathered elements at most ``budget`` (a single RoI may exceed it)."""
+    gathered elements at most ``budget`` (a single RoI may exceed it).
+
+    Returns each chunk's indices and its maximum of every ``extents`` tensor ``[K]`` (int64, like
+    ``window``), all from one host read: the order is found twice, on the device for the indices
+    and on the host for the sizes (both stable sorts, so the same permutation).
+    """
+    values = torch.stack([window, *extents]).tolist()
+    win, ext = values[0], values[1:]
     order = torch.argsort(window, stable=True)
-    sizes = window[order].tolist()
+    host_order = sorted(range(len(win)), key=win.__getitem__)
+    sizes = [win[j] for j in host_order]
     chunks, i, n = [], 0, len(sizes)
     while i < n:
         lo, hi = i + 1, n  # largest j in [lo, hi] with (j - i) * sizes[j - 1] * per_roi <= budget
@@ -130,7 +139,7 @@ def _chunks(window: Tensor, per_roi: int, budget: int) -> list[Tensor]:
                 lo = mid
             else:
                 hi = mid - 1
-        chunks.append(order[i:lo])
+        chunks.append((order[i:lo], [max(e[j] for j in host_order[i:lo]) for e in ext]))
         i = lo
     return chunks
 

@@ -31,14 +31,15 @@ _SAMPLE_ELEMS = 1 << 20  # sample positions per step when building the interpola
 
 def _align_geometry(rois: Tensor, oh: int, ow: int, scale: float, sampling_ratio: int, aligned: bool):
     """Per-RoI start, bin size and sampling grid along y and x, in the input dtype (as torchvision)."""
-    s = torch.tensor(scale, dtype=rois.dtype, device=rois.device)
+    s = torch.full((), scale, dtype=rois.dtype, device=rois.device)  # a fill: no host-device copy
     offset = 0.5 if aligned else 0.0
     start = rois[:, 1:3] * s - offset  # [K, 2] (x, y)
     end = rois[:, 3:5] * s - offset
     size = end - start
     if not aligned:
         size = size.clamp(min=1.0)
-    out = torch.tensor([ow, oh], dtype=rois.dtype, device=rois.device)
+    out = torch.full((2,), ow, dtype=rois.dtype, device=rois.device)
+    out[1:].fill_(oh)
     bin_size = size / out  # [K, 2]
     if sampling_ratio > 0:
         grid = torch.full_like(start, sampling_ratio, dtype=torch.long)
@@ -48,8 +49,10 @@ def _align_geometry(rois: Tensor, oh: int, ow: int, scale: float, sampling_ratio
     return start, bin_size, grid, count
 
 
-def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, bins: int, size: int) -> Tensor:
+def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, g_all: list[int], bins: int, size: int) -> Tensor:
     """Summed bilinear weights of each bin's samples along one axis, ``[K, bins, size]``.
+
+    ``g_all`` is ``grid`` on the host (samples per bin of each RoI along this axis).
 
     Sample ``i`` of bin ``p`` sits at ``start + p * bin + (i + 0.5) * bin / grid`` (torchvision's
     expression, evaluated in the same order and dtype). Outside ``[-1, size]`` it has no weight;
@@ -60,7 +63,6 @@ def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, bins: int, size
     weights = torch.zeros((K, bins, size), dtype=dtype, device=device)
     if K == 0:
         return weights
-    g_all = grid.tolist()
     step = max(1, _SAMPLE_ELEMS // max(1, bins * max(g_all)))
     for i in range(0, K, step):  # chunks bound memory when a huge RoI asks for many samples
         sl = slice(i, i + step)
@@ -148,8 +150,10 @@ def _roi_align(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float, samp
     K = rois.shape[0]
     with torch.no_grad():
         start, bin_size, grid, count = _align_geometry(rois, oh, ow, scale, sampling_ratio, aligned)
-        ay = _axis_weights(start[:, 1], bin_size[:, 1], grid[:, 1], oh, H)  # [K, oh, H]
-        ax = _axis_weights(start[:, 0], bin_size[:, 0], grid[:, 0], ow, W)  # [K, ow, W]
+        # Samples per bin on the host: known without a read for a fixed sampling ratio.
+        gx, gy = ([sampling_ratio] * K,) * 2 if sampling_ratio > 0 else grid.t().tolist()
+        ay = _axis_weights(start[:, 1], bin_size[:, 1], grid[:, 1], gy, oh, H)  # [K, oh, H]
+        ax = _axis_weights(start[:, 0], bin_size[:, 0], grid[:, 0], gx, ow, W)  # [K, ow, W]
         ay /= count.to(ay.dtype)[:, None, None]
         y0, sh = _span((ay != 0).any(1))  # [K] rows each RoI touches
         x0, sw = _span((ax != 0).any(1))
@@ -157,9 +161,8 @@ def _roi_align(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float, samp
     xcl = input.permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last, differentiable
     side = torch.maximum(sh, sw)
     parts, order = [], []
-    for ch in _chunks(side * side, C, _CHUNK_ELEMS):
+    for ch, (mh, mw) in _chunks(side * side, C, _CHUNK_ELEMS, sh, sw):
         kc = ch.numel()
-        mh, mw = int(sh[ch].max()), int(sw[ch].max())
         ri = _window_index(y0[ch], mh, H)  # [kc, mh]
         ci = _window_index(x0[ch], mw, W)  # [kc, mw]
         flat = (b[ch][:, None, None] * H + ri[:, :, None]) * W + ci[:, None, :]  # [kc, mh, mw]

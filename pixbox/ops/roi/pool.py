@@ -68,12 +68,23 @@ def _order_keys(x: Tensor, H: int, W: int) -> Tensor:
     return (ordered << 32) | (_LOW_MASK - pos)[:, None]
 
 
-def _bin_level(length: Tensor) -> Tensor:
-    """``floor(log2(length))`` of positive int64 lengths (exact; 0 for lengths < 2)."""
+def _bin_level(length: Tensor, longest: int) -> Tensor:
+    """``floor(log2(length))`` of positive int64 lengths (exact; 0 for lengths < 2), the longest
+    of which is ``longest``."""
     level = torch.zeros_like(length)
-    for j in range(1, int(length.max()).bit_length()):
+    for j in range(1, longest.bit_length()):
         level += (length >> j > 0).long()
     return level
+
+
+def _pool_geometry(rois: Tensor, oh: int, ow: int, H: int, W: int, scale: float) -> tuple[Tensor, ...]:
+    """Batch index ``[K]``, clipped bin limits ``hs, he [K, oh]``, ``ws, we [K, ow]`` and bin sides
+    ``bh [K, oh]``, ``bw [K, ow]`` (0 for an empty bin), in the RoIs' dtype as torchvision."""
+    s = torch.full((), scale, dtype=rois.dtype, device=rois.device)  # a fill: no host-device copy
+    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
+    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
+    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
+    return rois[:, 0].long(), hs, he, ws, we, (he - hs).clamp(min=0), (we - ws).clamp(min=0)
 
 
 def _workspace(numel: int, like: Tensor) -> Tensor:
@@ -122,30 +133,23 @@ def _range_max_table(x: Tensor, N: int, H: int, W: int, levels_h: int, levels_w:
 
 
 @torch.no_grad()
-def _roi_pool_argmax_table(input: Tensor, x: Tensor, rois: Tensor, oh: int, ow: int, scale: float):
-    """:func:`_roi_pool_argmax` by range-maximum lookups, or None when the table is too large.
+def _roi_pool_argmax_table(input: Tensor, x: Tensor, geometry: tuple[Tensor, ...], longest: tuple[int, int]):
+    """:func:`_roi_pool_argmax` by range-maximum lookups (the caller checks the table's size).
 
     Every bin ``[hs, he) x [ws, we)`` is covered by the (overlapping) four ranges of sides
     ``2**k <= he - hs`` and ``2**l <= we - ws`` anchored at its corners, so its maximum order key
     (value first, then the first row-major position) is the maximum of four entries of a 2-D
     sparse table (:func:`_range_max_table`): four gathers per output whatever the bin size.
-    ``x`` is ``input`` channels last, ``[N * H * W, C]``. Returns indices into ``x`` (flat) and
-    the empty-bin mask, channels last too: ``[K, oh, ow, C]`` and ``[K, oh, ow, 1]``.
+    ``x`` is ``input`` channels last, ``[N * H * W, C]``; ``geometry`` is :func:`_pool_geometry`'s
+    and ``longest`` the largest bin height and width (at least 1). Returns indices into ``x`` (flat),
+    channels last too: ``[K, oh, ow, C]``.
     """
     N, C, H, W = input.shape
-    K = rois.shape[0]
+    b, hs, he, ws, we, bh, bw = geometry
+    K, oh, ow = bh.shape[0], bh.shape[1], bw.shape[1]
     device = input.device
-    s = torch.tensor(scale, dtype=input.dtype, device=device)
-    b = rois[:, 0].long()
-    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
-    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
-    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
-    bh = (he - hs).clamp(min=0)  # [K, oh] bin heights
-    bw = (we - ws).clamp(min=0)  # [K, ow]
-    kh, kw = _bin_level(bh.clamp(min=1)), _bin_level(bw.clamp(min=1))  # [K, oh], [K, ow]
-    levels_h, levels_w = int(kh.max()) + 1, int(kw.max()) + 1
-    if levels_h * levels_w * input.numel() > _POOL_TABLE_ELEMS:
-        return None
+    kh, kw = _bin_level(bh.clamp(min=1), longest[0]), _bin_level(bw.clamp(min=1), longest[1])  # [K, oh], [K, ow]
+    levels_h, levels_w = longest[0].bit_length(), longest[1].bit_length()
     table = _range_max_table(x.detach(), N, H, W, levels_h, levels_w).view(-1, C)
     # The two anchor rows (columns) of each bin: its start, and its end minus the range side.
     # Empty bins get the 1-pixel range at a clipped position (masked by the caller).
@@ -168,13 +172,13 @@ def _roi_pool_argmax_table(input: Tensor, x: Tensor, rois: Tensor, oh: int, ow: 
         torch.maximum(out, v[:, 3], out=out)
         out.bitwise_and_(_LOW_MASK).mul_(C)  # [k, oh, ow, C]: (2**32 - 1 - (h * W + w)) * C
         torch.sub(base[start:stop], out, out=out)  # ((b * H + h) * W + w) * C + c
-    empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
-    return index, empty[..., None]
+    return index
 
 
 @torch.no_grad()
-def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> tuple[Tensor, Tensor]:
-    """Flat input index of each output's bin maximum and the empty-bin mask, both ``[K, C, oh, ow]``.
+def _roi_pool_argmax(input: Tensor, geometry: tuple[Tensor, ...]) -> Tensor:
+    """Flat input index of each output's bin maximum, ``[K, C, oh, ow]`` (``geometry``: see
+    :func:`_pool_geometry`).
 
     Bin maxima are found in two stages on channels-last features: over the columns of each
     column bin for every row the RoI spans, then over the rows of each row bin (windows are
@@ -182,15 +186,9 @@ def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float
     :func:`_order_keys` (a plain integer ``amax``); float64 uses ``max`` with indices.
     """
     N, C, H, W = input.shape
-    K = rois.shape[0]
+    b, hs, he, ws, we, bh, bw = geometry
+    K, oh, ow = bh.shape[0], bh.shape[1], bw.shape[1]
     device = input.device
-    s = torch.tensor(scale, dtype=input.dtype, device=device)
-    b = rois[:, 0].long()
-    corners = _round_half_away(rois[:, 1:] * s)  # [K, 4]
-    hs, he = _pool_bins(corners[:, 1], corners[:, 3], oh, H)  # [K, oh]
-    ws, we = _pool_bins(corners[:, 0], corners[:, 2], ow, W)  # [K, ow]
-    bh = (he - hs).clamp(min=0)  # [K, oh] bin heights
-    bw = (we - ws).clamp(min=0)  # [K, ow]
     rows = (he[:, -1] - hs[:, 0]).clamp(min=1)  # [K] rows spanned by the bins
     x = input.detach().permute(0, 2, 3, 1).reshape(N * H * W, C)  # channels last
     use_keys = input.dtype != torch.float64
@@ -201,10 +199,9 @@ def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float
     bw_max = bw.amax(1).clamp(min=1)  # [K]
     buf1, buf2 = [img.new_empty(0)], [img.new_empty(0)]  # reused gather buffers (fresh large
     # allocations cost page faults on every call)
-    for ch in _chunks(rows * bw_max, ow * C, _POOL_CHUNK_ELEMS):
+    for ch, (sh, mw, mh) in _chunks(rows * bw_max, ow * C, _POOL_CHUNK_ELEMS, rows, bw_max, bh.amax(1)):
         kc = ch.numel()
-        sh, mw = int(rows[ch].max()), int(bw_max[ch].max())
-        mh = max(int(bh[ch].max()), 1)
+        mh = max(mh, 1)
         ri = _window_index(hs[ch, 0], sh, H)  # [kc, sh]
         # Stage 1: maximum over each column bin, for every row of the window.
         j = torch.arange(mw, device=device)
@@ -234,8 +231,7 @@ def _roi_pool_argmax(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float
             pos = (ri[:, :1, None, None] + r2) * W + col
         pos = pos.clamp_(0, H * W - 1).permute(0, 3, 1, 2)  # [kc, C, oh, ow]; empty bins: any position
         index.index_copy_(0, ch, pos.add_(base[ch]))
-    empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
-    return index, empty[:, None]
+    return index
 
 
 class _TakeFlat(torch.autograd.Function):
@@ -312,18 +308,28 @@ def roi_pool(input: Tensor, boxes: BoxesLike, output_size: int | tuple[int, int]
 
 def _roi_pool(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> Tensor:
     """:func:`roi_pool` on checked arguments, in the dtype of ``input`` (float32 or float64)."""
-    found = None
-    if input.dtype != torch.float64:
+    N, C, H, W = input.shape
+    with torch.no_grad():
+        geometry = _pool_geometry(rois, oh, ow, H, W, scale)
+        bh, bw = geometry[5], geometry[6]
+        empty = (bh == 0)[:, :, None] | (bw == 0)[:, None, :]  # [K, oh, ow]
+        # One host read: the largest bin sides (the table's levels), whether a bin is empty, and
+        # whether a value is <= -FLT_MAX (see below).
+        longest_h, longest_w, any_empty, floor = torch.stack(
+            [bh.max(), bw.max(), empty.any().long(), (input.detach() <= -_FLT_MAX).any().long()]).tolist()
+    longest = (max(longest_h, 1), max(longest_w, 1))
+    table = (input.dtype != torch.float64
+             and longest[0].bit_length() * longest[1].bit_length() * input.numel() <= _POOL_TABLE_ELEMS)
+    if table:
         # Channels last: the table's layout, and each output row's C maxima are then read
         # from nearby memory (differentiable: the gradient is permuted back).
         x = input.permute(0, 2, 3, 1).contiguous()
-        found = _roi_pool_argmax_table(input, x.view(-1, input.shape[1]), rois, oh, ow, scale)
-    if found is not None:
-        index, empty = found  # into x: [K, oh, ow, C], [K, oh, ow, 1]
-        input = x
+        index = _roi_pool_argmax_table(input, x.view(-1, C), geometry, longest)  # into x: [K, oh, ow, C]
+        input, empty = x, empty[..., None]  # [K, oh, ow, 1]
     else:
-        index, empty = _roi_pool_argmax(input, rois, oh, ow, scale)  # [K, C, oh, ow], [K, 1, oh, ow]
-    if bool((input.detach() <= -_FLT_MAX).any()):
+        index = _roi_pool_argmax(input, geometry)  # [K, C, oh, ow]
+        empty = empty[:, None]  # [K, 1, oh, ow]
+    if floor:
         # The kernel's running maximum starts at -FLT_MAX and only takes strictly greater values:
         # a bin of values <= -FLT_MAX gives -FLT_MAX (and no gradient), an empty bin 0.
         values = _TakeFlat.apply(input, index, False)
@@ -331,11 +337,10 @@ def _roi_pool(input: Tensor, rois: Tensor, oh: int, ow: int, scale: float) -> Te
         fill = torch.where(empty, 0.0, -_FLT_MAX).to(input.dtype)
         out = torch.where(taken, values, fill)
     else:
-        padded = bool(empty.any())
-        if padded:  # empty bins read the zero appended to the input
+        if any_empty:  # empty bins read the zero appended to the input
             index = index.masked_fill(empty, input.numel())
-        out = _TakeFlat.apply(input, index, padded)
-    return out.permute(0, 3, 1, 2).contiguous() if found is not None else out
+        out = _TakeFlat.apply(input, index, bool(any_empty))
+    return out.permute(0, 3, 1, 2).contiguous() if table else out
 
 
 # --------------------------------------------------------------------------------------------
