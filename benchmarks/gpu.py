@@ -543,69 +543,59 @@ def throughput_row(ctx: "Context", work: str, b: int, pix_ms: float, base_ms: fl
         ctx.table.add(work, f"{pix:.1f} img/s", f"{base:.1f} img/s ({base_name})", f"{pix / base:.2f}x", "-")
 
 
-def bench_ssd(ctx: "Context") -> None:
-    if ctx.skip("ssd"):
-        return
-    b, size = ctx.sizes.ssd
-    amp = ctx.cuda
-    work = f"SSD-ResNet18 train step B={b} {size}px{' fp16' if amp else ''} channels-last"
+def _detector_rows(ctx: "Context", work: str, b: int, size: int, seed: int, cfg_keys: dict, baseline: str,
+                   build_baseline) -> None:
+    """One train-step row: pixbox's detector (``cfg_keys``) against torchvision's ``build_baseline(num_classes)``,
+    on the same batch of ``b`` images of ``size`` px with 20 classes."""
 
     def row():
         from pixbox.tasks.detect.config import DetectConfig
         from pixbox.tasks.detect.train import DetectTask
         names = [f"c{i}" for i in range(20)]
-        images, labels, targets = _detection_batch(b, size, 3, len(names), 4)
-        cfg = DetectConfig(model="ssd_resnet18", imgsz=size, amp=amp, channels_last=True, pretrained="none")
+        images, labels, targets = _detection_batch(b, size, 3, len(names), seed)
+        cfg = DetectConfig(imgsz=size, amp=ctx.cuda, pretrained="none", **cfg_keys)
         trainer = pixbox_trainer(DetectTask(), cfg, names, ctx.device)
-        batch = (images, labels)
-        pix_ms, _ = ctx.clock(partial(trainer.train_step, batch), warmup=ctx.sizes.model_warmup)
+        pix_ms, _ = ctx.clock(partial(trainer.train_step, (images, labels)), warmup=ctx.sizes.model_warmup)
         del trainer
         ctx.free()
         base_ms = None
         if ctx.tv is not None:
-            from torchvision.models.detection import ssdlite320_mobilenet_v3_large
             torch.manual_seed(0)
-            model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=len(names) + 1)
-            step = torchvision_step(model, images, targets, ctx.device, amp)
+            model = build_baseline(len(names) + 1)
+            step = torchvision_step(model, images, targets, ctx.device, ctx.cuda)
             base_ms, _ = ctx.clock(step, warmup=ctx.sizes.model_warmup)
             del model, step
             ctx.free()
-        throughput_row(ctx, work, b, pix_ms, base_ms, "torchvision ssdlite320_mobilenet_v3_large")
+        throughput_row(ctx, work, b, pix_ms, base_ms, f"torchvision {baseline}")
 
     ctx.run(work, row)
+
+
+def bench_ssd(ctx: "Context") -> None:
+    if ctx.skip("ssd"):
+        return
+    b, size = ctx.sizes.ssd
+
+    def ssdlite(num_classes):
+        from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+        return ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+
+    _detector_rows(ctx, f"SSD-ResNet18 train step B={b} {size}px{' fp16' if ctx.cuda else ''} channels-last", b, size,
+                   4, dict(model="ssd_resnet18", channels_last=True), "ssdlite320_mobilenet_v3_large", ssdlite)
 
 
 def bench_rcnn(ctx: "Context") -> None:
     if ctx.skip("faster_rcnn"):
         return
     b, size = ctx.sizes.rcnn
-    amp = ctx.cuda
-    work = f"Faster R-CNN ResNet-50 train step B={b} {size}px{' fp16' if amp else ''}"
 
-    def row():
-        from pixbox.tasks.detect.config import DetectConfig
-        from pixbox.tasks.detect.train import DetectTask
-        names = [f"c{i}" for i in range(20)]
-        images, labels, targets = _detection_batch(b, size, 3, len(names), 5)
-        cfg = DetectConfig(model="faster_rcnn_resnet50", imgsz=size, amp=amp, pretrained="none")
-        trainer = pixbox_trainer(DetectTask(), cfg, names, ctx.device)
-        batch = (images, labels)
-        pix_ms, _ = ctx.clock(partial(trainer.train_step, batch), warmup=ctx.sizes.model_warmup)
-        del trainer
-        ctx.free()
-        base_ms = None
-        if ctx.tv is not None:
-            from torchvision.models.detection import fasterrcnn_resnet50_fpn
-            torch.manual_seed(0)
-            model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=len(names) + 1,
-                                            min_size=size, max_size=size)
-            step = torchvision_step(model, images, targets, ctx.device, amp)
-            base_ms, _ = ctx.clock(step, warmup=ctx.sizes.model_warmup)
-            del model, step
-            ctx.free()
-        throughput_row(ctx, work, b, pix_ms, base_ms, "torchvision fasterrcnn_resnet50_fpn")
+    def faster_rcnn(num_classes):
+        from torchvision.models.detection import fasterrcnn_resnet50_fpn
+        return fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes,
+                                       min_size=size, max_size=size)
 
-    ctx.run(work, row)
+    _detector_rows(ctx, f"Faster R-CNN ResNet-50 train step B={b} {size}px{' fp16' if ctx.cuda else ''}", b, size,
+                   5, dict(model="faster_rcnn_resnet50"), "fasterrcnn_resnet50_fpn", faster_rcnn)
 
 
 def bench_fcn(ctx: "Context") -> None:

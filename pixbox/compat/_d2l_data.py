@@ -76,6 +76,7 @@ class BananasDataset(torch.utils.data.Dataset):
 
     def __init__(self, is_train: bool):
         self.features, self.labels = read_data_bananas(is_train)
+        # the book's printed output, part of its API (tests/compat compares it character for character)
         print("read " + str(len(self.features)) + (" training examples" if is_train else " validation examples"))
 
     def __getitem__(self, idx):
@@ -166,6 +167,7 @@ class VOCSegDataset(torch.utils.data.Dataset):
         self.features = [self.normalize_image(feature) for feature in self.filter(features)]
         self.labels = self.filter(labels)
         self.colormap2label = voc_colormap2label()
+        # the book's printed output, part of its API (tests/compat compares it character for character)
         print("read " + str(len(self.features)) + " examples")
 
     def normalize_image(self, img: Tensor) -> Tensor:
