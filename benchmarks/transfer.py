@@ -57,7 +57,17 @@ ROWS = {
 #: backbone's rate (head_lr_mult 1): at 100 images, 12 epochs, lite0 from ImageNet reached mAP 0.301 with AdamW
 #: lr 0.004 and 0.237 with lr 0.002, against 0.18 at 3x and 0.05 at 10x (0.03 with SGD lr 0.01 at 10x).
 RECIPE = dict(imgsz=320, batch=16, optimizer="adamw", lr=0.004, weight_decay=5e-4, scheduler="cosine",
-              warmup_epochs=1, augment="light", head_lr_mult=1.0, workers=2, seed=0)
+              warmup_epochs=1, augment="light", head_lr_mult=1.0, ema=False, workers=2, seed=0)
+
+
+def recipe_value(key: str, text: str):
+    """``text`` as the type of ``RECIPE[key]`` (``true``/``false`` for booleans)."""
+    kind = type(RECIPE[key])
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"--set {key}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    return kind(text)
 
 
 def make_data(root: Path, num_train: int, num_val: int, image_size: int) -> Path:
@@ -130,6 +140,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="change a key of the shared recipe (e.g. head_lr_mult=10); the results are kept apart")
     ap.add_argument("--figure", type=Path, help="draw the largest size's lite0 detections to this image file")
+    ap.add_argument("--latency", action="store_true",
+                    help="measure the predict latency of the finished lite0 rows again (on a quiet machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = dict(RECIPE)
@@ -137,7 +149,7 @@ def main() -> None:
     unknown = sorted(set(changes) - set(RECIPE))
     if unknown:
         ap.error(f"--set: {unknown} are not recipe keys ({sorted(RECIPE)})")
-    recipe.update({k: type(RECIPE[k])(v) for k, v in changes.items()})
+    recipe.update({k: recipe_value(k, v) for k, v in changes.items()})
     tag = "".join(f",{k}={v}" for k, v in sorted(changes.items()))
     if args.quick:
         args.sizes, args.epochs, args.num_val = [8], 1, 4
@@ -151,6 +163,11 @@ def main() -> None:
         for row in args.rows:
             key = f"{row}/{n}/{args.epochs}{tag}"
             if key in results:
+                if args.latency and row == "lite0" and recipe["imgsz"] == 320:
+                    results[key]["predict_ms"] = latency_ms(Path(results[key]["run"]) / "best.pt",
+                                                            str(records[0].image))
+                    with atomic_open(results_path, "w") as f:
+                        json.dump(results, f, indent=1)
                 continue
             cfg = dict(recipe, **ROWS[row], data=str(data), epochs=args.epochs, eval_every=args.epochs,
                        limit_train=n, project=str(args.out / "runs"), name=f"{row}_{n}{tag.replace(',', '_')}")
