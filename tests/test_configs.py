@@ -27,12 +27,14 @@ def test_recipe_loads(path):
     assert path.name.startswith(cfg.model) and cfg.to_dict()["model"] == values["model"]
 
 
-def test_finetune_recipe_is_the_benchmarks():
+@pytest.mark.parametrize("name, row", [("ssd_efficientnet_lite0_finetune", "lite0"),
+                                       ("faster_rcnn_efficientnet_lite0_finetune", "frcnn_lite0")])
+def test_finetune_recipe_is_the_benchmarks(name, row):
     spec = importlib.util.spec_from_file_location("transfer", ROOT / "benchmarks" / "transfer.py")
     transfer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(transfer)
-    cfg = DetectConfig.from_yaml(ROOT / "configs" / "ssd_efficientnet_lite0_finetune.yaml")
+    cfg = DetectConfig.from_yaml(ROOT / "configs" / f"{name}.yaml")
     for key, value in transfer.RECIPE.items():
         if key not in ("seed", "workers"):
             assert getattr(cfg, key) == value, key
-    assert (cfg.model, cfg.pretrained) == (transfer.ROWS["lite0"]["model"], transfer.ROWS["lite0"]["pretrained"])
+    assert (cfg.model, cfg.pretrained) == (transfer.ROWS[row]["model"], transfer.ROWS[row]["pretrained"])

@@ -41,6 +41,9 @@ ORDER = ("bounding-box", "anchor", "multiscale-object-detection", "object-detect
          "fine-tuning")
 D2L_IMPORT = "from d2l import torch as d2l"
 DOWNLOADING = re.compile(r"Downloading \S+ from https?://\S+\.\.\.\n")
+#: torch.hub's download of pretrained weights (torchvision's ``pretrained=True``): its line and the
+#: progress bar, printed when the weights are not cached yet.
+HUB_DOWNLOADING = re.compile(r'Downloading: "https?://\S+" to \S+\n|(\r[^\r\n]*\d+%\|[^\r\n]*)+\n')
 COMPAT_IMPORT = "from pixbox.compat import d2l"
 TRAIN_CH13 = re.compile(r"loss \d+\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n[\d.]+ examples/sec on .+\n")
 
@@ -180,9 +183,10 @@ def recorded_outputs(nb_path: Path) -> list[tuple[str, str | None]] | None:
                 stdout += _text(o["text"])
             elif o.get("output_type") == "execute_result":
                 shown = _text(o.get("data", {}).get("text/plain", ""))
-        # the book's `download` says "Downloading F from URL..." when F is not cached yet: a fact of the
-        # machine the book was built on, not an output of the code
-        stdout = "".join(line for line in stdout.splitlines(keepends=True) if not DOWNLOADING.fullmatch(line))
+        # the book's `download` says "Downloading F from URL..." when F is not cached yet, and torch.hub
+        # shows its line and progress bar: facts of the machine the book was built on, not outputs of the code
+        stdout = "".join(line for line in re.findall(r"[^\n]*\n|[^\n]+$", stdout)  # "\r" is not a line end here
+                         if not DOWNLOADING.fullmatch(line) and not HUB_DOWNLOADING.fullmatch(line))
         out.append((stdout, shown))
     return out
 

@@ -56,3 +56,25 @@ def test_notebook_runs_and_prints_the_books_output(name, request):
     assert not wrong, f"BOOK_OUTPUTS differs from the notebook file's recorded output: {wrong}"
     listed = {piece for (nb, piece) in runner.BOOK_OUTPUTS if nb == name}
     assert sum(c["listed"] for c in cells) == len(listed), "a cell with a known book output was not found"
+
+
+def test_recorded_outputs_leave_out_the_build_machines_download_lines(tmp_path):
+    """A notebook file records what its build machine printed while downloading (the book's ``download``
+    line, torch.hub's line and progress bar, stored as stdout); these are not outputs of the code."""
+    import json
+
+    hub = ['Downloading: "https://example.org/w.pth" to /home/ci/.cache/torch/hub/checkpoints/w.pth\n',
+           "\r  0%|          | 0.00/4.0M [00:00<?, ?B/s]", "\r100%|##########| 4.0M/4.0M [00:00<00:00, 9MB/s]", "\n"]
+    cells = [{"cell_type": "code", "source": "x = load()", "outputs": [
+                 {"output_type": "stream", "name": "stdout", "text": hub},
+                 {"output_type": "stream", "name": "stdout", "text": "read 3 examples\n"}]},
+             {"cell_type": "code", "source": "y", "outputs": [
+                 {"output_type": "stream", "name": "stdout",
+                  "text": "Downloading ../data/a.zip from http://example.org/a.zip...\n"},
+                 {"output_type": "stream", "name": "stderr", "text": "a warning\n"},
+                 {"output_type": "execute_result", "data": {"text/plain": "3"}}]},
+             {"cell_type": "code", "source": "print('50%|half')", "outputs": [
+                 {"output_type": "stream", "name": "stdout", "text": "50%|half\n"}]}]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert runner.recorded_outputs(path) == [("read 3 examples\n", None), ("", "3"), ("50%|half\n", None)]
