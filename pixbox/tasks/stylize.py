@@ -87,7 +87,7 @@ class _Objective:
         self.extractor = extractor
         self.weights = weights
         self.amp = amp
-        with torch.no_grad():
+        with torch.enable_grad():  # the optimized image's path (no BN folding): content loss exactly 0 at init
             self.content_y, _ = self._features(extractor.preprocess(content))
             _, styles = self._features(extractor.preprocess(style))
             self.gram_y = [gram(s) for s in styles]

