@@ -5,10 +5,12 @@ The torchvision.ops functions that pixbox implements are replaced by pixbox's (s
 this process and a table gives passed / failed / skipped per test class, with the reasons for
 the skips. Skipped, because they are not about what the ops compute:
 
-- classes of ops pixbox does not have (PS RoI ops, deformable convolution, focal loss, ...)
-  and of torchvision internals (``ops._utils``, ``ops.misc``);
-- TorchScript (``torch.jit.script``), ``torch.fx`` (tracing, leaf nodes), the generated opcheck
-  tests (``torch.library`` registration of torchvision's C++ kernels) and quantized tensors;
+- classes and tests of ops pixbox does not have (PS RoI ops, deformable convolution, focal loss,
+  rotated boxes, ...) and of torchvision internals (``ops._utils``, ``ops.misc``);
+- TorchScript (``torch.jit.script``), ``torch.fx`` (tracing, leaf nodes), the opcheck tests
+  (``torch.library`` registration of torchvision's C++ kernels), quantized tensors, and
+  ``torch.compile(fullgraph=True)`` of the RoI ops with symbolic output sizes (pixbox's RoI ops
+  validate their input on the host, a graph break; they are not registered custom ops);
 - CUDA or MPS tests on a machine without that device;
 - the documented differences of docs/ops.md (pixbox raises ``ValueError`` for bad shapes where
   torchvision raises ``RuntimeError`` or ``AssertionError``).
@@ -83,13 +85,24 @@ NOT_IN_PIXBOX = {
     "TestStochasticDepth": "not in pixbox (StochasticDepth)",
     "TestUtils": "torchvision internals (ops._utils)",
     "TestDropBlock": "not in pixbox (DropBlock)",
+    "TestRotatedBoxIou": "not in pixbox (rotated boxes)",
 }
+
+#: (test name regular expression, reason): tests outside those classes of what pixbox does not implement
+#: (module-level tests parametrized over torchvision's ops, the rotated formats of box_convert).
+NOT_IN_PIXBOX_TESTS = [
+    (r"ps_roi", "not in pixbox (position-sensitive RoI ops)"),
+    (r"^test_deform_conv2d", "not in pixbox (deformable convolution)"),
+    (r"xywhr|cxcywhr|xyxyxyxy", "not in pixbox (rotated boxes)"),
+]
 
 #: (test name regular expression, reason): tests that are not about what the ops compute.
 NOT_SEMANTICS = [
     (r"^(test_schema|test_autograd_registration|test_faketensor|test_aot_dispatch_dynamic)__",
      "opcheck (torch.library registration of torchvision's C++ ops)"),
     (r"jit", "TorchScript"),
+    (r"^test_roi_opcheck\b", "opcheck (torch.library registration of torchvision's C++ ops)"),
+    (r"^test_roi_pooled_size_symint\b", "torch.compile(fullgraph=True) with SymInt sizes"),
     (r"^(test_is_leaf_node|test_torch_fx_trace)\b", "torch.fx"),
     (r"^(test_qroialign|test_qroi_align_multiple_images|test_qnms)\b", "quantized tensors"),
 ]
@@ -135,6 +148,9 @@ def _skip_reason(item) -> str | None:
     name = item.name
     if cls in NOT_IN_PIXBOX:
         return NOT_IN_PIXBOX[cls]
+    for pattern, reason in NOT_IN_PIXBOX_TESTS:
+        if re.search(pattern, name):
+            return reason
     for pattern, reason in NOT_SEMANTICS:
         if re.search(pattern, name):
             return reason

@@ -7,7 +7,9 @@ with :func:`box_convert`.
 Degenerate boxes (zero width or height) are valid input everywhere and never produce
 NaN: their IoU with anything is 0.
 
-Integer boxes are accepted by the area and the IoU family with torchvision's dtypes:
+Like torchvision's, the area and the IoU family take boxes in any of the three formats
+(``fmt``, for :func:`box_area` and :func:`box_iou`), batches of box sets (``[..., N, 4]``, leading
+dimensions broadcast) and integer boxes, with torchvision's dtypes:
 :func:`box_area` keeps an integer dtype (int8, int16, uint8 and int32 give int32; int64 stays),
 and the IoU functions return floats (the default float dtype, float32). The pairwise
 :func:`distance_box_iou` and :func:`complete_box_iou` (Zheng et al., 2020) complete the
@@ -72,6 +74,32 @@ def _check_real_boxes(boxes, name: str) -> Tensor:
     return boxes
 
 
+def _check_box_sets(boxes, name: str) -> Tensor:
+    """Float or integer box sets ``[N, 4]`` or ``[..., N, 4]`` (a batch of sets), well-formed xyxy."""
+    check_tensor(boxes, name)
+    if boxes.dim() < 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape [N, 4] or [..., N, 4] (a batch of box sets), "
+                         f"got {tuple(boxes.shape)}")
+    _check_real_boxes(boxes.reshape(-1, 4), name)
+    return boxes
+
+
+def _check_pair(boxes1, boxes2, fmt: str = "xyxy") -> tuple[Tensor, Tensor]:
+    """Both box sets checked, as xyxy in one compute dtype; their batch dimensions must broadcast."""
+    fmt = check_choice(fmt, "fmt", _FORMATS)
+    if fmt != "xyxy":
+        check_tensor(boxes1, "boxes1")
+        check_tensor(boxes2, "boxes2")
+        boxes1, boxes2 = box_convert(boxes1, fmt, "xyxy"), box_convert(boxes2, fmt, "xyxy")
+    boxes1, boxes2 = _check_box_sets(boxes1, "boxes1"), _check_box_sets(boxes2, "boxes2")
+    try:
+        torch.broadcast_shapes(boxes1.shape[:-2], boxes2.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"the batch dimensions of boxes1 {tuple(boxes1.shape)} and boxes2 {tuple(boxes2.shape)} "
+                         "do not broadcast") from None
+    return _compute_pair(boxes1, boxes2)
+
+
 def _check_boxes_at_once(boxes: Sequence[Tensor], names: Sequence[str]) -> None:
     """:func:`check_boxes` (well-formed, finite) on float ``[N_i, 4]`` tensors of one device with one
     host read for all of them; on failure, each is checked in turn, so the error names the first bad one."""
@@ -127,39 +155,48 @@ def box_convert(boxes: Tensor, in_fmt: BoxFormat, out_fmt: BoxFormat) -> Tensor:
     return torch.stack(out, dim=-1)
 
 
-def box_area(boxes: Tensor) -> Tensor:
+def box_area(boxes: Tensor, fmt: BoxFormat = "xyxy") -> Tensor:
     """Area of each box.
 
     Args:
-        boxes (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes (Tensor[N, 4] or Tensor[..., N, 4]): in ``fmt``, well-formed (``x1 <= x2``,
+            ``y1 <= y2``; width and height >= 0); float or integer.
+        fmt (str): ``"xyxy"``, ``"xywh"`` or ``"cxcywh"`` (the area is then ``w * h``, exact for
+            integers).
 
     Returns:
-        Tensor[N]: areas, in torchvision's dtypes: float32 and float64 are kept, half precision
-        is computed (and returned) in float32, int8, int16, uint8 and int32 give int32, int64
-        gives int64.
+        Tensor[N] (Tensor[..., N]): areas, in torchvision's dtypes: float32 and float64 are kept,
+        half precision is computed (and returned) in float32, int8, int16, uint8 and int32 give
+        int32, int64 gives int64.
     """
-    boxes = _upcast(_check_real_boxes(boxes, "boxes"))
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    fmt = check_choice(fmt, "fmt", _FORMATS)
+    check_tensor(boxes, "boxes")
+    _check_box_sets(boxes if fmt == "xyxy" else box_convert(boxes, fmt, "xyxy"), "boxes")
+    boxes = _upcast(boxes)
+    if fmt != "xyxy":
+        return boxes[..., 2] * boxes[..., 3]
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def _inter_union(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    """Unchecked pairwise intersection and union, ``[N, M]`` each."""
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])  # [N]
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])  # [M]
+    """Unchecked pairwise intersection and union, ``[..., N, M]`` each, of ``[..., N, 4]`` and
+    ``[..., M, 4]`` (batch dimensions broadcast)."""
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])  # [..., N]
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])  # [..., M]
     if torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad):
         # Out-of-place twin of the fast path below, for autograd.
-        lt = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-        rb = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-        wh = (rb - lt).clamp(min=0)  # [N, M, 2]
-        inter = wh[..., 0] * wh[..., 1]  # [N, M]
-        return inter, area1[:, None] + area2[None, :] - inter
+        lt = torch.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+        rb = torch.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
+        wh = (rb - lt).clamp(min=0)  # [..., N, M, 2]
+        inter = wh[..., 0] * wh[..., 1]  # [..., N, M]
+        return inter, area1[..., :, None] + area2[..., None, :] - inter
     # Width and height of the intersection, computed in place to keep memory traffic low.
-    w = torch.minimum(boxes1[:, None, 2], boxes2[None, :, 2])  # [N, M]
-    w.sub_(torch.maximum(boxes1[:, None, 0], boxes2[None, :, 0])).clamp_(min=0)
-    h = torch.minimum(boxes1[:, None, 3], boxes2[None, :, 3])  # [N, M]
-    h.sub_(torch.maximum(boxes1[:, None, 1], boxes2[None, :, 1])).clamp_(min=0)
-    inter = w.mul_(h)  # [N, M]
-    union = torch.add(area1[:, None], area2[None, :], out=h).sub_(inter)  # [N, M]
+    w = torch.minimum(boxes1[..., :, None, 2], boxes2[..., None, :, 2])  # [..., N, M]
+    w.sub_(torch.maximum(boxes1[..., :, None, 0], boxes2[..., None, :, 0])).clamp_(min=0)
+    h = torch.minimum(boxes1[..., :, None, 3], boxes2[..., None, :, 3])  # [..., N, M]
+    h.sub_(torch.maximum(boxes1[..., :, None, 1], boxes2[..., None, :, 1])).clamp_(min=0)
+    inter = w.mul_(h)  # [..., N, M]
+    union = torch.add(area1[..., :, None], area2[..., None, :], out=h).sub_(inter)  # [..., N, M]
     return inter, union
 
 
@@ -170,28 +207,28 @@ def _box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return inter / union.clamp(min=_tiny(union))
 
 
-def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: BoxFormat = "xyxy") -> Tensor:
     """Pairwise intersection over union (Jaccard index).
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
-        boxes2 (Tensor[M, 4]): xyxy, on the same device.
+        boxes1 (Tensor[N, 4] or Tensor[..., N, 4]): in ``fmt``, well-formed; float or integer.
+        boxes2 (Tensor[M, 4] or Tensor[..., M, 4]): the same, on the same device; the batch
+            dimensions ``...`` of the two broadcast.
+        fmt (str): ``"xyxy"`` (``x1 <= x2``, ``y1 <= y2``), ``"xywh"`` or ``"cxcywh"``.
 
     Returns:
-        Tensor[N, M]: IoU in [0, 1]. Pairs of degenerate boxes have IoU 0 (never NaN).
-        Half-precision inputs are computed (and returned) in float32; integer inputs give the
-        default float dtype (float32), as torchvision's.
+        Tensor[N, M] (Tensor[..., N, M]): IoU in [0, 1]. Pairs of degenerate boxes have IoU 0
+        (never NaN). Half-precision inputs are computed (and returned) in float32; integer
+        inputs give the default float dtype (float32), as torchvision's.
     """
-    boxes1 = _check_real_boxes(boxes1, "boxes1")
-    boxes2 = _check_real_boxes(boxes2, "boxes2")
-    return _box_iou(*_compute_pair(boxes1, boxes2))
+    return _box_iou(*_check_pair(boxes1, boxes2, fmt))
 
 
 def _enclosing_wh(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    """Width and height of the smallest box enclosing each pair, ``[N, M]`` each."""
-    lt = torch.minimum(boxes1[:, None, :2], boxes2[None, :, :2])  # [N, M, 2]
-    rb = torch.maximum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # [N, M, 2]
-    wh = (rb - lt).clamp(min=0)  # [N, M, 2], >= 0 for well-formed boxes anyway
+    """Width and height of the smallest box enclosing each pair, ``[..., N, M]`` each."""
+    lt = torch.minimum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # [..., N, M, 2]
+    rb = torch.maximum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # [..., N, M, 2]
+    wh = (rb - lt).clamp(min=0)  # [..., N, M, 2], >= 0 for well-formed boxes anyway
     return wh[..., 0], wh[..., 1]
 
 
@@ -201,31 +238,29 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     ``C`` is the area of the smallest box enclosing both boxes.
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
-        boxes2 (Tensor[M, 4]): xyxy.
+        boxes1 (Tensor[N, 4] or Tensor[..., N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4] or Tensor[..., M, 4]): xyxy; batch dimensions broadcast with ``boxes1``'s.
 
     Returns:
-        Tensor[N, M]: GIoU in [-1, 1] (float; integer inputs give float32). Degenerate pairs
-        never give NaN.
+        Tensor[N, M] (Tensor[..., N, M]): GIoU in [-1, 1] (float; integer inputs give float32).
+        Degenerate pairs never give NaN.
     """
-    boxes1 = _check_real_boxes(boxes1, "boxes1")
-    boxes2 = _check_real_boxes(boxes2, "boxes2")
-    boxes1, boxes2 = _compute_pair(boxes1, boxes2)
+    boxes1, boxes2 = _check_pair(boxes1, boxes2)
     inter, union = _inter_union(boxes1, boxes2)
     iou = inter / union.clamp(min=_tiny(union))
     w, h = _enclosing_wh(boxes1, boxes2)
-    hull = w * h  # [N, M]
+    hull = w * h  # [..., N, M]
     return iou - (hull - union) / hull.clamp(min=_tiny(hull))
 
 
 def _diou_iou(boxes1: Tensor, boxes2: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Pairwise distance IoU and IoU, ``[N, M]`` each (inputs checked and in a compute dtype)."""
+    """Pairwise distance IoU and IoU, ``[..., N, M]`` each (inputs checked and in a compute dtype)."""
     iou = _box_iou(boxes1, boxes2)
     w, h = _enclosing_wh(boxes1, boxes2)
-    diagonal2 = (w ** 2) + (h ** 2) + eps  # squared diagonal of the enclosing box  [N, M]
-    cx1, cy1 = (boxes1[:, 0] + boxes1[:, 2]) / 2, (boxes1[:, 1] + boxes1[:, 3]) / 2  # [N]
-    cx2, cy2 = (boxes2[:, 0] + boxes2[:, 2]) / 2, (boxes2[:, 1] + boxes2[:, 3]) / 2  # [M]
-    centre2 = ((cx1[:, None] - cx2[None, :]) ** 2) + ((cy1[:, None] - cy2[None, :]) ** 2)  # [N, M]
+    diagonal2 = (w ** 2) + (h ** 2) + eps  # squared diagonal of the enclosing box  [..., N, M]
+    cx1, cy1 = (boxes1[..., 0] + boxes1[..., 2]) / 2, (boxes1[..., 1] + boxes1[..., 3]) / 2  # [..., N]
+    cx2, cy2 = (boxes2[..., 0] + boxes2[..., 2]) / 2, (boxes2[..., 1] + boxes2[..., 3]) / 2  # [..., M]
+    centre2 = (cx1[..., :, None] - cx2[..., None, :]) ** 2 + (cy1[..., :, None] - cy2[..., None, :]) ** 2
     return iou - (centre2 / diagonal2), iou
 
 
@@ -245,18 +280,17 @@ def distance_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tenso
     except that two degenerate boxes have IoU 0 rather than NaN.
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
-        boxes2 (Tensor[M, 4]): xyxy.
+        boxes1 (Tensor[N, 4] or Tensor[..., N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4] or Tensor[..., M, 4]): xyxy; batch dimensions broadcast with ``boxes1``'s.
         eps (float): added to ``c^2`` so that it is never 0.
 
     Returns:
-        Tensor[N, M]: DIoU in [-1, 1] (float; integer inputs give float32, half precision
+        Tensor[N, M] (Tensor[..., N, M]): DIoU in [-1, 1] (float; integer inputs give float32, half precision
         float32), differentiable.
     """
-    boxes1 = _check_real_boxes(boxes1, "boxes1")
-    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    boxes1, boxes2 = _check_pair(boxes1, boxes2)
     eps = check_number(eps, "eps", low=0)
-    diou, _ = _diou_iou(*_compute_pair(boxes1, boxes2), eps)
+    diou, _ = _diou_iou(boxes1, boxes2, eps)
     return diou
 
 
@@ -270,21 +304,19 @@ def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tenso
     NaN (IoU 0 for two empty boxes; an empty box's aspect angle is 0).
 
     Args:
-        boxes1 (Tensor[N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
-        boxes2 (Tensor[M, 4]): xyxy.
+        boxes1 (Tensor[N, 4] or Tensor[..., N, 4]): xyxy, ``x1 <= x2``, ``y1 <= y2``; float or integer.
+        boxes2 (Tensor[M, 4] or Tensor[..., M, 4]): xyxy; batch dimensions broadcast with ``boxes1``'s.
         eps (float): added to ``c^2`` and to the denominator of ``alpha``.
 
     Returns:
-        Tensor[N, M]: CIoU (float; integer inputs give float32), differentiable.
+        Tensor[N, M] (Tensor[..., N, M]): CIoU (float; integer inputs give float32), differentiable.
     """
-    boxes1 = _check_real_boxes(boxes1, "boxes1")
-    boxes2 = _check_real_boxes(boxes2, "boxes2")
+    boxes1, boxes2 = _check_pair(boxes1, boxes2)
     eps = check_number(eps, "eps", low=0)
-    boxes1, boxes2 = _compute_pair(boxes1, boxes2)
     diou, iou = _diou_iou(boxes1, boxes2, eps)
-    a1 = _aspect_angle(boxes1[:, 2] - boxes1[:, 0], boxes1[:, 3] - boxes1[:, 1])  # [N]
-    a2 = _aspect_angle(boxes2[:, 2] - boxes2[:, 0], boxes2[:, 3] - boxes2[:, 1])  # [M]
-    v = (4 / (math.pi ** 2)) * torch.pow(a1[:, None] - a2[None, :], 2)  # [N, M]
+    a1 = _aspect_angle(boxes1[..., 2] - boxes1[..., 0], boxes1[..., 3] - boxes1[..., 1])  # [..., N]
+    a2 = _aspect_angle(boxes2[..., 2] - boxes2[..., 0], boxes2[..., 3] - boxes2[..., 1])  # [..., M]
+    v = (4 / (math.pi ** 2)) * torch.pow(a1[..., :, None] - a2[..., None, :], 2)  # [..., N, M]
     with torch.no_grad():
         alpha = v / (1 - iou + v + eps)
     return diou - alpha * v

@@ -561,3 +561,60 @@ def test_distance_and_complete_box_iou_bad_input():
             fn(torch.ones(1, 4, dtype=torch.bool), good)
         with pytest.raises(ValueError, match="eps"):
             fn(good, good, eps=-1.0)
+
+
+# torchvision 0.28's fmt= and batches of box sets
+
+
+def _random_boxes(*shape: int, dtype=torch.float64) -> torch.Tensor:
+    xy = torch.rand(*shape, 2, dtype=dtype) * 10
+    return torch.cat([xy, xy + torch.rand(*shape, 2, dtype=dtype) * 5], dim=-1)
+
+
+@pytest.mark.parametrize("fmt", ["xywh", "cxcywh"])
+def test_box_area_and_iou_take_the_format_of_the_boxes(fmt):
+    torch.manual_seed(0)
+    a, b = _random_boxes(6), _random_boxes(4)
+    a_f, b_f = box_convert(a, "xyxy", fmt), box_convert(b, "xyxy", fmt)
+    torch.testing.assert_close(box_area(a_f, fmt=fmt), box_area(a))
+    torch.testing.assert_close(box_iou(a_f, b_f, fmt=fmt), box_iou(a, b))
+    # Integer boxes: the area is w * h, exact, in torchvision's integer dtype.
+    ints = torch.tensor([[0, 0, 100, 100], [3, 4, 3, 9], [1, 2, 40, 7]], dtype=torch.int16)
+    area = box_area(box_convert(ints, "xyxy", "xywh"), fmt="xywh")
+    assert area.dtype == torch.int32 and area.tolist() == [10000, 0, 195]
+    with pytest.raises(ValueError, match="fmt"):
+        box_iou(a, b, fmt="xyxz")
+    with pytest.raises(ValueError, match="fmt"):
+        box_area(a, fmt="yolo")
+    with pytest.raises(ValueError, match="boxes"):  # a negative width is not a box
+        box_area(torch.tensor([[0.0, 0, -1, 2]]), fmt="xywh")
+
+
+@pytest.mark.parametrize("fn", [box_iou, generalized_box_iou, distance_box_iou, complete_box_iou])
+def test_iou_family_takes_batches_of_box_sets_as_a_loop_over_them(fn):
+    torch.manual_seed(1)
+    a, b = _random_boxes(3, 5), _random_boxes(3, 7)
+    out = fn(a, b)
+    assert out.shape == (3, 5, 7)
+    torch.testing.assert_close(out, torch.stack([fn(x, y) for x, y in zip(a, b)]))
+    # Batch dimensions broadcast: one set against a batch, and two batch dimensions.
+    one = _random_boxes(5)
+    torch.testing.assert_close(fn(one, b), torch.stack([fn(one, y) for y in b]))
+    deep = _random_boxes(2, 3, 4)
+    torch.testing.assert_close(fn(deep, b), torch.stack([torch.stack([fn(x, y) for x, y in zip(d, b)]) for d in deep]))
+    # Empty sets keep their batch shape; integer batches give float32.
+    assert fn(torch.zeros(3, 0, 4), b.float()).shape == (3, 0, 7)
+    ints = torch.tensor([[[0, 0, 10, 10], [5, 5, 20, 20]]], dtype=torch.int32)
+    assert fn(ints, ints).dtype == torch.float32
+    torch.testing.assert_close(fn(ints, ints)[0], fn(ints[0].double(), ints[0].double()).float())
+    with pytest.raises(ValueError, match=r"boxes1 \(2, 5, 4\) and boxes2 \(3, 7, 4\)"):
+        fn(_random_boxes(2, 5), b)
+
+
+def test_batched_iou_gradients_equal_the_loop_over_the_batch():
+    torch.manual_seed(2)
+    a, b = _random_boxes(2, 4).requires_grad_(), _random_boxes(2, 3)
+    complete_box_iou(a, b).sum().backward()
+    loop = a.detach().clone().requires_grad_()
+    sum(complete_box_iou(x, y).sum() for x, y in zip(loop, b)).backward()
+    torch.testing.assert_close(a.grad, loop.grad)
