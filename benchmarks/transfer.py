@@ -9,13 +9,14 @@ pasted on real photo backgrounds; train and val use different object instances):
   fine-tuned whole, the new layers at the backbone's learning rate, which measured best: see
   :data:`RECIPE`), ``lite0_scratch`` (the same network from random weights), ``resnet18_scratch``
   (``ssd_resnet18`` from scratch, pixbox's best SSD on generated data) and ``frcnn_lite0``
-  (``faster_rcnn_efficientnet_lite0`` from the same weights);
+  (``faster_rcnn_efficientnet_lite0`` from the same weights); ``lite1`` and ``lite2`` (the SSD on
+  EfficientNet-Lite1 and Lite2 from their ImageNet weights; not in the default rows);
 - **budget:** the same epochs, batch, image size, optimizer and schedule for every row; the wall
   time of each training is shown;
 - **metrics:** COCO mAP@[.5:.95] and mAP@0.5 from pycocotools (``benchmarks/_coco_score.py``,
   the same scoring as ``benchmarks/transfer_yolo.py`` gives ultralytics), on predictions with
   score threshold 0.001 and up to 300 detections per image;
-- **latency:** the pretrained SSD's ``predict`` on one 320 x 320 photo (decode and NMS
+- **latency:** the pretrained SSDs' ``predict`` on one 320 x 320 photo (decode and NMS
   included), median of 20 runs at ``--threads`` threads.
 
 Usage (a quiet machine: other busy processes slow training several times):
@@ -51,13 +52,17 @@ ROWS = {
     "lite0_scratch": dict(model="ssd_efficientnet_lite0", pretrained="none"),
     "resnet18_scratch": dict(model="ssd_resnet18", pretrained="none"),
     "frcnn_lite0": dict(model="faster_rcnn_efficientnet_lite0", pretrained="default"),
+    "lite1": dict(model="ssd_efficientnet_lite1", pretrained="default"),
+    "lite2": dict(model="ssd_efficientnet_lite2", pretrained="default"),
 }
+#: The pretrained SSD rows, whose predict latency is measured too.
+TIMED = ("lite0", "lite1", "lite2")
 
 #: What every row shares: configs/ssd_efficientnet_lite0_finetune.yaml's recipe. The new layers learn at the
 #: backbone's rate (head_lr_mult 1): at 100 images, 12 epochs, lite0 from ImageNet reached mAP 0.301 with AdamW
 #: lr 0.004 and 0.237 with lr 0.002, against 0.18 at 3x and 0.05 at 10x (0.03 with SGD lr 0.01 at 10x).
 RECIPE = dict(imgsz=320, batch=16, optimizer="adamw", lr=0.004, weight_decay=5e-4, scheduler="cosine",
-              warmup_epochs=1, augment="light", head_lr_mult=1.0, ema=False, workers=2, seed=0)
+              warmup_epochs=1, augment="light", head_lr_mult=1.0, freeze="none", ema=False, workers=2, seed=0)
 
 
 def recipe_value(key: str, text: str):
@@ -118,7 +123,7 @@ def detections_figure(weights: Path, records, path: Path, count: int = 5) -> Pat
     predictor = pixbox.load(weights, device="cpu")
     photo = Image.open(Path(skimage.data.data_dir) / "astronaut.png").convert("RGB").resize((320, 320))
     images = [read_image(r.image) for r in records[:count]]
-    images.append(torch.from_numpy(np.asarray(photo)).permute(2, 0, 1).contiguous())
+    images.append(torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous())
     panels = []
     for k, image in enumerate(images):
         d = predictor.predict(image, score_threshold=0.5)[0]
@@ -130,7 +135,7 @@ def detections_figure(weights: Path, records, path: Path, count: int = 5) -> Pat
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
-    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--rows", nargs="+", default=list(ROWS)[:4], choices=list(ROWS))
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--num-val", type=int, default=200)
     ap.add_argument("--data", type=Path, help="a photos dataset (default: generated into <out>/data)")
@@ -163,7 +168,7 @@ def main() -> None:
         for row in args.rows:
             key = f"{row}/{n}/{args.epochs}{tag}"
             if key in results:
-                if args.latency and row == "lite0" and recipe["imgsz"] == 320:
+                if args.latency and row in TIMED and recipe["imgsz"] == 320:
                     results[key]["predict_ms"] = latency_ms(Path(results[key]["run"]) / "best.pt",
                                                             str(records[0].image))
                     with atomic_open(results_path, "w") as f:
@@ -178,7 +183,7 @@ def main() -> None:
             metrics = score(records, class_names, detections_of(run / "best.pt", records))
             results[key] = {"row": row, "train_images": n, "epochs": args.epochs, "changes": tag, "seconds": seconds,
                             "run": str(run), **metrics}
-            if row == "lite0" and recipe["imgsz"] == 320:
+            if row in TIMED and recipe["imgsz"] == 320:
                 results[key]["predict_ms"] = latency_ms(run / "best.pt", str(records[0].image))
             with atomic_open(results_path, "w") as f:
                 json.dump(results, f, indent=1)
@@ -203,7 +208,7 @@ def main() -> None:
             print(f"\ndetections of {best['run']}: {figure}")
     for r in results.values():
         if "predict_ms" in r and r["epochs"] == args.epochs and r.get("changes", "") == tag:
-            print(f"\npredict, one 320 x 320 photo, ssd_efficientnet_lite0 ({r['train_images']} images): "
+            print(f"\npredict, one 320 x 320 photo, {ROWS[r['row']]['model']} ({r['train_images']} images): "
                   f"{r['predict_ms']:.1f} ms median (decode and NMS included)")
 
 
